@@ -1,0 +1,158 @@
+//! Batcher and sealer: readings → batches → COSE_Sign1 envelopes → spool.
+//!
+//! A batch is cut when it reaches `max_readings`, when the next reading would push its
+//! encoding past the payload limit, or when its oldest reading has waited `max_linger`.
+//! Sealing allocates the batch's seq from the spool (durably reserved, never reused), signs
+//! the deterministic CBOR with the gateway key bound to the batch topic, and appends the
+//! envelope to the spool; then it wakes the uplink. When every source has stopped, the
+//! channel closes and the batcher seals what it holds before returning.
+
+use std::sync::{Arc, Mutex};
+
+use beffroi_protocol::{Batch, GatewayId, Reading, Signer, TenantId, MAX_PAYLOAD_BYTES};
+use beffroi_spool::Spool;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use crate::config::BatchConfig;
+use crate::telemetry::{Counter, Telemetry};
+
+/// Room kept under the payload limit for the batch header.
+const HEADER_ROOM: usize = 256;
+
+/// Why sealing a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The batch or envelope could not be built (should not happen with validated readings).
+    #[error("cannot build batch: {0}")]
+    Protocol(#[from] beffroi_protocol::Error),
+    /// The spool refused the batch.
+    #[error("spool: {0}")]
+    Spool(#[from] beffroi_spool::Error),
+}
+
+/// Signs batches and appends them to the spool.
+pub struct Sealer {
+    tenant: TenantId,
+    gateway: GatewayId,
+    signer: Arc<Signer>,
+    spool: Arc<Mutex<Spool>>,
+    telemetry: Arc<Telemetry>,
+    sealed: Arc<Notify>,
+}
+
+impl Sealer {
+    /// A sealer for one gateway's key and spool; `sealed` is notified after each append.
+    pub fn new(
+        tenant: TenantId,
+        gateway: GatewayId,
+        signer: Arc<Signer>,
+        spool: Arc<Mutex<Spool>>,
+        telemetry: Arc<Telemetry>,
+        sealed: Arc<Notify>,
+    ) -> Self {
+        Self {
+            tenant,
+            gateway,
+            signer,
+            spool,
+            telemetry,
+            sealed,
+        }
+    }
+
+    fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
+        self.spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Seals `readings` as the next batch and appends it to the spool; returns its seq.
+    pub fn seal(&self, readings: Vec<Reading>) -> Result<u64, SealError> {
+        let count = readings.len();
+        let seq = self.spool().allocate_seq()?;
+        let batch = Batch::new(self.tenant.clone(), self.gateway.clone(), seq, readings)?;
+        let (_, envelope) = self.signer.seal_batch(&batch)?;
+        self.spool().append(seq, count as u32, &envelope)?;
+        self.telemetry.incr(Counter::BatchesSealed);
+        self.telemetry.add(Counter::ReadingsSealed, count as u64);
+        self.sealed.notify_one();
+        Ok(seq)
+    }
+}
+
+/// Collects readings into batches and hands them to the [`Sealer`].
+pub struct Batcher {
+    config: BatchConfig,
+    sealer: Sealer,
+    pending: Vec<Reading>,
+    pending_bytes: usize,
+    deadline: Option<Instant>,
+}
+
+impl Batcher {
+    /// A batcher with the given limits.
+    pub fn new(config: BatchConfig, sealer: Sealer) -> Self {
+        Self {
+            pending: Vec::with_capacity(config.max_readings.min(1024)),
+            config,
+            sealer,
+            pending_bytes: 0,
+            deadline: None,
+        }
+    }
+
+    /// Runs until `readings` closes (every source stopped), then seals what is left.
+    pub async fn run(mut self, mut readings: mpsc::Receiver<Reading>) {
+        loop {
+            let deadline = self.deadline;
+            tokio::select! {
+                next = readings.recv() => match next {
+                    Some(reading) => self.push(reading),
+                    None => break,
+                },
+                () = sleep_until(deadline) => self.flush(),
+            }
+        }
+        self.flush();
+    }
+
+    fn push(&mut self, reading: Reading) {
+        let len = reading.encoded_len();
+        if self.pending_bytes + len > MAX_PAYLOAD_BYTES - HEADER_ROOM {
+            self.flush();
+        }
+        if self.pending.is_empty() {
+            self.deadline = Some(Instant::now() + self.config.max_linger);
+        }
+        self.pending.push(reading);
+        self.pending_bytes += len;
+        if self.pending.len() >= self.config.max_readings {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.deadline = None;
+        self.pending_bytes = 0;
+        if self.pending.is_empty() {
+            return;
+        }
+        let readings = std::mem::replace(
+            &mut self.pending,
+            Vec::with_capacity(self.config.max_readings.min(1024)),
+        );
+        let count = readings.len();
+        if let Err(error) = self.sealer.seal(readings) {
+            self.sealer.telemetry.incr(Counter::SealErrors);
+            tracing::error!(%error, readings = count, "could not seal a batch; its readings are lost");
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,182 @@
+//! Subcommands: `run`, `check-config`, `keygen`, `spool stats`, `bench`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use beffroi_agent::{keys, Agent, Config};
+use beffroi_spool::Spool;
+use clap::{Parser, Subcommand, ValueEnum};
+
+const DEFAULT_CONFIG: &str = "/etc/beffroi-agent/agent.toml";
+
+/// Beffroi gateway agent: collects, signs, spools and uplinks sensor readings.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent until SIGTERM or SIGINT.
+    Run {
+        /// Configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate the configuration and load the keys and certificates it names.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Generate an Ed25519 signing key (mode 0600) and print its key id and public key.
+    Keygen {
+        /// Where to write the private key; the public key goes to `<out>.pub`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing key file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Inspect the spool.
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
+    /// Measure the agent's throughput and footprint (see docs/benchmarks.md).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpoolCommand {
+    /// Print the spool's depth, size, drops and gaps as JSON (the agent must be stopped).
+    Stats {
+        /// Configuration file naming the spool directory.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+/// Logs to standard error; `RUST_LOG` overrides the default `info` filter.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn dispatch(command: Command) -> anyhow::Result<()> {
+    // One crypto provider for the whole process, installed before any TLS is set up.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Keygen { out, force } => keygen(&out, force),
+        Command::Spool {
+            command: SpoolCommand::Stats { config },
+        } => spool_stats(&config),
+        Command::Bench(args) => crate::bench::run(args),
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("configuration {}", path.display()))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let agent = Agent::build(config)?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot install the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        agent.run(shutdown).await?;
+        Ok(())
+    })
+}
+
+fn check_config(path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let key =
+        keys::load_signing_key(&config.identity.signing_key).context("identity.signing_key")?;
+    beffroi_agent::uplink::tls::client_config(&config.uplink).context("uplink")?;
+    for spec in &config.sources {
+        spec.build()
+            .with_context(|| format!("source {}", spec.name()))?;
+    }
+    println!(
+        "configuration OK: tenant {} gateway {} key id {}; {} source(s); uplink {}:{}",
+        config.identity.tenant,
+        config.identity.gateway,
+        beffroi_protocol::key_id_for(&key.verifying_key()),
+        config.sources.len(),
+        config.uplink.host,
+        config.uplink.port
+    );
+    Ok(())
+}
+
+fn keygen(out: &Path, force: bool) -> anyhow::Result<()> {
+    let generated = keys::generate(out, force)?;
+    println!("key_id = {}", generated.key_id);
+    println!("public_key = {}", generated.public_key_hex);
+    println!("public_key_file = {}", generated.public_key_path.display());
+    Ok(())
+}
+
+fn spool_stats(path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let (spool, recovery) = Spool::open(&config.spool.dir, config.spool.spool)
+        .with_context(|| format!("spool {}", config.spool.dir.display()))?;
+    let stats = spool.stats();
+    let report = serde_json::json!({
+        "dir": config.spool.dir,
+        "batches": stats.batches,
+        "readings": stats.readings,
+        "bytes": stats.bytes,
+        "oldest_unacked_appended_at_ms": stats.oldest_unacked_appended_at_ms,
+        "dropped_batches": stats.dropped_batches,
+        "dropped_readings": stats.dropped_readings,
+        "next_seq": stats.next_seq,
+        "acked_through": stats.acked_through,
+        "pending_gaps": spool.pending_gaps(),
+        "recovery": format!("{recovery:?}"),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    spool.close()?;
+    Ok(())
+}

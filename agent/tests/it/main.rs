@@ -1,0 +1,5 @@
+//! Agent integration tests.
+
+mod config;
+mod sources;
+mod uplink;
