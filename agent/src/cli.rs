@@ -113,7 +113,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(path: &Path) -> anyhow::Result<()> {
     let config = load(path)?;
     let runtime = runtime()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let agent = Agent::build(config)?;
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -126,7 +126,13 @@ fn run(path: &Path) -> anyhow::Result<()> {
         };
         agent.run(shutdown).await?;
         Ok(())
-    })
+    });
+    // Dropping the runtime would wait for every blocking task, and the read of standard input
+    // behind `tokio::io::stdin()` (jsonl source, `path = "-"`) cannot be cancelled: with the
+    // pipe still open the process would never exit. The pipeline is stopped and the spool
+    // closed by now, so do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 fn check_config(path: &Path) -> anyhow::Result<()> {

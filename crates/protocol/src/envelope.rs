@@ -150,6 +150,17 @@ impl Opened {
             .ok()
             .and_then(|text| KeyId::new(text).ok())
             .ok_or(Error::MissingKeyId)?;
+        // Exactly `alg` and `kid`: any other protected label, `crit` included, is something
+        // this implementation does not understand, and RFC 9052 §3.1 says to reject it.
+        let expected = HeaderBuilder::new()
+            .algorithm(iana::Algorithm::EdDSA)
+            .key_id(header.key_id.clone())
+            .build();
+        if *header != expected {
+            return Err(Error::Cose(
+                "protected header may carry only alg and kid".into(),
+            ));
+        }
         match &sign1.payload {
             None => return Err(Error::MissingPayload),
             Some(p) if p.len() > MAX_PAYLOAD_BYTES => {
@@ -247,4 +258,47 @@ fn same_origin(topic: &Topic, tenant: &crate::TenantId, gateway: &crate::Gateway
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GatewayId, TenantId};
+
+    fn topic() -> Topic {
+        Topic::batch(&TenantId::new("lyon").unwrap(), &GatewayId::new("gw-1").unwrap())
+    }
+
+    /// A correctly signed envelope whose protected header carries one more label.
+    fn signed_with(extra: impl FnOnce(HeaderBuilder) -> HeaderBuilder) -> Vec<u8> {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let protected = extra(
+            HeaderBuilder::new()
+                .algorithm(iana::Algorithm::EdDSA)
+                .key_id(b"k-1".to_vec()),
+        )
+        .build();
+        CoseSign1Builder::new()
+            .protected(protected)
+            .payload(b"payload".to_vec())
+            .create_signature(topic().to_string().as_bytes(), |tbs| {
+                key.sign(tbs).to_bytes().to_vec()
+            })
+            .build()
+            .to_tagged_vec()
+            .unwrap()
+    }
+
+    #[test]
+    fn only_alg_and_kid_are_accepted_in_the_protected_header() {
+        assert!(Opened::parse(&signed_with(|h| h)).is_ok());
+        for envelope in [
+            signed_with(|h| h.add_critical(iana::HeaderParameter::ContentType)),
+            signed_with(|h| h.content_format(iana::CoapContentFormat::Cbor)),
+            signed_with(|h| h.value(-70_000, coset::cbor::Value::Bool(true))),
+        ] {
+            let err = Opened::parse(&envelope).unwrap_err();
+            assert!(err.to_string().contains("only alg and kid"), "{err}");
+        }
+    }
 }

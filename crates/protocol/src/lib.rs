@@ -22,6 +22,7 @@ mod cbor;
 mod envelope;
 mod error;
 mod health;
+mod identity;
 mod ids;
 mod reading;
 mod time;
@@ -32,10 +33,11 @@ pub use batch::{Batch, MAX_READINGS_PER_BATCH};
 pub use envelope::{key_id_for, Opened, Signer, MAX_ENVELOPE_BYTES, MAX_PAYLOAD_BYTES};
 pub use error::{DecodeError, Error, Result};
 pub use health::{Gap, GapReason, Health};
+pub use identity::{identity_uri, parse_identity_uri};
 pub use ids::{GatewayId, KeyId, MetricName, SensorId, TenantId, Unit};
 pub use reading::{Reading, Value, MAX_STRING_VALUE_BYTES};
 pub use time::Timestamp;
-pub use topic::{Topic, TopicKind};
+pub use topic::{Topic, TopicKind, TOPIC_PREFIX};
 
 /// Version of the wire format carried as the first element of every message.
 pub const WIRE_VERSION: u64 = 1;

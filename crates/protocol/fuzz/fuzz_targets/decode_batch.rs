@@ -12,7 +12,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(batch) = Batch::decode(data) {
         assert_eq!(batch.encode(), data, "batch re-encodes differently");
-        assert_eq!(batch.encoded_len(), data.len(), "batch encoded_len is wrong");
+        assert_eq!(
+            batch.encoded_len(),
+            data.len(),
+            "batch encoded_len is wrong"
+        );
     }
     if let Ok(health) = Health::decode(data) {
         let again = health.encode().expect("a decoded health report re-encodes");

@@ -1,0 +1,25 @@
+//! Test harness for end-to-end scenarios; the scenarios live in `tests/tests/`.
+//!
+//! A [`Sandbox`] starts real processes in a private temporary directory: a Mosquitto broker
+//! with mutual TLS ([`broker`]) using certificates made for the test ([`pki`]), the platform's
+//! stand-in that verifies, records and commit-acks what it receives ([`consumer`]), and any
+//! number of `beffroi-agent` processes ([`agent`]); [`input`] makes known readings to feed them
+//! and [`record`] holds what the consumer saw. Every wait is bounded ([`wait`]) and fails with
+//! what it waited for and the state it saw; every process is killed when its handle is dropped,
+//! and a failing test prints the logs of the processes it started and keeps its directory.
+
+pub mod agent;
+pub mod broker;
+pub mod consumer;
+pub mod input;
+pub mod pki;
+pub mod process;
+pub mod record;
+pub mod sandbox;
+pub mod wait;
+
+pub use agent::{AgentProcess, AgentSpec, SourceSpec};
+pub use broker::Broker;
+pub use consumer::{Consumer, GatewayRecord, Snapshot};
+pub use sandbox::Sandbox;
+pub use wait::DEFAULT_TIMEOUT;
