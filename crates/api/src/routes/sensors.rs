@@ -1,0 +1,113 @@
+//! `GET /api/v1/sensors` and `PUT /api/v1/sensors/{id}` (admin): the sensor registry.
+
+use axum::extract::State;
+use beffroi_protocol::{SensorId, Unit};
+use beffroi_store::{Role, Sensor, ZoneId};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Result};
+use crate::json::ApiJson;
+use crate::path::IdPath;
+use crate::routes::zones::parse_zone_id;
+use crate::routes::Items;
+use crate::ApiState;
+
+/// Longest sensor kind.
+pub const MAX_KIND_LEN: usize = 32;
+
+/// The body of `PUT /api/v1/sensors/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorBody {
+    /// What it is: 1..=32 of `a-z 0-9 _ -` (`air`, `noise`, `traffic`, `parking`…).
+    pub kind: String,
+    /// Its usual unit.
+    #[serde(default)]
+    pub unit: Option<Unit>,
+    /// Latitude, −90..=90 (WGS 84); given together with `lon`.
+    #[serde(default)]
+    pub lat: Option<f64>,
+    /// Longitude, −180..=180 (WGS 84); given together with `lat`.
+    #[serde(default)]
+    pub lon: Option<f64>,
+    /// A zone of the caller's tenant.
+    #[serde(default)]
+    pub zone: Option<String>,
+}
+
+impl SensorBody {
+    /// Checks what needs no store (kind grammar, coordinate ranges, zone id grammar) and
+    /// returns the zone id.
+    pub fn validate(&self) -> Result<Option<ZoneId>> {
+        let kind_ok = !self.kind.is_empty()
+            && self.kind.len() <= MAX_KIND_LEN
+            && self
+                .kind
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !kind_ok {
+            return Err(ApiError::bad_request(format!(
+                "kind: must be 1 to {MAX_KIND_LEN} of a-z, 0-9, '_' and '-'"
+            )));
+        }
+        match (self.lat, self.lon) {
+            (None, None) => {}
+            (Some(lat), Some(lon)) => {
+                if !(-90.0..=90.0).contains(&lat) {
+                    return Err(ApiError::bad_request(format!(
+                        "lat: {lat} is outside -90..=90"
+                    )));
+                }
+                if !(-180.0..=180.0).contains(&lon) {
+                    return Err(ApiError::bad_request(format!(
+                        "lon: {lon} is outside -180..=180"
+                    )));
+                }
+            }
+            _ => return Err(ApiError::bad_request("lat and lon must be given together")),
+        }
+        self.zone
+            .as_deref()
+            .map(parse_zone_id)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("zone: {e}")))
+    }
+}
+
+/// The caller's sensors.
+pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<ApiJson<Items<Sensor>>> {
+    let items = state.store.list_sensors(&caller.tenant).await?;
+    Ok(ApiJson(Items { items }))
+}
+
+/// Creates or replaces one of the caller's sensors (admin). The zone, when given, must be one
+/// of the caller's zones.
+pub async fn put(
+    State(state): State<ApiState>,
+    caller: Caller,
+    IdPath(id): IdPath<SensorId>,
+    ApiJson(body): ApiJson<SensorBody>,
+) -> Result<ApiJson<Sensor>> {
+    caller.require(Role::Admin)?;
+    let zone = body.validate()?;
+    if let Some(zone) = &zone {
+        let zones = state.store.list_zones(&caller.tenant).await?;
+        if !zones.iter().any(|z| &z.id == zone) {
+            return Err(ApiError::bad_request(format!(
+                "zone: {zone} does not exist in this tenant"
+            )));
+        }
+    }
+    let sensor = Sensor {
+        tenant: caller.tenant,
+        id,
+        kind: body.kind,
+        unit: body.unit,
+        lat: body.lat,
+        lon: body.lon,
+        zone,
+    };
+    state.store.upsert_sensor(&sensor).await?;
+    Ok(ApiJson(sensor))
+}

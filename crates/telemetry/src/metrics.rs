@@ -1,0 +1,240 @@
+//! The platform's metrics and their Prometheus rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn incr(&self) {
+        self.add(1);
+    }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    /// Adds `n` (may be negative).
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Sets the value.
+    pub fn set(&self, n: i64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters keyed by one label value (a reason, a status class).
+#[derive(Debug, Default)]
+pub struct Labeled(Mutex<BTreeMap<&'static str, u64>>);
+
+impl Labeled {
+    /// Adds one for `label`.
+    pub fn incr(&self, label: &'static str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(label)
+            .or_default() += 1;
+    }
+    /// The count for `label`.
+    pub fn get(&self, label: &str) -> u64 {
+        self.snapshot().get(label).copied().unwrap_or(0)
+    }
+    /// Every label and its count.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, value: Duration) {
+        let secs = value.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            u64::try_from(value.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// The label of a [`Labeled`] metric: `reason` unless the metric names another.
+macro_rules! label_key {
+    () => {
+        "reason"
+    };
+    ($label:literal) => {
+        $label
+    };
+}
+
+macro_rules! metrics {
+    ($($field:ident: $kind:ident $([$label:literal])? => $name:literal, $help:literal;)*) => {
+        /// Every platform metric. Names follow Prometheus conventions with a `beffroi_` prefix.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $(#[doc = $help] pub $field: $kind,)*
+        }
+
+        impl Metrics {
+            /// The Prometheus text exposition of every metric.
+            pub fn render(&self) -> String {
+                let mut out = String::with_capacity(4096);
+                $(render_one(&mut out, $name, $help, label_key!($($label)?), &self.$field);)*
+                out
+            }
+        }
+    };
+}
+
+metrics! {
+    ingest_batches: Counter => "beffroi_ingest_batches_total", "Batches committed.";
+    ingest_readings: Counter => "beffroi_ingest_readings_total", "Readings committed.";
+    ingest_duplicates: Counter => "beffroi_ingest_duplicate_batches_total", "Batches received again after commit (acked again, not stored again).";
+    ingest_rejected: Labeled => "beffroi_ingest_rejected_total", "Messages rejected and quarantined, by reason.";
+    ingest_health: Counter => "beffroi_ingest_health_reports_total", "Health reports recorded.";
+    ingest_commits: Counter => "beffroi_ingest_commits_total", "Group commits.";
+    ingest_commit_errors: Counter => "beffroi_ingest_commit_errors_total", "Group commits that failed (retried).";
+    ingest_commit_latency: Histogram => "beffroi_ingest_commit_latency_seconds", "Time from receipt of a batch to its commit.";
+    ingest_acks: Counter => "beffroi_ingest_acks_total", "Commit acks published.";
+    ingest_queue: Gauge => "beffroi_ingest_queue_batches", "Verified batches waiting for a commit.";
+    quarantine_errors: Counter => "beffroi_quarantine_write_errors_total", "Quarantine records that could not be written.";
+    gate_connections: Gauge => "beffroi_gate_connections", "Open gateway connections.";
+    gate_accepted: Counter => "beffroi_gate_connections_total", "Gateway connections accepted (TLS verified).";
+    gate_refused: Labeled => "beffroi_gate_refused_total", "Connections refused or cut, by reason.";
+    gate_packets: Counter => "beffroi_gate_packets_total", "MQTT packets inspected from gateways.";
+    broker_queue: Gauge => "beffroi_broker_queue_messages", "Messages waiting in the embedded broker for the ingest.";
+    security_events: Counter => "beffroi_security_events_total", "Security events recorded.";
+    security_events_dropped: Counter => "beffroi_security_events_dropped_total", "Security events dropped because the writer was behind.";
+    http_requests: Labeled ["class"] => "beffroi_http_requests_total", "HTTP requests, by status class.";
+}
+
+/// How a metric kind renders itself.
+trait Render {
+    fn kind(&self) -> &'static str;
+    fn write(&self, out: &mut String, name: &str, label: &str);
+}
+
+impl Render for Counter {
+    fn kind(&self) -> &'static str {
+        "counter"
+    }
+    fn write(&self, out: &mut String, name: &str, _label: &str) {
+        let _ = writeln!(out, "{name} {}", self.get());
+    }
+}
+
+impl Render for Gauge {
+    fn kind(&self) -> &'static str {
+        "gauge"
+    }
+    fn write(&self, out: &mut String, name: &str, _label: &str) {
+        let _ = writeln!(out, "{name} {}", self.get());
+    }
+}
+
+impl Render for Labeled {
+    fn kind(&self) -> &'static str {
+        "counter"
+    }
+    fn write(&self, out: &mut String, name: &str, label: &str) {
+        for (value_label, value) in self.snapshot() {
+            let _ = writeln!(out, "{name}{{{label}=\"{value_label}\"}} {value}");
+        }
+    }
+}
+
+impl Render for Histogram {
+    fn kind(&self) -> &'static str {
+        "histogram"
+    }
+    fn write(&self, out: &mut String, name: &str, _label: &str) {
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let total = self.count();
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+fn render_one(out: &mut String, name: &str, help: &str, label: &str, metric: &impl Render) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {}", metric.kind());
+    metric.write(out, name, label);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.ingest_batches.add(3);
+        m.ingest_rejected.incr("bad_signature");
+        m.ingest_commit_latency.observe(Duration::from_millis(3));
+        m.gate_connections.add(2);
+        m.http_requests.incr("2xx");
+        let text = m.render();
+        assert!(text.contains("beffroi_ingest_batches_total 3\n"), "{text}");
+        assert!(text.contains("beffroi_ingest_rejected_total{reason=\"bad_signature\"} 1\n"));
+        assert!(text.contains("beffroi_ingest_commit_latency_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("beffroi_ingest_commit_latency_seconds_bucket{le=\"0.0025\"} 0\n"));
+        assert!(text.contains("beffroi_gate_connections 2\n"));
+        assert!(
+            text.contains("beffroi_http_requests_total{class=\"2xx\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE beffroi_ingest_commit_latency_seconds histogram\n"));
+    }
+}

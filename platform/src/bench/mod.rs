@@ -1,0 +1,493 @@
+//! `beffroi bench ingest` (issue #3): sustained ingest through the full path —
+//! simulated gateways over mTLS → gate → embedded broker → verify → group commit → store →
+//! commit ack — against the raw bulk load of the same number of readings into the same table,
+//! measured in the same run.
+//!
+//! ```text
+//! setup   : temp dir, database (SQLite there, or a fresh PostgreSQL database), platform
+//!           started as `serve` would (default ingest settings), on its own runtime
+//! per mode: tenant + N gateways enrolled (keys, certificates) → signer threads prefill
+//!           envelopes (timed: the generator's max rate) → gateways connect and publish
+//!           → warm-up → measure window (metric deltas, CPU per thread, latencies)
+//!           → stop publishing, wait for every ack → verify in the store (each gateway's
+//!           seqs 1..=n committed, readings counted) → raw bulk load of as many readings
+//! end     : platform stopped in order, PostgreSQL database dropped, table printed
+//! ```
+//! The platform and the simulated gateways share the process, so the CPU figures are split
+//! by thread name: the platform's runtime ([`PLATFORM_THREAD`]), the embedded broker and the
+//! database driver on one side; the gateways' runtime ([`GATEWAY_THREAD`]) and the signers
+//! ([`SIGNER_THREAD`]) on the other.
+
+mod baseline;
+mod database;
+mod gateways;
+mod generator;
+mod report;
+mod usage;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use beffroi_protocol::{GatewayId, TenantId, Timestamp};
+use beffroi_store::{ReadingFilter, Store};
+use beffroi_telemetry::Metrics;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use self::database::BenchDatabase;
+use self::gateways::{GatewayReport, Phase};
+use self::generator::{Feed, Generator};
+use self::report::PhaseResult;
+use self::usage::CpuSample;
+use crate::admin;
+use crate::config::PlatformConfig;
+use crate::server::{self, Running};
+
+/// Name of the platform runtime's threads.
+pub const PLATFORM_THREAD: &str = "platform";
+/// Name of the simulated gateways' runtime threads.
+pub const GATEWAY_THREAD: &str = "bench-gateway";
+/// Name of the signer threads.
+pub const SIGNER_THREAD: &str = "bench-signer";
+
+/// `beffroi bench …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Sustained ingest over the full path against the raw bulk load (issue #3).
+    Ingest(IngestBenchArgs),
+}
+
+/// Which runs to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// `--readings-per-message` readings per signed message.
+    Batched,
+    /// One reading per signed message.
+    Unbatched,
+    /// Batched, then unbatched.
+    Both,
+}
+
+/// One run's message shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Many readings per message.
+    Batched,
+    /// One reading per message.
+    Unbatched,
+}
+
+impl Mode {
+    /// `batched` or `unbatched`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Batched => "batched",
+            Mode::Unbatched => "unbatched",
+        }
+    }
+}
+
+/// Options of `beffroi bench ingest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestBenchArgs {
+    /// Database URL; default: SQLite in a temporary directory. For `postgres://…` a fresh
+    /// database is created next to the named one and dropped at the end.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Simulated gateways, each with its own certificate and connection.
+    #[arg(long, default_value_t = 20)]
+    pub gateways: usize,
+    /// Length of the measure window, after the warm-up.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// Warm-up before the window opens.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+    /// Readings per message in the batched run (the unbatched run uses 1).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=5000))]
+    pub readings_per_message: u16,
+    /// Which runs.
+    #[arg(long, value_enum, default_value_t = ModeArg::Both)]
+    pub mode: ModeArg,
+    /// Batches in flight per gateway (default: 8 batched, 128 unbatched).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub window: Option<u16>,
+    /// A batch unacknowledged for this long is published again (the agent's default).
+    #[arg(long, default_value_t = 30)]
+    pub ack_timeout_s: u64,
+    /// Memory for envelopes signed ahead of the run, MiB.
+    #[arg(long, default_value_t = 320)]
+    pub presign_mib: usize,
+    /// Signer threads.
+    #[arg(long, default_value_t = 2)]
+    pub signer_threads: usize,
+    /// Worker threads of the simulated gateways' runtime.
+    #[arg(long, default_value_t = 1)]
+    pub gateway_threads: usize,
+}
+
+impl IngestBenchArgs {
+    fn modes(&self) -> Vec<Mode> {
+        match self.mode {
+            ModeArg::Batched => vec![Mode::Batched],
+            ModeArg::Unbatched => vec![Mode::Unbatched],
+            ModeArg::Both => vec![Mode::Batched, Mode::Unbatched],
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=900).contains(&self.gateways) {
+            anyhow::bail!(
+                "--gateways must be 1..=900 (the gate allows 1000 connections per address)"
+            );
+        }
+        if self.seconds == 0 {
+            anyhow::bail!("--seconds must be at least 1");
+        }
+        if !(1..=3600).contains(&self.ack_timeout_s) {
+            anyhow::bail!("--ack-timeout-s must be 1..=3600");
+        }
+        if self.signer_threads == 0 || self.gateway_threads == 0 {
+            anyhow::bail!("--signer-threads and --gateway-threads must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Runs a benchmark; builds its own runtimes (the platform's and the gateways').
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    let BenchCommand::Ingest(args) = command;
+    args.validate()?;
+    let platform = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(PLATFORM_THREAD)
+        .build()
+        .context("cannot start the platform runtime")?;
+    let gateways = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.gateway_threads)
+        .enable_all()
+        .thread_name(GATEWAY_THREAD)
+        .build()
+        .context("cannot start the gateways' runtime")?;
+    let result = platform.block_on(ingest(args, gateways.handle().clone()));
+    gateways.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn ingest(args: IngestBenchArgs, gateways: tokio::runtime::Handle) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir().context("temporary directory")?;
+    let database = BenchDatabase::prepare(args.database.as_deref(), scratch.path()).await?;
+    let load_before = load_average();
+    let outcome = run_modes(&args, &database, scratch.path(), &gateways).await;
+    let dropped = database.drop_database().await;
+    let (backend, results) = outcome?;
+    dropped?;
+    let context = format!(
+        "{} cores, load average {} before / {} after; platform and generator in one process",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_before,
+        load_average()
+    );
+    println!("{}", report::render(backend, &context, &results));
+    Ok(())
+}
+
+/// A free loopback port.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("no free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+async fn run_modes(
+    args: &IngestBenchArgs,
+    database: &BenchDatabase,
+    scratch: &Path,
+    gateways: &tokio::runtime::Handle,
+) -> anyhow::Result<(&'static str, Vec<PhaseResult>)> {
+    let data_dir = scratch.join("platform");
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let config = PlatformConfig::from_toml(&format!(
+        "data_dir = {dir:?}\ndatabase = {db:?}\n[gate]\nlisten = \"{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
+         [broker]\nlisten_v4 = \"{v4}\"\nlisten_v5 = \"{v5}\"\n[api]\nlisten = \"{api}\"\n",
+        dir = data_dir.display().to_string(),
+        db = database.url(),
+        gate = loopback(0),
+        v4 = loopback(free_port()?),
+        v5 = loopback(free_port()?),
+        api = loopback(0),
+    ))?;
+    let running = server::start(config.clone()).await?;
+    let backend = running.store.backend().as_str();
+    eprintln!(
+        "bench: platform up on {backend}, gate {}",
+        running.gate_addr
+    );
+    let mut results = Vec::new();
+    let mut failure = None;
+    for mode in args.modes() {
+        match run_mode(args, mode, &running, &config, scratch, gateways).await {
+            Ok(result) => results.push(result),
+            Err(error) => {
+                failure = Some(error.context(format!("{} run", mode.as_str())));
+                break;
+            }
+        }
+    }
+    let store = running.store.clone();
+    if !running.stop().await {
+        eprintln!("bench: the platform did not stop within its deadline");
+    }
+    store.close().await;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok((backend, results)),
+    }
+}
+
+/// Counters read at the edges of the window.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    readings: u64,
+    batches: u64,
+    commits: u64,
+    duplicates: u64,
+    rejected: u64,
+    commit_errors: u64,
+}
+
+impl Counts {
+    fn of(metrics: &Metrics) -> Self {
+        Self {
+            readings: metrics.ingest_readings.get(),
+            batches: metrics.ingest_batches.get(),
+            commits: metrics.ingest_commits.get(),
+            duplicates: metrics.ingest_duplicates.get(),
+            rejected: metrics.ingest_rejected.snapshot().values().sum(),
+            commit_errors: metrics.ingest_commit_errors.get(),
+        }
+    }
+}
+
+/// Envelope bytes per reading (CBOR of a reading, measured ≈ 45–55) plus room, and the
+/// per-envelope overhead (COSE, batch header, allocation): for sizing the prefill only.
+const BYTES_PER_READING: usize = 64;
+const BYTES_PER_ENVELOPE: usize = 384;
+/// Rates the prefill is sized for (a run faster than this signs the rest live).
+const EXPECTED_READINGS_PER_S: usize = 400_000;
+const EXPECTED_MESSAGES_PER_S: usize = 40_000;
+
+#[allow(clippy::too_many_lines)]
+async fn run_mode(
+    args: &IngestBenchArgs,
+    mode: Mode,
+    running: &Running,
+    config: &PlatformConfig,
+    scratch: &Path,
+    gateway_runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<PhaseResult> {
+    let per_message = match mode {
+        Mode::Batched => usize::from(args.readings_per_message),
+        Mode::Unbatched => 1,
+    };
+    let window = args.window.map_or(
+        match mode {
+            Mode::Batched => 8,
+            Mode::Unbatched => 128,
+        },
+        usize::from,
+    );
+    let store = running.store.clone();
+    let tenant = TenantId::new(format!("bench-{}", mode.as_str()))?;
+    admin::create_tenant(store.as_ref(), &tenant, "Benchmark").await?;
+    let ack_timeout = Duration::from_secs(args.ack_timeout_s);
+
+    // Enrollment and generator: outside every measurement.
+    let run_seconds = (args.warmup + args.seconds + 10) as usize;
+    let envelope_bytes = BYTES_PER_ENVELOPE + per_message * BYTES_PER_READING;
+    let expected_messages = match mode {
+        Mode::Batched => EXPECTED_READINGS_PER_S / per_message,
+        Mode::Unbatched => EXPECTED_MESSAGES_PER_S,
+    } * run_seconds
+        / args.gateways;
+    let affordable = args.presign_mib * 1024 * 1024 / args.gateways / envelope_bytes;
+    let capacity = expected_messages.min(affordable).max(window * 2).max(4);
+    let mut sims = Vec::with_capacity(args.gateways);
+    let mut feeds = Vec::with_capacity(args.gateways);
+    let mut receivers = Vec::with_capacity(args.gateways);
+    let keys_dir = scratch.join("gateways").join(mode.as_str());
+    for n in 1..=args.gateways {
+        let gateway = GatewayId::new(format!("{}-gw-{n:03}", &mode.as_str()[..1]))?;
+        let (sim, signer) = gateways::enroll(
+            running,
+            config,
+            &tenant,
+            gateway.clone(),
+            &keys_dir,
+            window,
+            ack_timeout,
+        )
+        .await?;
+        let (tx, rx) = mpsc::channel(capacity);
+        feeds.push(Feed::new(signer, tenant.clone(), gateway, per_message, tx)?);
+        receivers.push(rx);
+        sims.push(sim);
+    }
+    eprintln!(
+        "bench {}: {} gateways enrolled; signing {} envelopes ahead ({} per gateway)…",
+        mode.as_str(),
+        args.gateways,
+        capacity * args.gateways,
+        capacity
+    );
+    let signer_threads = args.signer_threads;
+    let generator = tokio::task::spawn_blocking(move || {
+        Generator::start(feeds, signer_threads, (capacity / 4).max(1))
+    })
+    .await??;
+    let (gen_msgs, gen_readings) = generator.stats().max_rate();
+    eprintln!(
+        "bench {}: generator signs {gen_msgs:.0} messages/s ({gen_readings:.0} readings/s); warming up {} s",
+        mode.as_str(),
+        args.warmup
+    );
+
+    // Run.
+    let phase = Arc::new(Phase::default());
+    let stop = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let names: Vec<GatewayId> = sims.iter().map(|s| s.gateway.clone()).collect();
+    let start_counts = Counts::of(&running.metrics);
+    let tasks: Vec<_> = sims
+        .into_iter()
+        .zip(receivers)
+        .map(|(sim, rx)| {
+            gateway_runtime.spawn(sim.run(rx, phase.clone(), stop.clone(), abort.clone()))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let (before, cpu_before, opened) = (
+        Counts::of(&running.metrics),
+        CpuSample::now(),
+        Instant::now(),
+    );
+    phase.measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    phase.measuring.store(false, Ordering::Relaxed);
+    let (after, cpu_after, seconds) = (
+        Counts::of(&running.metrics),
+        CpuSample::now(),
+        opened.elapsed().as_secs_f64(),
+    );
+    eprintln!(
+        "bench {}: window closed; waiting for every ack…",
+        mode.as_str()
+    );
+    stop.cancel();
+    let drain_deadline = tokio::time::Instant::now() + ack_timeout * 2 + Duration::from_secs(30);
+    let mut reports = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let report = match tokio::time::timeout_at(drain_deadline, task).await {
+            Ok(joined) => joined.context("simulated gateway task")?,
+            Err(_) => {
+                abort.cancel();
+                GatewayReport {
+                    unacked: u64::MAX,
+                    ..GatewayReport::default()
+                }
+            }
+        };
+        reports.push(report);
+    }
+    let generator = tokio::task::spawn_blocking(move || generator.stop()).await??;
+    let end_counts = Counts::of(&running.metrics);
+
+    // Verify through the store.
+    let mut gateways_complete = 0;
+    for (gateway, report) in names.iter().zip(&reports) {
+        let state = store.seq_state(&tenant, gateway).await?;
+        if state.contiguous == report.published && state.above.is_empty() {
+            gateways_complete += 1;
+        } else {
+            eprintln!(
+                "bench {}: {gateway}: published 1..={}, store has contiguous {} and {} above",
+                mode.as_str(),
+                report.published,
+                state.contiguous,
+                state.above.len()
+            );
+        }
+    }
+    let stored_readings = count_readings(store.as_ref(), &tenant).await?;
+    let window_readings = after.readings - before.readings;
+
+    eprintln!(
+        "bench {}: raw bulk load of {window_readings} readings…",
+        mode.as_str()
+    );
+    let baseline_tenant = TenantId::new(format!("baseline-{}", mode.as_str()))?;
+    let baseline = baseline::run(
+        store.as_ref(),
+        &baseline_tenant,
+        window_readings.max(100_000),
+    )
+    .await?;
+
+    let mut latencies: Vec<u32> = reports
+        .iter_mut()
+        .flat_map(|r| std::mem::take(&mut r.latencies_us))
+        .collect();
+    let sum = |f: fn(&GatewayReport) -> u64| reports.iter().map(f).fold(0u64, u64::saturating_add);
+    Ok(PhaseResult {
+        mode,
+        readings_per_message: per_message,
+        gateways: args.gateways,
+        window,
+        seconds,
+        readings_per_s: window_readings as f64 / seconds,
+        messages_per_s: (after.batches - before.batches) as f64 / seconds,
+        commits_per_s: (after.commits - before.commits) as f64 / seconds,
+        latency_us: report::percentiles(&mut latencies),
+        cpu: cpu_before.usage_until(&cpu_after),
+        peak_rss: usage::peak_rss(),
+        generator,
+        stalls: sum(|r| r.stalls),
+        resends: sum(|r| r.resends),
+        reconnects: sum(|r| r.reconnects),
+        duplicates: end_counts.duplicates - start_counts.duplicates,
+        rejected: end_counts.rejected - start_counts.rejected,
+        commit_errors: end_counts.commit_errors - start_counts.commit_errors,
+        published: sum(|r| r.published),
+        published_readings: sum(|r| r.published_readings),
+        stored_readings,
+        gateways_complete,
+        unacked: sum(|r| r.unacked),
+        baseline,
+    })
+}
+
+/// Readings of `tenant` in the store, counted through the store's own aggregate query.
+async fn count_readings(store: &dyn Store, tenant: &TenantId) -> anyhow::Result<u64> {
+    let now = Timestamp::now();
+    let day = Duration::from_secs(86_400);
+    let filter = ReadingFilter {
+        tenant: tenant.clone(),
+        sensors: Vec::new(),
+        metrics: Vec::new(),
+        zone: None,
+        from: Timestamp::from_unix_micros(now.unix_micros() - 86_400_000_000),
+        to: now.saturating_add(day),
+    };
+    let buckets = store.buckets(&filter, 86_400_000_000).await?;
+    Ok(buckets.iter().map(|b| b.count).sum())
+}

@@ -1,0 +1,312 @@
+//! Subcommands: `serve`, `demo`, administration (`tenant`, `gateway`, `token`), `probe` and
+//! `bench`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use beffroi::admin;
+use beffroi::config::PlatformConfig;
+use beffroi::pki::Ca;
+use beffroi_protocol::{GatewayId, TenantId};
+use beffroi_store::{OpenOptions, Role, Store};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Beffroi platform: TLS gate, embedded broker, verified ingest, storage and API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Configuration file (TOML); every key has a default.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the platform until SIGTERM or SIGINT.
+    Serve,
+    /// Run the demo: platform with embedded broker and SQLite, simulated gateways over mTLS.
+    Demo(beffroi::demo::DemoArgs),
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage gateways.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Exit 0 if `GET /readyz` at this address answers 200 (container health checks).
+    Probe {
+        /// host:port of the HTTP API.
+        address: String,
+    },
+    /// Benchmarks (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(beffroi::bench::BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Tenant id (`[a-z0-9][a-z0-9-]{0,62}`).
+        #[arg(long)]
+        id: TenantId,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum GatewayCommand {
+    /// Register a gateway and issue its client certificate.
+    Register {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The gateway id.
+        #[arg(long)]
+        id: GatewayId,
+        /// The gateway's Ed25519 signing public key (the `.pub` that `beffroi-agent keygen` wrote).
+        #[arg(long)]
+        signing_key: PathBuf,
+        /// The gateway's TLS public key (SubjectPublicKeyInfo PEM, e.g. a second keygen's `.pub`).
+        #[arg(long)]
+        tls_key: PathBuf,
+        /// Where to write the client certificate (PEM).
+        #[arg(long)]
+        cert_out: PathBuf,
+    },
+    /// List a tenant's gateways with their state.
+    List {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantId,
+    },
+    /// Revoke a gateway: its certificate is refused and live connections are cut.
+    Revoke {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The gateway id.
+        #[arg(long)]
+        id: GatewayId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token; the secret is printed once.
+    Create {
+        /// The tenant it grants access to.
+        #[arg(long)]
+        tenant: TenantId,
+        /// viewer, operator or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A label.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("unknown role {text:?}: viewer, operator or admin"))
+}
+
+/// rumqttd logs every ordinary client disconnect at ERROR level (`router-drop`), which would
+/// drown real errors; the broker's state is visible through the platform's own metrics.
+const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off,sqlx=warn";
+
+/// Logs to standard error; `RUST_LOG` overrides the default filter.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // One crypto provider for the whole process, installed before any TLS is set up.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = || PlatformConfig::load(cli.config.as_deref()).context("configuration");
+    match cli.command {
+        Command::Serve => runtime()?.block_on(serve(config()?)),
+        Command::Demo(args) => runtime()?.block_on(beffroi::demo::run(args)),
+        Command::Probe { address } => probe(&address),
+        Command::Bench(command) => beffroi::bench::run(command),
+        Command::Tenant { command } => runtime()?.block_on(tenant(config()?, command)),
+        Command::Gateway { command } => runtime()?.block_on(gateway(config()?, command)),
+        Command::Token { command } => runtime()?.block_on(token(config()?, command)),
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}
+
+async fn serve(config: PlatformConfig) -> anyhow::Result<()> {
+    let running = beffroi::server::start(config).await?;
+    shutdown_signal().await?;
+    if !running.stop().await {
+        anyhow::bail!("shutdown did not finish in time");
+    }
+    Ok(())
+}
+
+async fn open_store(config: &PlatformConfig) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("data directory {}", config.data_dir.display()))?;
+    Ok(beffroi_store::open(&config.database, OpenOptions::default()).await?)
+}
+
+async fn tenant(config: PlatformConfig, command: TenantCommand) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    match command {
+        TenantCommand::Create { id, name } => {
+            let tenant = admin::create_tenant(store.as_ref(), &id, &name).await?;
+            println!("tenant {} created", tenant.id);
+        }
+        TenantCommand::List => {
+            for tenant in store.list_tenants().await? {
+                println!("{}\t{}", tenant.id, tenant.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn gateway(config: PlatformConfig, command: GatewayCommand) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    match command {
+        GatewayCommand::Register {
+            tenant,
+            id,
+            signing_key,
+            tls_key,
+            cert_out,
+        } => {
+            let ca = Ca::load_or_create(&config.pki_dir(), "Beffroi platform CA")?;
+            let signing = admin::read_signing_public_key(&signing_key)?;
+            let registration = admin::register_gateway(
+                store.as_ref(),
+                &ca,
+                &config,
+                &tenant,
+                &id,
+                &signing,
+                &read(&tls_key)?,
+            )
+            .await?;
+            std::fs::write(&cert_out, &registration.certificate.cert_pem)
+                .with_context(|| format!("cannot write {}", cert_out.display()))?;
+            let ca_out = cert_out.with_file_name("platform-ca.pem");
+            std::fs::write(&ca_out, ca.cert_pem())
+                .with_context(|| format!("cannot write {}", ca_out.display()))?;
+            println!("gateway {tenant}/{id} registered");
+            println!("key_id = {}", registration.key_id);
+            println!("certificate = {}", cert_out.display());
+            println!(
+                "certificate_fingerprint = {}",
+                registration.certificate.fingerprint
+            );
+            println!("platform_ca = {}", ca_out.display());
+        }
+        GatewayCommand::List { tenant } => {
+            for g in admin::list_gateways(store.as_ref(), &tenant).await? {
+                let last_seen = g
+                    .state
+                    .last_seen
+                    .map_or_else(|| "never".to_owned(), |t| t.to_string());
+                println!(
+                    "{}\tkey {}\t{}\tlast seen {}\tspool {} batches",
+                    g.id,
+                    g.key_id,
+                    if g.revoked { "REVOKED" } else { "active" },
+                    last_seen,
+                    g.state.spool_batches
+                );
+            }
+        }
+        GatewayCommand::Revoke { tenant, id } => {
+            admin::revoke_gateway(store.as_ref(), &tenant, &id).await?;
+            println!("gateway {tenant}/{id} revoked");
+        }
+    }
+    Ok(())
+}
+
+async fn token(config: PlatformConfig, command: TokenCommand) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let TokenCommand::Create { tenant, role, name } = command;
+    let secret = admin::create_token(&store, &tenant, role, &name).await?;
+    println!("{secret}");
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 GET of `/readyz`, for images without curl.
+fn probe(address: &str) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address)
+        .with_context(|| format!("cannot connect to {address}"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        anyhow::bail!("not ready: {status}")
+    }
+}

@@ -1,0 +1,402 @@
+//! Platform configuration: raw TOML → validated [`PlatformConfig`].
+//!
+//! Every field has a default, so an empty file (or none) runs a single-node platform with
+//! SQLite under `./data`. The annotated example is `deploy/platform/beffroi.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Malformed TOML, unknown field or wrong type (the message has the location).
+    #[error("{0}")]
+    Parse(#[from] toml::de::Error),
+    /// A field has an invalid value.
+    #[error("invalid `{field}`: {reason}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    #[serde(default)]
+    gate: RawGate,
+    #[serde(default)]
+    broker: RawBroker,
+    #[serde(default)]
+    ingest: RawIngest,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    pki: RawPki,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGate {
+    listen: SocketAddr,
+    names: Vec<String>,
+    handshake_timeout_ms: u64,
+    max_connections_per_address: usize,
+    max_connections_per_tenant: usize,
+    max_packet_bytes: usize,
+}
+
+impl Default for RawGate {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8883)),
+            names: vec!["localhost".into(), "127.0.0.1".into()],
+            handshake_timeout_ms: 10_000,
+            max_connections_per_address: 1000,
+            max_connections_per_tenant: 20_000,
+            max_packet_bytes: 512 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBroker {
+    listen_v4: SocketAddr,
+    listen_v5: SocketAddr,
+    external_v4: Option<SocketAddr>,
+    external_v5: Option<SocketAddr>,
+    max_connections: usize,
+    max_segment_size: usize,
+    max_segment_count: usize,
+}
+
+impl Default for RawBroker {
+    fn default() -> Self {
+        Self {
+            listen_v4: SocketAddr::from(([127, 0, 0, 1], 18831)),
+            listen_v5: SocketAddr::from(([127, 0, 0, 1], 18832)),
+            external_v4: None,
+            external_v5: None,
+            max_connections: 20_010,
+            max_segment_size: 4 << 20,
+            max_segment_count: 8,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawIngest {
+    max_future_skew_s: u64,
+    max_age_s: u64,
+    commit_interval_ms: u64,
+    commit_max_readings: usize,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        Self {
+            max_future_skew_s: 300,
+            max_age_s: 7 * 86_400,
+            commit_interval_ms: 5,
+            commit_max_readings: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawApi {
+    listen: SocketAddr,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPki {
+    certificate_lifetime_days: u64,
+}
+
+impl Default for RawPki {
+    fn default() -> Self {
+        Self {
+            certificate_lifetime_days: 90,
+        }
+    }
+}
+
+/// Where the ingest and the gate find the broker.
+#[derive(Debug, Clone)]
+pub enum BrokerMode {
+    /// The embedded rumqttd.
+    Embedded(crate::broker::BrokerSettings),
+    /// An external broker (Mosquitto, EMQX, VerneMQ…): its v5 listener and, if separate, v4.
+    External {
+        /// MQTT 5 address (gate for v5 clients, ingest).
+        v5: SocketAddr,
+        /// MQTT 3.1.1 address (defaults to `v5`: most brokers serve both on one port).
+        v4: SocketAddr,
+    },
+}
+
+impl BrokerMode {
+    /// The v5 address.
+    pub fn v5(&self) -> SocketAddr {
+        match self {
+            BrokerMode::Embedded(s) => s.listen_v5,
+            BrokerMode::External { v5, .. } => *v5,
+        }
+    }
+
+    /// The v4 address.
+    pub fn v4(&self) -> SocketAddr {
+        match self {
+            BrokerMode::Embedded(s) => s.listen_v4,
+            BrokerMode::External { v4, .. } => *v4,
+        }
+    }
+}
+
+/// The gate's listener and limits.
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    /// Where the gate listens (the only network-facing MQTT port).
+    pub listen: SocketAddr,
+    /// DNS names / IP addresses in the gate's certificate.
+    pub names: Vec<String>,
+    /// Longest a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// Connections per source address.
+    pub max_connections_per_address: usize,
+    /// Connections per tenant.
+    pub max_connections_per_tenant: usize,
+    /// Largest MQTT packet a gateway may send.
+    pub max_packet_bytes: usize,
+}
+
+/// Ingest validation and commit settings.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Readings further in the future are quarantined.
+    pub max_future_skew: Duration,
+    /// Readings older than this are quarantined.
+    pub max_age: Duration,
+    /// Group commit period.
+    pub commit_interval: Duration,
+    /// Readings that trigger a commit before the period ends.
+    pub commit_max_readings: usize,
+}
+
+/// A validated platform configuration.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    /// Data directory: SQLite database, PKI.
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite://…` or `postgres://…`).
+    pub database: String,
+    /// The gate.
+    pub gate: GateSettings,
+    /// The broker.
+    pub broker: BrokerMode,
+    /// The ingest.
+    pub ingest: IngestSettings,
+    /// Where the HTTP API listens.
+    pub api_listen: SocketAddr,
+    /// Lifetime of issued gateway certificates.
+    pub certificate_lifetime: Duration,
+}
+
+impl PlatformConfig {
+    /// Reads and validates a config file; without a file, every default.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let raw = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text)?
+            }
+            None => RawConfig::default(),
+        };
+        raw.validate()
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str::<RawConfig>(text)?.validate()
+    }
+
+    /// The PKI directory.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir.join("pki")
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<PlatformConfig, ConfigError> {
+        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let database = self.database.unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("beffroi.db").display()
+            )
+        });
+        if !(database.starts_with("sqlite:") || database.starts_with("postgres")) {
+            return Err(invalid("database", "expected sqlite://… or postgres://…"));
+        }
+        let g = self.gate;
+        if g.names.is_empty() {
+            return Err(invalid(
+                "gate.names",
+                "at least one name for the gate certificate",
+            ));
+        }
+        if !(100..=120_000).contains(&g.handshake_timeout_ms) {
+            return Err(invalid("gate.handshake_timeout_ms", "must be 100..=120000"));
+        }
+        if g.max_connections_per_address == 0 || g.max_connections_per_tenant == 0 {
+            return Err(invalid(
+                "gate.max_connections_per_address",
+                "limits must be > 0",
+            ));
+        }
+        if g.max_packet_bytes < 300 * 1024 {
+            return Err(invalid(
+                "gate.max_packet_bytes",
+                "must be at least 300 KiB: a batch envelope is up to 257 KiB",
+            ));
+        }
+        let b = self.broker;
+        let broker = match (b.external_v5, b.external_v4) {
+            (Some(v5), v4) => BrokerMode::External {
+                v5,
+                v4: v4.unwrap_or(v5),
+            },
+            (None, Some(_)) => {
+                return Err(invalid("broker.external_v4", "needs broker.external_v5"))
+            }
+            (None, None) => {
+                for (field, addr) in [
+                    ("broker.listen_v4", b.listen_v4),
+                    ("broker.listen_v5", b.listen_v5),
+                ] {
+                    if !addr.ip().is_loopback() {
+                        return Err(invalid(
+                            field,
+                            "the embedded broker listens on loopback only",
+                        ));
+                    }
+                }
+                if b.max_segment_size < 1 << 20 || b.max_segment_count == 0 {
+                    return Err(invalid(
+                        "broker.max_segment_size",
+                        "segments must be at least 1 MiB, and at least one",
+                    ));
+                }
+                BrokerMode::Embedded(crate::broker::BrokerSettings {
+                    listen_v4: b.listen_v4,
+                    listen_v5: b.listen_v5,
+                    max_connections: b.max_connections,
+                    max_segment_size: b.max_segment_size,
+                    max_segment_count: b.max_segment_count,
+                    max_payload_size: g.max_packet_bytes,
+                })
+            }
+        };
+        let i = self.ingest;
+        if !(1..=1000).contains(&i.commit_interval_ms) {
+            return Err(invalid("ingest.commit_interval_ms", "must be 1..=1000"));
+        }
+        if i.commit_max_readings == 0 {
+            return Err(invalid("ingest.commit_max_readings", "must be > 0"));
+        }
+        if i.max_age_s == 0 {
+            return Err(invalid("ingest.max_age_s", "must be > 0"));
+        }
+        if !(1..=3650).contains(&self.pki.certificate_lifetime_days) {
+            return Err(invalid("pki.certificate_lifetime_days", "must be 1..=3650"));
+        }
+        Ok(PlatformConfig {
+            data_dir,
+            database,
+            gate: GateSettings {
+                listen: g.listen,
+                names: g.names,
+                handshake_timeout: Duration::from_millis(g.handshake_timeout_ms),
+                max_connections_per_address: g.max_connections_per_address,
+                max_connections_per_tenant: g.max_connections_per_tenant,
+                max_packet_bytes: g.max_packet_bytes,
+            },
+            broker,
+            ingest: IngestSettings {
+                max_future_skew: Duration::from_secs(i.max_future_skew_s),
+                max_age: Duration::from_secs(i.max_age_s),
+                commit_interval: Duration::from_millis(i.commit_interval_ms),
+                commit_max_readings: i.commit_max_readings,
+            },
+            api_listen: self.api.listen,
+            certificate_lifetime: Duration::from_secs(self.pki.certificate_lifetime_days * 86_400),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        let config = PlatformConfig::from_toml("").unwrap();
+        assert!(config.database.starts_with("sqlite://data/beffroi.db"));
+        assert!(matches!(config.broker, BrokerMode::Embedded(_)));
+        for (toml, field) in [
+            ("[gate]\nmax_packet_bytes = 10", "gate.max_packet_bytes"),
+            ("[broker]\nlisten_v5 = \"0.0.0.0:1\"", "broker.listen_v5"),
+            ("database = \"mysql://x\"", "database"),
+            (
+                "[ingest]\ncommit_interval_ms = 0",
+                "ingest.commit_interval_ms",
+            ),
+            ("[api]\nlisten = \"x\"", "listen"),
+            ("[gate]\nlisten_typo = 1", "listen_typo"),
+        ] {
+            let err = PlatformConfig::from_toml(toml).unwrap_err().to_string();
+            assert!(err.contains(field), "{toml}: {err}");
+        }
+        let external =
+            PlatformConfig::from_toml("[broker]\nexternal_v5 = \"127.0.0.1:1883\"").unwrap();
+        assert_eq!(external.broker.v4(), external.broker.v5());
+    }
+}

@@ -1,0 +1,20 @@
+//! `beffroi` command line: parses arguments, sets up logging and the runtime, and hands over
+//! to the library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    cli::init_logging(cli.log_format);
+    match cli::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("beffroi: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The running platform: store, CA, broker, gate, ingest and HTTP API, started in order and
+//! stopped in order.
+//!
+//! ```text
+//! start: store → CA + gate certificate → broker → security-event writer → ingest → gate → API
+//! stop (deadline 5 s): gate stops accepting and closes clients → ingest drains and commits →
+//!                      HTTP stops → security events flushed
+//! ```
+//! Tests and the demo call [`start`] with port 0 listeners and stop with [`Running::stop`];
+//! `main` does the same with the configured ports and a signal.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use beffroi_gate::{Fingerprint, GateConfig, Revocations};
+use beffroi_ingest::{Ingest, IngestConfig};
+use beffroi_store::{OpenOptions, Store};
+use beffroi_telemetry::{Metrics, SecurityEvents};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BrokerMode, PlatformConfig};
+use crate::pki::Ca;
+
+/// Longest an ordered shutdown may take.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// How often the revoked set is reloaded from the store (revocations made by another
+/// process, e.g. the admin CLI).
+const REVOCATION_REFRESH: Duration = Duration::from_secs(2);
+
+/// Why the platform could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] beffroi_store::Error),
+    /// The CA or the gate certificate could not be set up.
+    #[error("PKI: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    /// The gate's TLS configuration failed.
+    #[error("gate: {0}")]
+    Gate(#[from] beffroi_gate::Error),
+    /// The embedded broker did not start.
+    #[error("broker: {0}")]
+    Broker(#[from] crate::broker::BrokerError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The ingest configuration is invalid.
+    #[error("ingest: {0}")]
+    Ingest(#[from] beffroi_ingest::IngestError),
+}
+
+/// A started platform.
+pub struct Running {
+    /// Where the gate accepts gateways.
+    pub gate_addr: SocketAddr,
+    /// Where the HTTP API listens.
+    pub api_addr: SocketAddr,
+    /// The MQTT v5 broker address (loopback) the ingest uses.
+    pub broker_v5: SocketAddr,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The platform CA.
+    pub ca: Arc<Ca>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The revoked-certificate set the gate checks.
+    pub revocations: Revocations,
+    ready: Arc<AtomicBool>,
+    stop_gate: CancellationToken,
+    stop_ingest: CancellationToken,
+    stop_api: CancellationToken,
+    gate: JoinHandle<()>,
+    ingest: JoinHandle<Result<(), beffroi_ingest::IngestError>>,
+    api: JoinHandle<std::io::Result<()>>,
+    events_writer: JoinHandle<()>,
+    revocation_refresher: JoinHandle<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Starts every part; listeners on port 0 get a free port (see the returned addresses).
+pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = beffroi_store::open(&config.database, OpenOptions::default()).await?;
+    tracing::info!(backend = ?store.backend(), "store open");
+
+    let pki_dir = config.pki_dir();
+    let ca = Arc::new(Ca::load_or_create(&pki_dir, "Beffroi platform CA")?);
+    let (gate_cert, gate_key) = ca.issue_server(&pki_dir, &config.gate.names)?;
+    let tls = beffroi_gate::server_tls_config(
+        ca.cert_pem().as_bytes(),
+        gate_cert.as_bytes(),
+        gate_key.as_bytes(),
+    )?;
+
+    if let BrokerMode::Embedded(settings) = &config.broker {
+        crate::broker::start(settings)?;
+    }
+    let broker_v5 = config.broker.v5();
+
+    let metrics = Arc::new(Metrics::default());
+    let (events, events_rx) = SecurityEvents::channel(metrics.clone());
+    let events_writer = tokio::spawn(SecurityEvents::write_to(store.clone(), events_rx));
+
+    let revocations = Revocations::new();
+    refresh_revocations(store.as_ref(), &revocations).await?;
+    let revocation_refresher =
+        tokio::spawn(keep_revocations_fresh(store.clone(), revocations.clone()));
+
+    let ingest_config = IngestConfig {
+        broker_host: broker_v5.ip().to_string(),
+        broker_port: broker_v5.port(),
+        client_id: format!("beffroi-ingest-{}", std::process::id()),
+        max_future_skew: config.ingest.max_future_skew,
+        max_age: config.ingest.max_age,
+        commit_interval: config.ingest.commit_interval,
+        commit_max_readings: config.ingest.commit_max_readings,
+        ..IngestConfig::default()
+    };
+    ingest_config.validate()?;
+    let stop_ingest = CancellationToken::new();
+    let ingest = tokio::spawn(
+        Ingest::new(
+            ingest_config,
+            store.clone(),
+            events.clone(),
+            metrics.clone(),
+        )
+        .run(stop_ingest.clone()),
+    );
+
+    let gate_listener = bind(config.gate.listen).await?;
+    let gate_addr = local_addr(&gate_listener, config.gate.listen);
+    let gate_config = GateConfig {
+        upstream: broker_v5,
+        upstream_v311: Some(config.broker.v4()),
+        handshake_timeout: config.gate.handshake_timeout,
+        max_connections_per_address: config.gate.max_connections_per_address,
+        max_connections_per_tenant: config.gate.max_connections_per_tenant,
+        max_packet_bytes: config.gate.max_packet_bytes,
+        ..GateConfig::default()
+    };
+    let stop_gate = CancellationToken::new();
+    let gate = tokio::spawn(beffroi_gate::serve(
+        gate_listener,
+        tls,
+        gate_config,
+        revocations.clone(),
+        events,
+        metrics.clone(),
+        stop_gate.clone(),
+    ));
+
+    let ready = Arc::new(AtomicBool::new(true));
+    let api_listener = bind(config.api_listen).await?;
+    let api_addr = local_addr(&api_listener, config.api_listen);
+    let router = beffroi_api::router(beffroi_api::ApiState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    });
+    let stop_api = CancellationToken::new();
+    let api = tokio::spawn(beffroi_api::serve(api_listener, router, stop_api.clone()));
+    tracing::info!(%gate_addr, %api_addr, %broker_v5, "platform started");
+
+    Ok(Running {
+        gate_addr,
+        api_addr,
+        broker_v5,
+        store,
+        ca,
+        metrics,
+        revocations,
+        ready,
+        stop_gate,
+        stop_ingest,
+        stop_api,
+        gate,
+        ingest,
+        api,
+        events_writer,
+        revocation_refresher,
+    })
+}
+
+fn local_addr(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(fallback)
+}
+
+async fn refresh_revocations(
+    store: &dyn Store,
+    revocations: &Revocations,
+) -> Result<(), beffroi_store::Error> {
+    let fingerprints = store.revoked_fingerprints().await?;
+    revocations.replace(
+        fingerprints
+            .iter()
+            .filter_map(|f| Fingerprint::parse(f).ok()),
+    );
+    Ok(())
+}
+
+async fn keep_revocations_fresh(store: Arc<dyn Store>, revocations: Revocations) {
+    let mut ticker = tokio::time::interval(REVOCATION_REFRESH);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = refresh_revocations(store.as_ref(), &revocations).await {
+            tracing::warn!(%error, "cannot reload revoked certificates");
+        }
+    }
+}
+
+impl Running {
+    /// Stops in order within [`SHUTDOWN_DEADLINE`]: gate, then ingest (drained and committed),
+    /// then HTTP. Returns whether everything stopped in time.
+    pub async fn stop(self) -> bool {
+        let ordered = async {
+            self.ready.store(false, Ordering::SeqCst);
+            self.stop_gate.cancel();
+            if let Err(error) = self.gate.await {
+                tracing::error!(%error, "gate task failed");
+            }
+            self.stop_ingest.cancel();
+            match self.ingest.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "ingest stopped with an error"),
+                Err(error) => tracing::error!(%error, "ingest task failed"),
+            }
+            self.stop_api.cancel();
+            if let Ok(Err(error)) = self.api.await {
+                tracing::error!(%error, "HTTP server stopped with an error");
+            }
+            // The gate and the ingest held the last event handles: the writer now drains
+            // what is buffered and ends.
+            let _ = self.events_writer.await;
+        };
+        self.revocation_refresher.abort();
+        let in_time = tokio::time::timeout(SHUTDOWN_DEADLINE, ordered)
+            .await
+            .is_ok();
+        if in_time {
+            tracing::info!("platform stopped");
+        } else {
+            tracing::error!("platform shutdown exceeded {SHUTDOWN_DEADLINE:?}");
+        }
+        in_time
+    }
+}
