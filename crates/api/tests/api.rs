@@ -457,6 +457,7 @@ async fn seed(store: &dyn Store, t0: Timestamp) -> Result<usize> {
                     detail: format!("{tenant} bad signature {i}"),
                     received_at: Timestamp::from_unix_micros(now.unix_micros() - i as i64),
                     payload: vec![1, 2, 3],
+                    settles_seq: false,
                 })
                 .await?;
             store

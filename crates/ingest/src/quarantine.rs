@@ -4,7 +4,7 @@
 //! # Which rejections are acknowledged
 //! | reason | acked | why |
 //! |---|---|---|
-//! | `stale`, `future` | yes, once the quarantine record is durably written | the batch is authentic (validly signed by its gateway's key, on its own topic); the platform took responsibility for it, and the gateway would otherwise resend it forever |
+//! | `stale`, `future` | yes, once the quarantine record is durably written (with `settles_seq`: the store settles the seq in the same transaction, so the ack survives a restart) | the batch is authentic (validly signed by its gateway's key, on its own topic); the platform took responsibility for it, and the gateway would otherwise resend it forever |
 //! | `bad_signature`, `unknown_key`, `revoked` | no | the sender is not authenticated: nothing it says may move a gateway's ack |
 //! | `malformed` | no | undecodable (no trustworthy seq) or an agent bug the operator must see |
 //! | `replay` | no new ack | another batch is already committed under that seq; the ack already covers the seq |
@@ -39,9 +39,8 @@ const MAX_REMEMBERED: usize = 100_000;
 /// A rejected message on its way to quarantine.
 #[derive(Debug)]
 pub(crate) struct Rejection {
+    /// With `settles_seq` set when the seq is acknowledged once the record is durable.
     record: QuarantineRecord,
-    /// Acknowledge the seq once the record is durable.
-    ack: bool,
     /// Distinguishes repeats: the seq when authentic, else a payload hash.
     repeat_key: u64,
 }
@@ -79,8 +78,8 @@ impl Rejection {
                 detail,
                 received_at: inbound.received_at,
                 payload: payload[..payload.len().min(MAX_QUARANTINED_PAYLOAD)].to_vec(),
+                settles_seq: false,
             },
-            ack: false,
             repeat_key,
         }
     }
@@ -103,16 +102,22 @@ impl Rejection {
                 detail,
                 received_at,
                 payload: Vec::new(),
+                settles_seq: false,
             },
-            ack: false,
             repeat_key: seq,
         }
     }
 
-    /// Acknowledge the seq once the record is durable (authentic batches only).
+    /// Acknowledge the seq once the record is durable (authentic batches only): the record
+    /// settles its seq in the store, so the ack survives a restart.
     pub(crate) fn acked(mut self) -> Self {
-        self.ack = self.record.seq.is_some();
+        self.record.settles_seq = self.record.seq.is_some() && self.gateway().is_some();
         self
+    }
+
+    /// Whether the seq is acknowledged once the record is durable.
+    fn acks(&self) -> bool {
+        self.record.settles_seq
     }
 
     fn gateway(&self) -> Option<GatewayKey> {
@@ -180,7 +185,7 @@ impl Quarantine {
             seen.insert(key.clone())
         };
         if !first {
-            if rejection.ack {
+            if rejection.acks() {
                 if let Some(gateway) = rejection.gateway() {
                     self.acks.schedule(gateway);
                 }
@@ -228,7 +233,7 @@ impl QuarantineWriter {
             match store.quarantine(&rejection.record).await {
                 Ok(()) => {
                     if let (true, Some(gateway), Some(seq)) =
-                        (rejection.ack, rejection.gateway(), rejection.record.seq)
+                        (rejection.acks(), rejection.gateway(), rejection.record.seq)
                     {
                         trackers.with(&gateway, |t| t.settle(seq));
                         self.acks.schedule(gateway);

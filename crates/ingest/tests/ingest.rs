@@ -9,7 +9,7 @@ use std::time::Duration;
 use beffroi_protocol::Timestamp;
 use beffroi_protocol::{Gap, GapReason, Signer, SigningKey, Topic};
 use beffroi_store::QuarantineReason;
-use sandbox::{batch, health, now, Sandbox, GW1, GW2};
+use sandbox::{batch, gw, health, now, tenant, Sandbox, GW1, GW2};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_batch_is_stored_once_and_acked() -> anyhow::Result<()> {
@@ -147,6 +147,43 @@ async fn stale_and_future_batches_are_quarantined_and_acked() -> anyhow::Result<
     sb.wait_until("a re-ack", || sb.ack_count(GW1) > acks)
         .await?;
     assert_eq!(sb.quarantined(GW1, QuarantineReason::Stale).await?, 1);
+    sb.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_batch_stays_acked_across_an_ingest_restart() -> anyhow::Result<()> {
+    let mut sb = Sandbox::start(1).await?;
+    let stale = now().unix_micros() - 8 * 24 * 3600 * 1_000_000;
+    sb.publish_batch(&sb.gw1, &batch(GW1, 1, 2, now())).await?;
+    sb.publish_batch(
+        &sb.gw1,
+        &batch(GW1, 2, 2, Timestamp::from_unix_micros(stale)),
+    )
+    .await?;
+    sb.publish_batch(&sb.gw1, &batch(GW1, 3, 2, now())).await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 3 && ack.above.is_empty())
+        .await?;
+    sb.wait_quarantined(GW1, QuarantineReason::Stale).await?;
+
+    // A new ingest instance on the same store knows only what the store says.
+    sb.restart_ingest(0).await?;
+    let state = sb.store.seq_state(&tenant(), &gw(GW1)).await?;
+    assert_eq!((state.contiguous, state.above), (3, vec![]));
+    sb.publish_batch(&sb.gw1, &batch(GW1, 4, 2, now())).await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 4 && ack.above.is_empty())
+        .await?;
+    // The stale batch resent after the restart is still acked, stored nowhere.
+    let acks = sb.ack_count(GW1);
+    sb.publish_batch(
+        &sb.gw1,
+        &batch(GW1, 2, 2, Timestamp::from_unix_micros(stale)),
+    )
+    .await?;
+    sb.wait_rejected(0, QuarantineReason::Stale, 1).await?;
+    sb.wait_until("a re-ack", || sb.ack_count(GW1) > acks)
+        .await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 4).await?;
+    assert_eq!(sb.readings(GW1).await?, 6);
     sb.stop().await
 }
 

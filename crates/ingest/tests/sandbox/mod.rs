@@ -141,8 +141,37 @@ impl Drop for Mosquitto {
 pub struct Instance {
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
+    config: IngestConfig,
     task: JoinHandle<Result<(), IngestError>>,
     _events: tokio::sync::mpsc::Receiver<beffroi_store::SecurityEvent>,
+}
+
+impl Instance {
+    /// Starts an ingest node on `store`.
+    fn spawn(config: IngestConfig, store: Arc<dyn Store>) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let (events, events_rx) = SecurityEvents::channel(metrics.clone());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(
+            Ingest::new(config.clone(), store, events, metrics.clone()).run(shutdown.clone()),
+        );
+        Self {
+            metrics,
+            shutdown,
+            config,
+            task,
+            _events: events_rx,
+        }
+    }
+
+    /// Asks the node to stop and waits until it stopped cleanly.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .context("ingest did not stop")??
+            .map_err(Into::into)
+    }
 }
 
 /// Acks seen, per gateway.
@@ -197,18 +226,7 @@ impl Sandbox {
                 ..IngestConfig::default()
             };
             adjust(&mut config);
-            let metrics = Arc::new(Metrics::default());
-            let (events, events_rx) = SecurityEvents::channel(metrics.clone());
-            let shutdown = CancellationToken::new();
-            let task = tokio::spawn(
-                Ingest::new(config, store.clone(), events, metrics.clone()).run(shutdown.clone()),
-            );
-            ingests.push(Instance {
-                metrics,
-                shutdown,
-                task,
-                _events: events_rx,
-            });
+            ingests.push(Instance::spawn(config, store.clone()));
         }
         let acks: Seen = Arc::default();
         let (publisher, publisher_task) = client(broker.port, "publisher", None, acks.clone());
@@ -236,6 +254,17 @@ impl Sandbox {
     /// Kills the broker and starts it again on the same port.
     pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
         self._broker.restart()?;
+        self.wait_ready().await
+    }
+
+    /// Stops ingest node `i` and starts a new one with the same configuration on the same
+    /// store: whatever the old node only kept in memory is gone.
+    pub async fn restart_ingest(&mut self, i: usize) -> anyhow::Result<()> {
+        let old = self.ingests.remove(i);
+        let config = old.config.clone();
+        old.stop().await?;
+        self.ingests
+            .insert(i, Instance::spawn(config, self.store.clone()));
         self.wait_ready().await
     }
 
@@ -411,10 +440,7 @@ impl Sandbox {
     /// Stops every instance (each must stop cleanly) and the clients.
     pub async fn stop(self) -> anyhow::Result<()> {
         for instance in self.ingests {
-            instance.shutdown.cancel();
-            tokio::time::timeout(WAIT, instance.task)
-                .await
-                .context("ingest did not stop")???;
+            instance.stop().await?;
         }
         for task in self.tasks {
             task.abort();

@@ -1,0 +1,244 @@
+//! Conversions between stored columns and model values, shared by both SQL backends.
+//!
+//! Reading rows keep a value in exactly one of three columns (`value_num`, `value_bool`,
+//! `value_text`); ids are validated again on the way out, so a row written by a foreign writer
+//! or damaged on disk becomes [`Error::Corrupt`], never a panic.
+
+use beffroi_protocol::{Reading, Timestamp, Value};
+
+use crate::{CommitBatch, CommitOutcome, Error, Result};
+
+/// One reading row to write: the reading with its provenance.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadingRow<'a> {
+    /// Tenant id.
+    pub tenant: &'a str,
+    /// Gateway id.
+    pub gateway: &'a str,
+    /// Batch seq (checked to fit `BIGINT`).
+    pub seq: i64,
+    /// Position in the batch.
+    pub idx: i32,
+    /// The reading.
+    pub reading: &'a Reading,
+}
+
+/// The rows of the batches whose outcome is `Stored` (all of them when `outcomes` is `None`),
+/// batch by batch in batch order.
+pub(crate) fn reading_rows<'a>(
+    batches: &'a [CommitBatch],
+    outcomes: Option<&[CommitOutcome]>,
+) -> Result<Vec<ReadingRow<'a>>> {
+    let total = batches.iter().map(|b| b.readings.len()).sum();
+    let mut rows = Vec::with_capacity(total);
+    for (i, batch) in batches.iter().enumerate() {
+        if outcomes.is_some_and(|o| o.get(i) != Some(&CommitOutcome::Stored)) {
+            continue;
+        }
+        let seq = seq_to_db(batch.seq)?;
+        for (idx, reading) in batch.readings.iter().enumerate() {
+            rows.push(ReadingRow {
+                tenant: batch.tenant.as_str(),
+                gateway: batch.gateway.as_str(),
+                seq,
+                idx: i32::try_from(idx).map_err(|_| Error::Invalid {
+                    what: "batch",
+                    reason: format!("more than {} readings", i32::MAX),
+                })?,
+                reading,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The earliest and latest reading times of a batch (microseconds), `None` when empty.
+pub(crate) fn time_range(batch: &CommitBatch) -> (Option<i64>, Option<i64>) {
+    let times = batch.readings.iter().map(|r| r.time.unix_micros());
+    (times.clone().min(), times.max())
+}
+
+/// Checks a whole call before any of it is written: seqs fit `BIGINT`, values are storable.
+pub(crate) fn check_batches(batches: &[CommitBatch]) -> Result<()> {
+    for batch in batches {
+        seq_to_db(batch.seq)?;
+        check_readings(&batch.readings)?;
+    }
+    Ok(())
+}
+
+/// Longest quarantined payload kept, in bytes.
+pub(crate) const MAX_QUARANTINE_PAYLOAD: usize = 64 * 1024;
+
+/// Parses a stored id with `parse` (one of the protocol's validating constructors).
+pub(crate) fn id<T, E: std::fmt::Display>(
+    table: &'static str,
+    text: &str,
+    parse: impl FnOnce(String) -> std::result::Result<T, E>,
+) -> Result<T> {
+    parse(text.to_owned()).map_err(|e| corrupt(table, e.to_string()))
+}
+
+/// Parses an optional stored id.
+pub(crate) fn opt_id<T, E: std::fmt::Display>(
+    table: &'static str,
+    text: Option<&str>,
+    parse: impl FnOnce(String) -> std::result::Result<T, E>,
+) -> Result<Option<T>> {
+    text.map(|t| id(table, t, parse)).transpose()
+}
+
+/// A [`Error::Corrupt`] for `table`.
+pub(crate) fn corrupt(table: &'static str, reason: impl Into<String>) -> Error {
+    Error::Corrupt {
+        table,
+        reason: reason.into(),
+    }
+}
+
+/// A stored non-negative integer as `u64`.
+pub(crate) fn unsigned(table: &'static str, value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| corrupt(table, format!("negative count or seq {value}")))
+}
+
+/// A seq as the database's `BIGINT`.
+pub(crate) fn seq_to_db(seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| Error::Invalid {
+        what: "seq",
+        reason: format!("{seq} is above {}", i64::MAX),
+    })
+}
+
+/// A count as `BIGINT`, saturating (counts never approach `i64::MAX`).
+pub(crate) fn count_to_db(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// A 32-byte column.
+pub(crate) fn bytes32(table: &'static str, bytes: &[u8]) -> Result<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| corrupt(table, format!("expected 32 bytes, found {}", bytes.len())))
+}
+
+/// A 64-byte column.
+pub(crate) fn bytes64(table: &'static str, bytes: &[u8]) -> Result<[u8; 64]> {
+    bytes
+        .try_into()
+        .map_err(|_| corrupt(table, format!("expected 64 bytes, found {}", bytes.len())))
+}
+
+/// The three value columns of a reading.
+pub(crate) type ValueColumns<'a> = (Option<f64>, Option<bool>, Option<&'a str>);
+
+/// Splits a value into its columns, refusing what the database could not keep faithfully.
+pub(crate) fn value_columns(value: &Value) -> Result<ValueColumns<'_>> {
+    match value {
+        Value::Number(n) if !n.is_finite() => Err(Error::Invalid {
+            what: "reading value",
+            reason: format!("{n} is not finite"),
+        }),
+        Value::Number(n) => Ok((Some(*n), None, None)),
+        Value::Bool(b) => Ok((None, Some(*b), None)),
+        Value::Text(t) => Ok((None, None, Some(t.as_str()))),
+    }
+}
+
+/// Rebuilds a value from its columns: exactly one must be set.
+pub(crate) fn value_from_columns(
+    num: Option<f64>,
+    boolean: Option<bool>,
+    text: Option<String>,
+) -> Result<Value> {
+    match (num, boolean, text) {
+        (Some(n), None, None) if n.is_finite() => Ok(Value::Number(n)),
+        (None, Some(b), None) => Ok(Value::Bool(b)),
+        (None, None, Some(t)) => Ok(Value::Text(t)),
+        _ => Err(corrupt(
+            "readings",
+            "a reading must have exactly one finite value column set",
+        )),
+    }
+}
+
+/// Checks what every backend needs from a batch before writing any of it.
+pub(crate) fn check_readings(readings: &[Reading]) -> Result<()> {
+    for reading in readings {
+        value_columns(&reading.value)?;
+    }
+    Ok(())
+}
+
+/// Whether `error` is a unique-constraint violation.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+/// Whether `error` is a foreign-key violation.
+pub(crate) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_foreign_key_violation())
+}
+
+/// Refuses a bucket width the arithmetic cannot use.
+pub(crate) fn check_bucket(bucket_us: i64) -> Result<()> {
+    if bucket_us <= 0 {
+        return Err(Error::Invalid {
+            what: "bucket width",
+            reason: format!("{bucket_us} µs; must be positive"),
+        });
+    }
+    Ok(())
+}
+
+/// A timestamp column (SQLite: integer microseconds).
+pub(crate) fn time(micros: i64) -> Timestamp {
+    Timestamp::from_unix_micros(micros)
+}
+
+/// The first [`MAX_QUARANTINE_PAYLOAD`] bytes of a payload.
+pub(crate) fn capped_payload(payload: &[u8]) -> &[u8] {
+    &payload[..payload.len().min(MAX_QUARANTINE_PAYLOAD)]
+}
+
+/// The offset of the next page when `fetched` rows came back for a page of `limit` (the
+/// caller asks for `limit + 1` rows to know whether another page exists).
+pub(crate) fn next_offset(offset: u64, limit: u32, fetched: usize) -> Option<u64> {
+    (fetched > limit as usize).then(|| offset.saturating_add(u64::from(limit)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_columns_round_trip() {
+        for value in [
+            Value::Number(-1.5),
+            Value::Bool(true),
+            Value::Text("open".into()),
+        ] {
+            let (n, b, t) = value_columns(&value).unwrap();
+            assert_eq!(
+                value_from_columns(n, b, t.map(str::to_owned)).unwrap(),
+                value
+            );
+        }
+        assert!(value_columns(&Value::Number(f64::NAN)).is_err());
+        assert!(value_from_columns(None, None, None).is_err());
+        assert!(value_from_columns(Some(1.0), Some(true), None).is_err());
+    }
+
+    #[test]
+    fn ids_and_sizes_are_checked() {
+        assert!(id("t", "Bad Id", beffroi_protocol::TenantId::new).is_err());
+        assert!(bytes64("batches", &[0; 63]).is_err());
+        assert!(unsigned("batches", -1).is_err());
+        assert!(seq_to_db(u64::MAX).is_err());
+        assert_eq!(next_offset(0, 2, 3), Some(2));
+        assert_eq!(next_offset(4, 2, 2), None);
+    }
+}

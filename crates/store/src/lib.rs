@@ -1,0 +1,251 @@
+//! Beffroi storage: one [`Store`] trait, three backends passing one conformance suite.
+//!
+//! - **SQLite** (embedded default): one file under the data directory; times as integer
+//!   microseconds; buckets by integer arithmetic.
+//! - **PostgreSQL with TimescaleDB**: readings in a hypertable with a compression policy,
+//!   continuous aggregates at 1 min / 1 h / 1 day and a retention policy.
+//! - **Plain PostgreSQL** when the `timescaledb` extension is absent: the same results with
+//!   `date_bin`, and a warning at start.
+//!
+//! The registry (tenants, gateways with public keys and certificate fingerprints, sensors with
+//! kind, unit, location and zone, zones as GeoJSON polygons), quarantine, security events and
+//! API tokens live in the same database. A batch's signature is stored once, in the `batches`
+//! table, never per reading. Migrations are embedded with `sqlx::migrate!`.
+//!
+//! Every query is scoped by tenant: a caller cannot express a read across tenants.
+//! This crate owns SQL and nothing else: no HTTP, no MQTT, no policy decisions.
+//!
+//! Open a store with [`open`]: `sqlite://path/to/beffroi.db?mode=rwc`, `sqlite::memory:` or
+//! `postgres://user@host/db`. The module docs of `sqlite` and `postgres` state the schema and
+//! the durability choices.
+
+mod decode;
+mod gateway_state;
+mod model;
+mod open;
+mod postgres;
+mod seq;
+mod sqlite;
+
+use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};
+
+pub use model::*;
+pub use open::{open, OpenOptions, TimescaleMode};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database refused or failed a statement.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The thing to create already exists.
+    #[error("{what} {id} already exists")]
+    AlreadyExists {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The thing referred to does not exist (in this tenant).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A stored row does not decode into a valid value (corruption or a foreign writer).
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The database URL names no supported backend.
+    #[error("unsupported database URL {0:?}: use sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+    /// An argument the store cannot represent (a seq above `i64::MAX`, a non-finite number,
+    /// a time out of the database's range, a bucket width ≤ 0, a bad schema name…).
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was invalid.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The operation is not available on this store (e.g. TimescaleDB required but absent).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL without TimescaleDB.
+    Postgres,
+    /// PostgreSQL with the TimescaleDB extension.
+    Timescale,
+}
+
+impl Backend {
+    /// The stable label (`sqlite`, `postgres`, `timescale`) for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Timescale => "timescale",
+        }
+    }
+}
+
+/// The storage interface used by ingest, the API and the admin commands.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    // ---- registry ----
+
+    /// Creates a tenant.
+    async fn create_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant>;
+    /// All tenants.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    /// One tenant.
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
+    /// Registers a gateway (its tenant must exist; its key id must be unused).
+    async fn register_gateway(&self, gateway: &NewGateway) -> Result<()>;
+    /// Sets the fingerprint of a newly issued certificate.
+    async fn set_gateway_certificate(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+        fingerprint: &str,
+    ) -> Result<()>;
+    /// Marks a gateway revoked (its certificate and key are refused from now on).
+    async fn revoke_gateway(&self, tenant: &TenantId, gateway: &GatewayId) -> Result<()>;
+    /// Certificate fingerprints of revoked gateways (checked at every TLS handshake).
+    async fn revoked_fingerprints(&self) -> Result<Vec<String>>;
+    /// A tenant's gateways with their state.
+    async fn list_gateways(&self, tenant: &TenantId) -> Result<Vec<GatewayRecord>>;
+    /// One gateway.
+    async fn gateway(&self, tenant: &TenantId, id: &GatewayId) -> Result<Option<GatewayRecord>>;
+    /// The key registered under `key_id`, whichever gateway owns it.
+    async fn gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>>;
+    /// Creates or replaces a sensor.
+    async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()>;
+    /// A tenant's sensors.
+    async fn list_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>>;
+    /// Creates or replaces a zone.
+    async fn upsert_zone(&self, zone: &Zone) -> Result<()>;
+    /// A tenant's zones.
+    async fn list_zones(&self, tenant: &TenantId) -> Result<Vec<Zone>>;
+
+    // ---- ingest ----
+
+    /// Commits verified batches in one transaction. A batch whose `(tenant, gateway, seq)` is
+    /// already stored is not written again and reported [`CommitOutcome::Duplicate`]. Sensors
+    /// seen for the first time are registered with kind `unknown`. Outcomes are in input order.
+    async fn commit(&self, batches: &[CommitBatch]) -> Result<Vec<CommitOutcome>>;
+    /// The signature stored for `(tenant, gateway, seq)`, to tell a re-sent batch from a replay
+    /// of a different one under the same seq.
+    async fn batch_signature(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+        seq: u64,
+    ) -> Result<Option<[u8; 64]>>;
+    /// What to acknowledge to a gateway: from its committed batches, reported gaps and seqs
+    /// settled by quarantine records ([`QuarantineRecord::settles_seq`]).
+    async fn seq_state(&self, tenant: &TenantId, gateway: &GatewayId) -> Result<SeqState>;
+    /// Records a health report: gateway state (last seen, spool, gaps, version).
+    async fn record_health(&self, health: &Health, received_at: Timestamp) -> Result<()>;
+    /// Keeps a rejected message. When [`QuarantineRecord::settles_seq`] is set, the same
+    /// transaction records the seq as settled (a one-seq range in the `gaps` table, reason
+    /// `quarantine-{reason}`) and moves the gateway's ack watermark over it, as
+    /// [`Store::record_health`] does for reported gaps; [`Error::Invalid`] if the record has
+    /// no tenant, gateway or seq.
+    async fn quarantine(&self, record: &QuarantineRecord) -> Result<()>;
+    /// Records a security event.
+    async fn security_event(&self, event: &SecurityEvent) -> Result<()>;
+
+    // ---- queries ----
+
+    /// Raw readings, oldest first, at most `limit` after `after` (a `limit` of 0 reads 1).
+    async fn readings(
+        &self,
+        filter: &ReadingFilter,
+        limit: u32,
+        after: Option<ReadingCursor>,
+    ) -> Result<ReadingPage>;
+    /// Numeric readings aggregated into buckets of `bucket_us` microseconds, aligned on the
+    /// Unix epoch, per sensor and metric, ordered by bucket start, sensor, metric.
+    async fn buckets(&self, filter: &ReadingFilter, bucket_us: i64) -> Result<Vec<Bucket>>;
+    /// A tenant's quarantined messages, newest first.
+    async fn list_quarantine(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<QuarantineRecord>>;
+    /// A tenant's security events, newest first.
+    async fn list_security_events(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<SecurityEvent>>;
+
+    // ---- tokens ----
+
+    /// Stores a token (its secret only as a hash).
+    async fn create_token(&self, token: &TokenRecord) -> Result<()>;
+    /// The token whose secret hashes to `secret_sha256`.
+    async fn token_by_hash(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>>;
+
+    // ---- maintenance ----
+
+    /// Applies retention now: deletes raw readings older than `older_than` (Timescale:
+    /// `drop_chunks`); returns rows (or chunks) removed.
+    async fn apply_retention(&self, older_than: Timestamp) -> Result<u64>;
+    /// Refreshes continuous aggregates over `[from, to)` (Timescale only; a no-op elsewhere).
+    async fn refresh_aggregates(&self, from: Timestamp, to: Timestamp) -> Result<()>;
+
+    // ---- additions (default bodies only so that test doubles keep compiling) ----
+
+    /// One committed batch with its readings in batch order (`idx`), so that it can be
+    /// re-encoded deterministically and its stored signature verified again (audit, export).
+    async fn batch(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+        seq: u64,
+    ) -> Result<Option<StoredBatch>> {
+        let _ = (tenant, gateway, seq);
+        Err(Error::Unsupported("batch lookup".into()))
+    }
+
+    /// Benchmark baseline: bulk-loads the batches' readings into the same readings table by
+    /// the same path as [`Store::commit`] (PostgreSQL: binary `COPY`; SQLite: multi-row
+    /// `INSERT`), in one transaction, **without** any bookkeeping: no `batches` rows, no
+    /// duplicate check, no sensor registration, no gateway state. Returns rows written. Not
+    /// for production use: rows loaded this way have no batch and no signature.
+    async fn bulk_load_baseline(&self, batches: &[CommitBatch]) -> Result<u64> {
+        let _ = batches;
+        Err(Error::Unsupported("bulk load baseline".into()))
+    }
+
+    /// Closes the connection pool (SQLite: checkpoints the WAL). Call once, at shutdown, after
+    /// the last commit; later calls fail.
+    async fn close(&self) {}
+}

@@ -1,0 +1,207 @@
+//! PostgreSQL: raw readings (keyset pages), bucket aggregates, stored batches.
+
+use beffroi_protocol::{GatewayId, KeyId, MetricName, Reading, SensorId, TenantId, Unit};
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::{timescale, ts, us, PostgresStore};
+use crate::decode::{bytes64, check_bucket, id, seq_to_db, time, unsigned, value_from_columns};
+use crate::{
+    Backend, Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch, StoredReading,
+};
+
+impl PostgresStore {
+    pub(super) async fn select_readings(
+        &self,
+        filter: &ReadingFilter,
+        limit: u32,
+        after: Option<ReadingCursor>,
+    ) -> Result<ReadingPage> {
+        let limit = limit.max(1);
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT id, {} AS time_us, gateway, seq, sensor, metric, unit, value_num, \
+             value_bool, value_text FROM readings",
+            us("time")
+        ));
+        push_filter(&mut q, filter);
+        if let Some(cursor) = after {
+            q.push(" AND (time, id) > (");
+            push_ts(&mut q, cursor.time_us);
+            q.push(", ").push_bind(cursor.id).push(")");
+        }
+        q.push(" ORDER BY time, id LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let more = rows.len() > limit as usize;
+        let mut readings = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut last = None;
+        for row in rows.iter().take(limit as usize) {
+            readings.push(stored_reading(row)?);
+            last = Some(ReadingCursor {
+                time_us: row.try_get("time_us")?,
+                id: row.try_get("id")?,
+            });
+        }
+        Ok(ReadingPage {
+            readings,
+            next: if more { last } else { None },
+        })
+    }
+
+    pub(super) async fn select_buckets(
+        &self,
+        filter: &ReadingFilter,
+        bucket_us: i64,
+    ) -> Result<Vec<Bucket>> {
+        check_bucket(bucket_us)?;
+        // Both bin from the Unix epoch, flooring times before it as well.
+        let function = match self.backend {
+            Backend::Timescale => timescale::BUCKET_FUNCTION,
+            _ => "date_bin",
+        };
+        let mut q =
+            QueryBuilder::<Postgres>::new(format!("SELECT (extract(epoch from {function}("));
+        q.push_bind(bucket_us).push(
+            "::int8 * interval '1 microsecond', time, timestamptz 'epoch')) * 1000000)::int8 \
+             AS bucket, sensor, metric, sum(value_num) AS total, min(value_num) AS lo, \
+             max(value_num) AS hi, count(value_num) AS n FROM readings",
+        );
+        push_filter(&mut q, filter);
+        q.push(" AND value_num IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let n = unsigned("readings", r.try_get("n")?)?;
+                let total: f64 = r.try_get("total")?;
+                Ok(Bucket {
+                    start: time(r.try_get("bucket")?),
+                    sensor: id("readings", r.try_get("sensor")?, SensorId::new)?,
+                    metric: id("readings", r.try_get("metric")?, MetricName::new)?,
+                    avg: total / n as f64,
+                    min: r.try_get("lo")?,
+                    max: r.try_get("hi")?,
+                    count: n,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn select_batch(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+        seq: u64,
+        with_readings: bool,
+    ) -> Result<Option<StoredBatch>> {
+        let seq_db = seq_to_db(seq)?;
+        let row = sqlx::query(&format!(
+            "SELECT key_id, signature, {} AS received_at, {} AS first_time, {} AS last_time \
+             FROM batches WHERE tenant = $1 AND gateway = $2 AND seq = $3",
+            us("received_at"),
+            us("first_time"),
+            us("last_time")
+        ))
+        .bind(tenant.as_str())
+        .bind(gateway.as_str())
+        .bind(seq_db)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut readings = Vec::new();
+        let first: Option<i64> = row.try_get("first_time")?;
+        let last: Option<i64> = row.try_get("last_time")?;
+        if let (true, Some(first), Some(last)) = (with_readings, first, last) {
+            // The time range leads the (tenant, time) index to the batch's readings.
+            let rows = sqlx::query(&format!(
+                "SELECT id, {} AS time_us, gateway, seq, sensor, metric, unit, value_num, \
+                 value_bool, value_text FROM readings WHERE tenant = $1 AND time >= {} \
+                 AND time <= {} AND gateway = $4 AND seq = $5 ORDER BY idx",
+                us("time"),
+                ts("$2"),
+                ts("$3")
+            ))
+            .bind(tenant.as_str())
+            .bind(first)
+            .bind(last)
+            .bind(gateway.as_str())
+            .bind(seq_db)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let s = stored_reading(r)?;
+                readings.push(Reading {
+                    sensor: s.sensor,
+                    metric: s.metric,
+                    unit: s.unit,
+                    time: s.time,
+                    value: s.value,
+                });
+            }
+        }
+        Ok(Some(StoredBatch {
+            tenant: tenant.clone(),
+            gateway: gateway.clone(),
+            seq,
+            key_id: id("batches", row.try_get("key_id")?, KeyId::new)?,
+            signature: bytes64("batches", row.try_get("signature")?)?,
+            received_at: time(row.try_get("received_at")?),
+            readings,
+        }))
+    }
+}
+
+/// Binds `micros` as a `timestamptz` (see [`super::ts`]).
+fn push_ts(q: &mut QueryBuilder<'_, Postgres>, micros: i64) {
+    q.push("(timestamptz 'epoch' + ")
+        .push_bind(micros)
+        .push("::int8 * interval '1 microsecond')");
+}
+
+/// `WHERE` clause of a reading filter (always tenant-scoped).
+fn push_filter(q: &mut QueryBuilder<'_, Postgres>, filter: &ReadingFilter) {
+    q.push(" WHERE tenant = ")
+        .push_bind(filter.tenant.as_str().to_owned())
+        .push(" AND time >= ");
+    push_ts(q, filter.from.unix_micros());
+    q.push(" AND time < ");
+    push_ts(q, filter.to.unix_micros());
+    if !filter.sensors.is_empty() {
+        q.push(" AND sensor IN (");
+        let mut list = q.separated(", ");
+        for sensor in &filter.sensors {
+            list.push_bind(sensor.as_str().to_owned());
+        }
+        q.push(")");
+    }
+    if !filter.metrics.is_empty() {
+        q.push(" AND metric IN (");
+        let mut list = q.separated(", ");
+        for metric in &filter.metrics {
+            list.push_bind(metric.as_str().to_owned());
+        }
+        q.push(")");
+    }
+    if let Some(zone) = &filter.zone {
+        q.push(" AND sensor IN (SELECT id FROM sensors WHERE tenant = ")
+            .push_bind(filter.tenant.as_str().to_owned())
+            .push(" AND zone = ")
+            .push_bind(zone.as_str().to_owned())
+            .push(")");
+    }
+}
+
+fn stored_reading(r: &PgRow) -> Result<StoredReading> {
+    Ok(StoredReading {
+        gateway: id("readings", r.try_get("gateway")?, GatewayId::new)?,
+        seq: unsigned("readings", r.try_get("seq")?)?,
+        sensor: id("readings", r.try_get("sensor")?, SensorId::new)?,
+        metric: id("readings", r.try_get("metric")?, MetricName::new)?,
+        unit: id("readings", r.try_get("unit")?, Unit::new)?,
+        time: time(r.try_get("time_us")?),
+        value: value_from_columns(
+            r.try_get("value_num")?,
+            r.try_get("value_bool")?,
+            r.try_get("value_text")?,
+        )?,
+    })
+}

@@ -1,0 +1,299 @@
+//! PostgreSQL: tenants, gateways, sensors, zones.
+
+use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::Row;
+
+use super::{ts, us, PostgresStore};
+use crate::decode::{
+    bytes32, id, is_foreign_key_violation, is_unique_violation, opt_id, time, unsigned,
+};
+use crate::gateway_state::HealthState;
+use crate::{Error, GatewayKey, GatewayRecord, NewGateway, Result, Sensor, Tenant, Zone};
+
+impl PostgresStore {
+    pub(super) async fn insert_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
+        let created_at = Timestamp::now();
+        let done = sqlx::query(&format!(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, {}) \
+             ON CONFLICT DO NOTHING",
+            ts("$3")
+        ))
+        .bind(id.as_str())
+        .bind(name)
+        .bind(created_at.unix_micros())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::AlreadyExists {
+                what: "tenant",
+                id: id.to_string(),
+            });
+        }
+        Ok(Tenant {
+            id: id.clone(),
+            name: name.to_owned(),
+            created_at,
+        })
+    }
+
+    pub(super) async fn select_tenants(&self, only: Option<&TenantId>) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query(&format!(
+            "SELECT id, name, {} AS created_at FROM tenants \
+             WHERE $1::text IS NULL OR id = $1 ORDER BY id",
+            us("created_at")
+        ))
+        .bind(only.map(TenantId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Tenant {
+                    id: id("tenants", r.try_get("id")?, TenantId::new)?,
+                    name: r.try_get("name")?,
+                    created_at: time(r.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn insert_gateway(&self, gateway: &NewGateway) -> Result<()> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, created_at) \
+             VALUES ($1, $2, $3, $4, $5, {})",
+            ts("$6")
+        ))
+        .bind(gateway.tenant.as_str())
+        .bind(gateway.id.as_str())
+        .bind(gateway.key_id.as_str())
+        .bind(&gateway.public_key[..])
+        .bind(gateway.cert_fingerprint.as_deref())
+        .bind(Timestamp::now().unix_micros())
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if is_foreign_key_violation(&e) => Err(Error::NotFound {
+                what: "tenant",
+                id: gateway.tenant.to_string(),
+            }),
+            Err(e) if is_unique_violation(&e) => {
+                let constraint = e.as_database_error().and_then(|d| d.constraint());
+                if constraint == Some("gateways_pkey") {
+                    Err(Error::AlreadyExists {
+                        what: "gateway",
+                        id: gateway.id.to_string(),
+                    })
+                } else {
+                    Err(Error::AlreadyExists {
+                        what: "key id",
+                        id: gateway.key_id.to_string(),
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn update_certificate(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+        fingerprint: &str,
+    ) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE gateways SET cert_fingerprint = $1 WHERE tenant = $2 AND id = $3")
+                .bind(fingerprint)
+                .bind(tenant.as_str())
+                .bind(gateway.as_str())
+                .execute(&self.pool)
+                .await?;
+        found(done.rows_affected(), gateway)
+    }
+
+    pub(super) async fn update_revoked(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE gateways SET revoked = TRUE WHERE tenant = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(gateway.as_str())
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected(), gateway)
+    }
+
+    pub(super) async fn select_revoked_fingerprints(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT cert_fingerprint FROM gateways \
+             WHERE revoked AND cert_fingerprint IS NOT NULL ORDER BY cert_fingerprint",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn select_gateways(
+        &self,
+        tenant: &TenantId,
+        only: Option<&GatewayId>,
+    ) -> Result<Vec<GatewayRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT tenant, id, key_id, public_key, cert_fingerprint, revoked, \
+             {} AS created_at, {} AS last_seen, last_committed_seq, health FROM gateways \
+             WHERE tenant = $1 AND ($2::text IS NULL OR id = $2) ORDER BY id",
+            us("created_at"),
+            us("last_seen")
+        ))
+        .bind(tenant.as_str())
+        .bind(only.map(GatewayId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(gateway_record).collect()
+    }
+
+    pub(super) async fn select_gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
+        let row =
+            sqlx::query("SELECT tenant, id, public_key, revoked FROM gateways WHERE key_id = $1")
+                .bind(key_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(GatewayKey {
+                tenant: id("gateways", r.try_get("tenant")?, TenantId::new)?,
+                gateway: id("gateways", r.try_get("id")?, GatewayId::new)?,
+                public_key: bytes32("gateways", r.try_get("public_key")?)?,
+                revoked: r.try_get("revoked")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn write_sensor(&self, sensor: &Sensor) -> Result<()> {
+        self.require_tenant(&sensor.tenant).await?;
+        sqlx::query(
+            "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, id) DO UPDATE SET \
+             kind = excluded.kind, unit = excluded.unit, lat = excluded.lat, \
+             lon = excluded.lon, zone = excluded.zone",
+        )
+        .bind(sensor.tenant.as_str())
+        .bind(sensor.id.as_str())
+        .bind(&sensor.kind)
+        .bind(sensor.unit.as_ref().map(Unit::as_str))
+        .bind(sensor.lat)
+        .bind(sensor.lon)
+        .bind(sensor.zone.as_ref().map(SensorId::as_str))
+        .execute(&self.pool)
+        .await?;
+        self.known
+            .remember([(sensor.tenant.clone(), sensor.id.clone())]);
+        Ok(())
+    }
+
+    pub(super) async fn select_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {
+        let rows = sqlx::query(
+            "SELECT tenant, id, kind, unit, lat, lon, zone FROM sensors \
+             WHERE tenant = $1 ORDER BY id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Sensor {
+                    tenant: id("sensors", r.try_get("tenant")?, TenantId::new)?,
+                    id: id("sensors", r.try_get("id")?, SensorId::new)?,
+                    kind: r.try_get("kind")?,
+                    unit: opt_id("sensors", r.try_get("unit")?, Unit::new)?,
+                    lat: r.try_get("lat")?,
+                    lon: r.try_get("lon")?,
+                    zone: opt_id("sensors", r.try_get("zone")?, SensorId::new)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn write_zone(&self, zone: &Zone) -> Result<()> {
+        self.require_tenant(&zone.tenant).await?;
+        sqlx::query(
+            "INSERT INTO zones (tenant, id, name, geometry) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant, id) DO UPDATE SET name = excluded.name, \
+             geometry = excluded.geometry",
+        )
+        .bind(zone.tenant.as_str())
+        .bind(zone.id.as_str())
+        .bind(&zone.name)
+        .bind(Json(&zone.geometry))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn select_zones(&self, tenant: &TenantId) -> Result<Vec<Zone>> {
+        let rows = sqlx::query(
+            "SELECT tenant, id, name, geometry FROM zones WHERE tenant = $1 ORDER BY id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let Json(geometry) = r.try_get("geometry")?;
+                Ok(Zone {
+                    tenant: id("zones", r.try_get("tenant")?, TenantId::new)?,
+                    id: id("zones", r.try_get("id")?, SensorId::new)?,
+                    name: r.try_get("name")?,
+                    geometry,
+                })
+            })
+            .collect()
+    }
+
+    /// Fails with [`Error::NotFound`] unless the tenant exists.
+    async fn require_tenant(&self, tenant: &TenantId) -> Result<()> {
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound {
+                what: "tenant",
+                id: tenant.to_string(),
+            }),
+        }
+    }
+}
+
+fn found(rows: u64, gateway: &GatewayId) -> Result<()> {
+    if rows == 0 {
+        return Err(Error::NotFound {
+            what: "gateway",
+            id: gateway.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn gateway_record(r: &PgRow) -> Result<GatewayRecord> {
+    let public_key: &[u8] = r.try_get("public_key")?;
+    let health: Option<Json<HealthState>> = r.try_get("health")?;
+    let last_committed: Option<i64> = r.try_get("last_committed_seq")?;
+    Ok(GatewayRecord {
+        tenant: id("gateways", r.try_get("tenant")?, TenantId::new)?,
+        id: id("gateways", r.try_get("id")?, GatewayId::new)?,
+        key_id: id("gateways", r.try_get("key_id")?, KeyId::new)?,
+        public_key_hex: hex::encode(bytes32("gateways", public_key)?),
+        cert_fingerprint: r.try_get("cert_fingerprint")?,
+        revoked: r.try_get("revoked")?,
+        created_at: time(r.try_get("created_at")?),
+        state: health.map(|j| j.0).unwrap_or_default().into_state(
+            r.try_get::<Option<i64>, _>("last_seen")?.map(time),
+            last_committed
+                .map(|s| unsigned("gateways", s))
+                .transpose()?,
+        ),
+    })
+}

@@ -1,0 +1,207 @@
+//! TimescaleDB: detection, and the objects created in code after the migrations.
+//!
+//! All of it is idempotent (run at every start): `readings` becomes a hypertable (1-day
+//! chunks), compressed after [`OpenOptions::compress_after`] (segmented by tenant, sensor and
+//! metric, ordered by time), with continuous aggregates `readings_1m`, `readings_1h` and
+//! `readings_1d` (per tenant, sensor, metric: avg, min, max, count and sum of numeric values,
+//! real-time so they include what is not materialized yet) and their refresh policies, and a
+//! retention policy when [`OpenOptions::retention`] is set. Each job first runs one schedule
+//! interval after the store is opened: nothing is due at start, and a store opened and
+//! dropped at once (tests) never races its own jobs — dropping a continuous aggregate while
+//! its refresh job runs crashed TimescaleDB 2.28.3's background worker (signal 11) here.
+//!
+//! Query results never depend on these objects: buckets are computed from the raw readings
+//! with `time_bucket` from the Unix epoch, which gives the same rows as plain PostgreSQL's
+//! `date_bin` and SQLite's integer arithmetic.
+
+use std::time::Duration;
+
+use beffroi_protocol::Timestamp;
+use sqlx::{PgConnection, PgPool};
+
+use crate::{Error, OpenOptions, Result, TimescaleMode};
+
+/// The bucketing function on TimescaleDB (called with an epoch origin).
+pub(super) const BUCKET_FUNCTION: &str = "time_bucket";
+
+/// Continuous aggregates: view name, bucket width, refresh policy (start offset, end offset,
+/// schedule).
+const AGGREGATES: [(&str, &str, &str, &str, &str); 3] = [
+    ("readings_1m", "1 minute", "1 day", "1 minute", "1 minute"),
+    ("readings_1h", "1 hour", "7 days", "1 hour", "30 minutes"),
+    ("readings_1d", "1 day", "60 days", "1 day", "1 hour"),
+];
+
+/// Advisory lock key serializing `CREATE EXTENSION` among stores opening at once.
+const EXTENSION_LOCK: i64 = 0x6265_6666_726f_6931;
+/// Advisory lock key serializing the TimescaleDB DDL of stores opening at once (also taken by
+/// the conformance suite around `DROP SCHEMA`).
+const SETUP_LOCK: i64 = 0x6265_6666_726f_6932;
+
+/// Whether to run on TimescaleDB: creates the extension (in schema `public`, which must be on
+/// the `search_path`) when the server has it.
+pub(super) async fn detect(pool: &PgPool, mode: TimescaleMode) -> Result<bool> {
+    if mode == TimescaleMode::Off {
+        return Ok(false);
+    }
+    let available: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT installed_version FROM pg_available_extensions WHERE name = 'timescaledb'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let failure = match available {
+        None => "the timescaledb extension is not installed on this server".to_owned(),
+        Some(_) => match create_extension(pool).await {
+            Ok(()) => return Ok(true),
+            Err(e) => format!("CREATE EXTENSION timescaledb failed: {e}"),
+        },
+    };
+    if mode == TimescaleMode::Required {
+        return Err(Error::Unsupported(format!(
+            "TimescaleDB required: {failure}"
+        )));
+    }
+    tracing::warn!(
+        reason = %failure,
+        "TimescaleDB is not available: the platform runs on plain PostgreSQL, without \
+         compression or continuous aggregates (query results are the same)"
+    );
+    Ok(false)
+}
+
+async fn create_extension(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(EXTENSION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    // In `public`, never in the store's own schema (dropping that schema would drop the
+    // extension for every other store of the database).
+    sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS timescaledb WITH SCHEMA public")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates the hypertable, compression, aggregates and policies if missing. Stores opening at
+/// once (platform nodes starting together) take turns: TimescaleDB's catalog does not like
+/// concurrent DDL.
+pub(super) async fn setup(pool: &PgPool, options: &OpenOptions) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(SETUP_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let done = create_objects(&mut conn, options).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(SETUP_LOCK)
+        .execute(&mut *conn)
+        .await;
+    if unlocked.is_err() {
+        // Never hand a connection holding the lock back to the pool.
+        conn.detach();
+    }
+    done
+}
+
+async fn create_objects(conn: &mut PgConnection, options: &OpenOptions) -> Result<()> {
+    sqlx::raw_sql(
+        "SELECT create_hypertable('readings', 'time', chunk_time_interval => interval '1 day', \
+         if_not_exists => true, migrate_data => true)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let compressed: Option<bool> = sqlx::query_scalar(
+        "SELECT compression_enabled FROM timescaledb_information.hypertables \
+         WHERE hypertable_schema = current_schema() AND hypertable_name = 'readings'",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if compressed != Some(true) {
+        sqlx::raw_sql(
+            "ALTER TABLE readings SET (timescaledb.compress, \
+             timescaledb.compress_segmentby = 'tenant, sensor, metric', \
+             timescaledb.compress_orderby = 'time, id')",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::raw_sql(&format!(
+        "SELECT add_compression_policy('readings', compress_after => {}, if_not_exists => true, \
+         initial_start => now() + interval '1 hour')",
+        interval(options.compress_after)
+    ))
+    .execute(&mut *conn)
+    .await?;
+    for (view, width, start, end, schedule) in AGGREGATES {
+        sqlx::raw_sql(&format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {view} \
+             WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS \
+             SELECT tenant, sensor, metric, time_bucket(interval '{width}', time) AS bucket, \
+             avg(value_num) AS avg, min(value_num) AS min, max(value_num) AS max, \
+             count(value_num) AS count, sum(value_num) AS sum \
+             FROM readings WHERE value_num IS NOT NULL \
+             GROUP BY tenant, sensor, metric, bucket WITH NO DATA"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::raw_sql(&format!(
+            "SELECT add_continuous_aggregate_policy('{view}', \
+             start_offset => interval '{start}', end_offset => interval '{end}', \
+             schedule_interval => interval '{schedule}', if_not_exists => true, \
+             initial_start => now() + interval '{schedule}')"
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::raw_sql("SELECT remove_retention_policy('readings', if_exists => true)")
+        .execute(&mut *conn)
+        .await?;
+    if let Some(retention) = options.retention {
+        sqlx::raw_sql(&format!(
+            "SELECT add_retention_policy('readings', drop_after => {}, \
+             initial_start => now() + interval '1 hour')",
+            interval(retention)
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Refreshes every continuous aggregate over `[from, to)`, widened to whole buckets.
+pub(super) async fn refresh(pool: &PgPool, from: Timestamp, to: Timestamp) -> Result<()> {
+    const WIDTHS_US: [i64; 3] = [60_000_000, 3_600_000_000, 86_400_000_000];
+    for ((view, ..), width) in AGGREGATES.into_iter().zip(WIDTHS_US) {
+        let start = from.unix_micros().div_euclid(width) * width;
+        let end = to.unix_micros().div_euclid(width).saturating_add(1) * width;
+        // `CALL` must run outside a transaction block: the simple protocol, literal times
+        // (RFC 3339 text: digits, '-', ':', '.', 'T', 'Z' only).
+        sqlx::raw_sql(&format!(
+            "CALL refresh_continuous_aggregate('{view}', '{}', '{}')",
+            Timestamp::from_unix_micros(start),
+            Timestamp::from_unix_micros(end)
+        ))
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Drops the chunks holding only readings older than `older_than`; returns chunks dropped.
+pub(super) async fn drop_chunks(pool: &PgPool, older_than: Timestamp) -> Result<u64> {
+    let dropped: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM drop_chunks('readings', older_than => {})",
+        super::ts("$1")
+    ))
+    .bind(older_than.unix_micros())
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(dropped).unwrap_or(0))
+}
+
+/// A PostgreSQL interval literal for `duration` (whole seconds).
+fn interval(duration: Duration) -> String {
+    format!("interval '{} seconds'", duration.as_secs().max(1))
+}

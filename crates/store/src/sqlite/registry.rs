@@ -1,0 +1,315 @@
+//! SQLite: tenants, gateways, sensors, zones.
+
+use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::SqliteStore;
+use crate::decode::{bytes32, corrupt, id, is_unique_violation, opt_id, time, unsigned};
+use crate::gateway_state::HealthState;
+use crate::{Error, GatewayKey, GatewayRecord, NewGateway, Result, Sensor, Tenant, Zone};
+
+impl SqliteStore {
+    pub(super) async fn insert_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
+        let created_at = Timestamp::now();
+        let _w = self.write.lock().await;
+        let done = sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(created_at.unix_micros())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::AlreadyExists {
+                what: "tenant",
+                id: id.to_string(),
+            });
+        }
+        Ok(Tenant {
+            id: id.clone(),
+            name: name.to_owned(),
+            created_at,
+        })
+    }
+
+    pub(super) async fn select_tenants(&self, only: Option<&TenantId>) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM tenants WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+        )
+        .bind(only.map(TenantId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Tenant {
+                    id: id("tenants", r.try_get("id")?, TenantId::new)?,
+                    name: r.try_get("name")?,
+                    created_at: time(r.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn insert_gateway(&self, gateway: &NewGateway) -> Result<()> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let tenant: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
+            .bind(gateway.tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if tenant.is_none() {
+            return Err(Error::NotFound {
+                what: "tenant",
+                id: gateway.tenant.to_string(),
+            });
+        }
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM gateways WHERE tenant = ? AND id = ?")
+                .bind(gateway.tenant.as_str())
+                .bind(gateway.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Err(Error::AlreadyExists {
+                what: "gateway",
+                id: gateway.id.to_string(),
+            });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(gateway.tenant.as_str())
+        .bind(gateway.id.as_str())
+        .bind(gateway.key_id.as_str())
+        .bind(&gateway.public_key[..])
+        .bind(gateway.cert_fingerprint.as_deref())
+        .bind(Timestamp::now().unix_micros())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => Err(Error::AlreadyExists {
+                what: "key id",
+                id: gateway.key_id.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(tx.commit().await?),
+        }
+    }
+
+    pub(super) async fn update_certificate(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+        fingerprint: &str,
+    ) -> Result<()> {
+        let _w = self.write.lock().await;
+        let done =
+            sqlx::query("UPDATE gateways SET cert_fingerprint = ? WHERE tenant = ? AND id = ?")
+                .bind(fingerprint)
+                .bind(tenant.as_str())
+                .bind(gateway.as_str())
+                .execute(&self.pool)
+                .await?;
+        found(done.rows_affected(), gateway)
+    }
+
+    pub(super) async fn update_revoked(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+    ) -> Result<()> {
+        let _w = self.write.lock().await;
+        let done = sqlx::query("UPDATE gateways SET revoked = 1 WHERE tenant = ? AND id = ?")
+            .bind(tenant.as_str())
+            .bind(gateway.as_str())
+            .execute(&self.pool)
+            .await?;
+        found(done.rows_affected(), gateway)
+    }
+
+    pub(super) async fn select_revoked_fingerprints(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT cert_fingerprint FROM gateways \
+             WHERE revoked <> 0 AND cert_fingerprint IS NOT NULL ORDER BY cert_fingerprint",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn select_gateways(
+        &self,
+        tenant: &TenantId,
+        only: Option<&GatewayId>,
+    ) -> Result<Vec<GatewayRecord>> {
+        let rows = sqlx::query(
+            "SELECT tenant, id, key_id, public_key, cert_fingerprint, revoked, created_at, \
+             last_seen, last_committed_seq, health FROM gateways \
+             WHERE tenant = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id",
+        )
+        .bind(tenant.as_str())
+        .bind(only.map(GatewayId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(gateway_record).collect()
+    }
+
+    pub(super) async fn select_gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
+        let row =
+            sqlx::query("SELECT tenant, id, public_key, revoked FROM gateways WHERE key_id = ?")
+                .bind(key_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(GatewayKey {
+                tenant: id("gateways", r.try_get("tenant")?, TenantId::new)?,
+                gateway: id("gateways", r.try_get("id")?, GatewayId::new)?,
+                public_key: bytes32("gateways", r.try_get("public_key")?)?,
+                revoked: r.try_get::<i64, _>("revoked")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn write_sensor(&self, sensor: &Sensor) -> Result<()> {
+        let _w = self.write.lock().await;
+        self.require_tenant(&sensor.tenant).await?;
+        sqlx::query(
+            "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET \
+             kind = excluded.kind, unit = excluded.unit, lat = excluded.lat, \
+             lon = excluded.lon, zone = excluded.zone",
+        )
+        .bind(sensor.tenant.as_str())
+        .bind(sensor.id.as_str())
+        .bind(&sensor.kind)
+        .bind(sensor.unit.as_ref().map(Unit::as_str))
+        .bind(sensor.lat)
+        .bind(sensor.lon)
+        .bind(sensor.zone.as_ref().map(SensorId::as_str))
+        .execute(&self.pool)
+        .await?;
+        self.known
+            .remember([(sensor.tenant.clone(), sensor.id.clone())]);
+        Ok(())
+    }
+
+    pub(super) async fn select_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {
+        let rows = sqlx::query(
+            "SELECT tenant, id, kind, unit, lat, lon, zone FROM sensors \
+             WHERE tenant = ? ORDER BY id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Sensor {
+                    tenant: id("sensors", r.try_get("tenant")?, TenantId::new)?,
+                    id: id("sensors", r.try_get("id")?, SensorId::new)?,
+                    kind: r.try_get("kind")?,
+                    unit: opt_id("sensors", r.try_get("unit")?, Unit::new)?,
+                    lat: r.try_get("lat")?,
+                    lon: r.try_get("lon")?,
+                    zone: opt_id("sensors", r.try_get("zone")?, SensorId::new)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn write_zone(&self, zone: &Zone) -> Result<()> {
+        let geometry = serde_json::to_string(&zone.geometry).map_err(|e| Error::Invalid {
+            what: "zone geometry",
+            reason: e.to_string(),
+        })?;
+        let _w = self.write.lock().await;
+        self.require_tenant(&zone.tenant).await?;
+        sqlx::query(
+            "INSERT INTO zones (tenant, id, name, geometry) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (tenant, id) DO UPDATE SET name = excluded.name, \
+             geometry = excluded.geometry",
+        )
+        .bind(zone.tenant.as_str())
+        .bind(zone.id.as_str())
+        .bind(&zone.name)
+        .bind(geometry)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn select_zones(&self, tenant: &TenantId) -> Result<Vec<Zone>> {
+        let rows = sqlx::query(
+            "SELECT tenant, id, name, geometry FROM zones WHERE tenant = ? ORDER BY id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let geometry: &str = r.try_get("geometry")?;
+                Ok(Zone {
+                    tenant: id("zones", r.try_get("tenant")?, TenantId::new)?,
+                    id: id("zones", r.try_get("id")?, SensorId::new)?,
+                    name: r.try_get("name")?,
+                    geometry: serde_json::from_str(geometry)
+                        .map_err(|e| corrupt("zones", format!("geometry: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Fails with [`Error::NotFound`] unless the tenant exists.
+    pub(super) async fn require_tenant(&self, tenant: &TenantId) -> Result<()> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
+            .bind(tenant.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound {
+                what: "tenant",
+                id: tenant.to_string(),
+            }),
+        }
+    }
+}
+
+fn found(rows: u64, gateway: &GatewayId) -> Result<()> {
+    if rows == 0 {
+        return Err(Error::NotFound {
+            what: "gateway",
+            id: gateway.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn gateway_record(r: &SqliteRow) -> Result<GatewayRecord> {
+    let public_key: &[u8] = r.try_get("public_key")?;
+    let health: Option<&str> = r.try_get("health")?;
+    let health: HealthState = match health {
+        Some(json) => {
+            serde_json::from_str(json).map_err(|e| corrupt("gateways", format!("health: {e}")))?
+        }
+        None => HealthState::default(),
+    };
+    let last_committed: Option<i64> = r.try_get("last_committed_seq")?;
+    Ok(GatewayRecord {
+        tenant: id("gateways", r.try_get("tenant")?, TenantId::new)?,
+        id: id("gateways", r.try_get("id")?, GatewayId::new)?,
+        key_id: id("gateways", r.try_get("key_id")?, KeyId::new)?,
+        public_key_hex: hex::encode(bytes32("gateways", public_key)?),
+        cert_fingerprint: r.try_get("cert_fingerprint")?,
+        revoked: r.try_get::<i64, _>("revoked")? != 0,
+        created_at: time(r.try_get("created_at")?),
+        state: health.into_state(
+            r.try_get::<Option<i64>, _>("last_seen")?.map(time),
+            last_committed
+                .map(|s| unsigned("gateways", s))
+                .transpose()?,
+        ),
+    })
+}

@@ -1,0 +1,65 @@
+//! The store conformance suite: every case is written once, as `async fn(Arc<dyn Store>)`, and
+//! runs on SQLite (a temporary file), on PostgreSQL (`TEST_DATABASE_URL`, a fresh schema per
+//! test) and on PostgreSQL with TimescaleDB when the server has the extension.
+//!
+//! Without `TEST_DATABASE_URL` the PostgreSQL runs are skipped with a notice, except when `CI`
+//! is set: then they fail, because a missing database in CI is a failure, not a pass.
+
+#[path = "conformance/fixtures.rs"]
+mod fixtures;
+#[path = "conformance/harness.rs"]
+mod harness;
+#[path = "conformance/ingest.rs"]
+mod ingest;
+#[path = "conformance/query.rs"]
+mod query;
+#[path = "conformance/records.rs"]
+mod records;
+#[path = "conformance/registry.rs"]
+mod registry;
+
+/// Declares, for each case, one test per backend.
+macro_rules! conformance {
+    ($($case:ident => $body:path),* $(,)?) => {$(
+        mod $case {
+            use crate::harness::{self, Kind};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                harness::run(Kind::Sqlite, |store| $body(store)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                harness::run(Kind::Postgres, |store| $body(store)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn timescale() {
+                harness::run(Kind::Timescale, |store| $body(store)).await;
+            }
+        }
+    )*};
+}
+
+conformance! {
+    registry_round_trips => crate::registry::round_trips,
+    registry_errors => crate::registry::errors,
+    tenant_isolation => crate::query::tenant_isolation,
+    commit_and_duplicates => crate::ingest::commit_and_duplicates,
+    signature_stored_once => crate::ingest::signature_stored_once,
+    seq_state_holes_and_gaps => crate::ingest::seq_state_holes_and_gaps,
+    seq_state_beyond_one_chunk => crate::ingest::seq_state_beyond_one_chunk,
+    quarantine_settles_seq => crate::ingest::quarantine_settles_seq,
+    concurrent_commits => crate::ingest::concurrent_commits,
+    health_recording => crate::ingest::health_recording,
+    invalid_input_writes_nothing => crate::ingest::invalid_input_writes_nothing,
+    bulk_load_baseline => crate::ingest::bulk_load_baseline,
+    raw_pagination => crate::query::raw_pagination,
+    reading_filters => crate::query::reading_filters,
+    bucket_aggregates => crate::query::bucket_aggregates,
+    retention => crate::query::retention,
+    quarantine_newest_first => crate::records::quarantine_newest_first,
+    security_events_newest_first => crate::records::security_events_newest_first,
+    tokens_by_hash => crate::records::tokens_by_hash,
+}

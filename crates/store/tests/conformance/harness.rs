@@ -1,0 +1,143 @@
+//! Opens a fresh store of each backend for one test and cleans up after it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use beffroi_store::{open, Backend, OpenOptions, Store, TimescaleMode};
+use sqlx::Connection;
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+    Timescale,
+}
+
+/// Runs `case` on a fresh store of `kind`, or prints why it is skipped.
+pub async fn run<F, Fut>(kind: Kind, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match kind {
+        Kind::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("store.db").display()
+            );
+            let store = open(&url, OpenOptions::default())
+                .await
+                .expect("open sqlite");
+            assert_eq!(store.backend(), Backend::Sqlite);
+            case(store.clone()).await;
+            store.close().await;
+        }
+        Kind::Postgres | Kind::Timescale => {
+            let Some(url) = database_url() else { return };
+            if kind == Kind::Timescale && !timescale_available(&url).await {
+                eprintln!("notice: TimescaleDB is not installed on the test server; skipped");
+                return;
+            }
+            let schema = fresh_schema();
+            let options = OpenOptions {
+                schema: Some(schema.clone()),
+                max_connections: 4,
+                timescale: if kind == Kind::Timescale {
+                    TimescaleMode::Required
+                } else {
+                    TimescaleMode::Off
+                },
+                ..OpenOptions::default()
+            };
+            let store = open(&url, options).await.expect("open postgres");
+            let expected = if kind == Kind::Timescale {
+                Backend::Timescale
+            } else {
+                Backend::Postgres
+            };
+            assert_eq!(store.backend(), expected);
+            case(store.clone()).await;
+            store.close().await;
+            drop_schema(&url, &schema).await;
+        }
+    }
+}
+
+/// `TEST_DATABASE_URL`; without it, `None` with a notice, or a failure under CI.
+fn database_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("TEST_DATABASE_URL is not set: CI must run the store suite on PostgreSQL")
+        }
+        _ => {
+            eprintln!("notice: TEST_DATABASE_URL is not set; PostgreSQL runs skipped");
+            None
+        }
+    }
+}
+
+async fn timescale_available(url: &str) -> bool {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+            .fetch_optional(&mut conn)
+            .await
+            .expect("query extensions");
+    found.is_some()
+}
+
+fn fresh_schema() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "store_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+/// The store's TimescaleDB setup lock (`SETUP_LOCK` in `src/postgres/timescale.rs`): TimescaleDB's
+/// catalog deadlocks when hypertables are dropped while others are created.
+const SETUP_LOCK: i64 = 0x6265_6666_726f_6932;
+
+async fn drop_schema(url: &str, schema: &str) {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to drop schema");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(SETUP_LOCK)
+        .execute(&mut conn)
+        .await
+        .expect("lock");
+    let timescale: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+            .fetch_optional(&mut conn)
+            .await
+            .expect("query extensions");
+    if timescale.is_some() {
+        // Its jobs first: a job running while its table is dropped can crash the server.
+        sqlx::query(
+            "SELECT delete_job(job_id) FROM timescaledb_information.jobs \
+             WHERE hypertable_schema = $1",
+        )
+        .bind(schema)
+        .execute(&mut conn)
+        .await
+        .expect("delete jobs");
+    }
+    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&mut conn)
+        .await
+        .expect("drop schema");
+    conn.close().await.expect("close");
+}

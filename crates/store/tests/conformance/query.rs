@@ -1,0 +1,432 @@
+//! Query cases: tenant isolation, keyset pages, filters, bucket aggregates, retention.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use beffroi_protocol::Value;
+use beffroi_store::{
+    Bucket, QuarantineReason, QuarantineRecord, ReadingFilter, SecurityEvent, SecurityEventKind,
+    Sensor, Store,
+};
+
+use crate::fixtures::*;
+
+const DAY: i64 = 86_400 * SEC;
+
+pub async fn tenant_isolation(store: Arc<dyn Store>) {
+    // Same gateway and sensor ids in both tenants.
+    tenant_with_gateway(&store, "lyon", "gw-1").await;
+    tenant_with_gateway(&store, "brest", "gw-1").await;
+    store
+        .commit(&[batch(
+            "lyon",
+            "gw-1",
+            1,
+            vec![num("s1", "air.pm25", T0, 5.0)],
+        )])
+        .await
+        .expect("commit");
+    store
+        .quarantine(&QuarantineRecord {
+            tenant: Some(tenant("lyon")),
+            gateway: Some(gw("gw-1")),
+            topic: "beffroi/v1/lyon/gw-1/batch".into(),
+            seq: Some(9),
+            reason: QuarantineReason::BadSignature,
+            detail: "bad".into(),
+            received_at: at(T0),
+            payload: vec![1, 2, 3],
+            settles_seq: false,
+        })
+        .await
+        .expect("quarantine");
+    store
+        .security_event(&SecurityEvent {
+            time: at(T0),
+            tenant: Some(tenant("lyon")),
+            gateway: Some(gw("gw-1")),
+            address: Some("192.0.2.1:5000".into()),
+            kind: SecurityEventKind::AclViolation,
+            detail: "publish elsewhere".into(),
+        })
+        .await
+        .expect("event");
+    let lyon = all_of("lyon", T0 - DAY, T0 + DAY);
+    let brest = all_of("brest", T0 - DAY, T0 + DAY);
+    assert_eq!(read_all(&store, &lyon, 10).await.len(), 1);
+    assert!(read_all(&store, &brest, 10).await.is_empty());
+    let brest_sensor = ReadingFilter {
+        sensors: vec![sensor("s1")],
+        ..brest.clone()
+    };
+    assert!(read_all(&store, &brest_sensor, 10).await.is_empty());
+    assert_eq!(
+        store.buckets(&lyon, 60 * SEC).await.expect("buckets").len(),
+        1
+    );
+    assert!(store
+        .buckets(&brest, 60 * SEC)
+        .await
+        .expect("buckets")
+        .is_empty());
+    assert_eq!(
+        store
+            .list_sensors(&tenant("lyon"))
+            .await
+            .expect("sensors")
+            .len(),
+        1
+    );
+    assert!(store
+        .list_sensors(&tenant("brest"))
+        .await
+        .expect("sensors")
+        .is_empty());
+    assert_eq!(
+        store
+            .list_quarantine(&tenant("lyon"), 10, 0)
+            .await
+            .expect("q")
+            .items
+            .len(),
+        1
+    );
+    assert!(store
+        .list_quarantine(&tenant("brest"), 10, 0)
+        .await
+        .expect("q")
+        .items
+        .is_empty());
+    assert_eq!(
+        store
+            .list_security_events(&tenant("lyon"), 10, 0)
+            .await
+            .expect("e")
+            .items
+            .len(),
+        1
+    );
+    assert!(store
+        .list_security_events(&tenant("brest"), 10, 0)
+        .await
+        .expect("e")
+        .items
+        .is_empty());
+    // Brest's gateway gw-1 has its own seqs.
+    assert_eq!(
+        store
+            .seq_state(&tenant("brest"), &gw("gw-1"))
+            .await
+            .expect("seq")
+            .contiguous,
+        0
+    );
+    let brest_gw = store
+        .gateway(&tenant("brest"), &gw("gw-1"))
+        .await
+        .expect("gw")
+        .expect("gw");
+    assert_eq!(brest_gw.state.last_committed_seq, None);
+    // Brest committing the same (gateway, seq) is not a duplicate of Lyon's.
+    let out = store
+        .commit(&[batch(
+            "brest",
+            "gw-1",
+            1,
+            vec![num("s1", "air.pm25", T0, 7.0)],
+        )])
+        .await
+        .expect("commit");
+    assert_eq!(out, [beffroi_store::CommitOutcome::Stored]);
+    let got = read_all(&store, &brest, 10).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value, Value::Number(7.0));
+    // A zone filter of one tenant never selects another tenant's sensors.
+    store
+        .upsert_sensor(&Sensor {
+            tenant: tenant("brest"),
+            id: sensor("s1"),
+            kind: "air".into(),
+            unit: None,
+            lat: None,
+            lon: None,
+            zone: Some(sensor("port")),
+        })
+        .await
+        .expect("sensor");
+    let lyon_port = ReadingFilter {
+        zone: Some(sensor("port")),
+        ..lyon
+    };
+    assert!(read_all(&store, &lyon_port, 10).await.is_empty());
+}
+
+pub async fn raw_pagination(store: Arc<dyn Store>) {
+    tenant_with_gateway(&store, "lyon", "gw-1").await;
+    // 300 readings over 10 batches; many share a time.
+    let mut expected = Vec::new();
+    let mut batches = Vec::new();
+    for seq in 1..=10u64 {
+        let readings: Vec<_> = (0..30)
+            .map(|i| {
+                let time = T0 + ((seq as i64 * 7 + i) % 13) * SEC;
+                num(
+                    &format!("s{}", i % 4),
+                    "air.pm25",
+                    time,
+                    (seq * 100 + i as u64) as f64,
+                )
+            })
+            .collect();
+        for r in &readings {
+            expected.push((r.time, seq, r.value.clone()));
+        }
+        batches.push(batch("lyon", "gw-1", seq, readings));
+    }
+    // Committed in two calls, the second in reverse order.
+    store.commit(&batches[..5]).await.expect("commit");
+    let mut rest = batches[5..].to_vec();
+    rest.reverse();
+    store.commit(&rest).await.expect("commit");
+
+    let filter = all_of("lyon", T0, T0 + DAY);
+    let whole = read_all(&store, &filter, 1000).await;
+    assert_eq!(whole.len(), 300);
+    assert!(whole.windows(2).all(|w| w[0].time <= w[1].time));
+    for page in [1, 7, 30, 299, 300] {
+        let paged = read_all(&store, &filter, page).await;
+        assert_eq!(paged, whole, "page size {page}");
+    }
+    let mut got: Vec<_> = whole
+        .iter()
+        .map(|r| (r.time, r.seq, r.value.clone()))
+        .collect();
+    let key = |x: &(beffroi_protocol::Timestamp, u64, Value)| match x.2 {
+        Value::Number(n) => (x.0, x.1, n as i64),
+        _ => (x.0, x.1, -1),
+    };
+    got.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(got, expected);
+    // The last page says there is nothing after it.
+    let page = store.readings(&filter, 300, None).await.expect("page");
+    assert_eq!(page.readings.len(), 300);
+    assert_eq!(page.next, None);
+}
+
+pub async fn reading_filters(store: Arc<dyn Store>) {
+    tenant_with_gateway(&store, "lyon", "gw-1").await;
+    for (id, zone) in [("a", Some("north")), ("b", Some("south")), ("c", None)] {
+        store
+            .upsert_sensor(&Sensor {
+                tenant: tenant("lyon"),
+                id: sensor(id),
+                kind: "air".into(),
+                unit: None,
+                lat: None,
+                lon: None,
+                zone: zone.map(sensor),
+            })
+            .await
+            .expect("sensor");
+    }
+    let mut readings = Vec::new();
+    for (i, s) in ["a", "b", "c"].into_iter().enumerate() {
+        for m in ["air.pm25", "air.no2"] {
+            for k in 0..4i64 {
+                readings.push(num(s, m, T0 + k * 60 * SEC, (i as i64 * 10 + k) as f64));
+            }
+        }
+    }
+    store
+        .commit(&[batch("lyon", "gw-1", 1, readings)])
+        .await
+        .expect("commit");
+    let count = |filter: ReadingFilter| {
+        let store = store.clone();
+        async move { read_all(&store, &filter, 5).await.len() }
+    };
+    let all = all_of("lyon", T0, T0 + DAY);
+    assert_eq!(count(all.clone()).await, 24);
+    assert_eq!(
+        count(ReadingFilter {
+            sensors: vec![sensor("a"), sensor("c")],
+            ..all.clone()
+        })
+        .await,
+        16
+    );
+    assert_eq!(
+        count(ReadingFilter {
+            metrics: vec![metric("air.no2")],
+            ..all.clone()
+        })
+        .await,
+        12
+    );
+    assert_eq!(
+        count(ReadingFilter {
+            zone: Some(sensor("north")),
+            metrics: vec![metric("air.pm25")],
+            ..all.clone()
+        })
+        .await,
+        4
+    );
+    assert_eq!(
+        count(ReadingFilter {
+            zone: Some(sensor("south")),
+            sensors: vec![sensor("a")],
+            ..all.clone()
+        })
+        .await,
+        0
+    );
+    // `from` inclusive, `to` exclusive.
+    assert_eq!(
+        count(ReadingFilter {
+            from: at(T0 + 60 * SEC),
+            to: at(T0 + 180 * SEC),
+            ..all.clone()
+        })
+        .await,
+        12
+    );
+}
+
+/// The fixed data set: values are multiples of 1/4, so every sum is exact in any order.
+fn bucket_data() -> Vec<beffroi_protocol::Reading> {
+    let mut readings = Vec::new();
+    for i in 0..240i64 {
+        let time = T0 - 90 * SEC + i * 17 * SEC + (i % 3) * 250_000;
+        let sensor_id = ["a", "b", "c-d", "cd"][(i % 4) as usize];
+        let metric_name = if i % 5 == 0 { "air.no2" } else { "air.pm25" };
+        readings.push(num(
+            sensor_id,
+            metric_name,
+            time,
+            ((i * 37) % 101) as f64 / 4.0 - 7.5,
+        ));
+    }
+    // Non-numeric readings are not aggregated.
+    readings.push(reading("a", "door.open", T0, Value::Bool(true)));
+    readings.push(reading(
+        "a",
+        "air.pm25",
+        T0 + SEC,
+        Value::Text("n/a".into()),
+    ));
+    // Before the epoch: the bucket floors, it does not truncate toward zero.
+    readings.push(num("a", "air.pm25", -90 * SEC, 2.0));
+    readings
+}
+
+fn expected_buckets(readings: &[beffroi_protocol::Reading], width: i64) -> Vec<Bucket> {
+    let mut groups: BTreeMap<(i64, String, String), Vec<f64>> = BTreeMap::new();
+    for r in readings {
+        if let Value::Number(v) = r.value {
+            let t = r.time.unix_micros();
+            let start = t - t.rem_euclid(width);
+            groups
+                .entry((start, r.sensor.to_string(), r.metric.to_string()))
+                .or_default()
+                .push(v);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((start, s, m), values)| Bucket {
+            start: at(start),
+            sensor: sensor(&s),
+            metric: metric(&m),
+            avg: values.iter().sum::<f64>() / values.len() as f64,
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            count: values.len() as u64,
+        })
+        .collect()
+}
+
+pub async fn bucket_aggregates(store: Arc<dyn Store>) {
+    tenant_with_gateway(&store, "lyon", "gw-1").await;
+    let data = bucket_data();
+    for (seq, chunk) in data.chunks(50).enumerate() {
+        store
+            .commit(&[batch("lyon", "gw-1", seq as u64 + 1, chunk.to_vec())])
+            .await
+            .expect("commit");
+    }
+    let from = -DAY;
+    let to = T0 + DAY;
+    for width in [60 * SEC, 300 * SEC, 3600 * SEC, DAY, 7 * SEC + 3] {
+        let got = store
+            .buckets(&all_of("lyon", from, to), width)
+            .await
+            .expect("buckets");
+        assert_eq!(got, expected_buckets(&data, width), "width {width}");
+    }
+    // Filters apply to buckets as to raw readings.
+    let filter = ReadingFilter {
+        sensors: vec![sensor("a")],
+        metrics: vec![metric("air.pm25")],
+        ..all_of("lyon", T0, to)
+    };
+    let subset: Vec<_> = data
+        .iter()
+        .filter(|r| r.sensor.as_str() == "a" && r.metric.as_str() == "air.pm25")
+        .filter(|r| r.time.unix_micros() >= T0)
+        .cloned()
+        .collect();
+    assert_eq!(
+        store.buckets(&filter, 60 * SEC).await.expect("buckets"),
+        expected_buckets(&subset, 60 * SEC)
+    );
+    store
+        .refresh_aggregates(at(from), at(to))
+        .await
+        .expect("refresh");
+    assert_eq!(
+        store
+            .buckets(&all_of("lyon", from, to), 60 * SEC)
+            .await
+            .expect("buckets"),
+        expected_buckets(&data, 60 * SEC)
+    );
+}
+
+pub async fn retention(store: Arc<dyn Store>) {
+    tenant_with_gateway(&store, "lyon", "gw-1").await;
+    let old: Vec<_> = (0..10)
+        .map(|i| num("s1", "air.pm25", T0 - 40 * DAY + i * SEC, 1.0))
+        .collect();
+    let recent: Vec<_> = (0..10)
+        .map(|i| num("s1", "air.pm25", T0 + i * SEC, 2.0))
+        .collect();
+    let mixed: Vec<_> = vec![
+        num("s2", "air.pm25", T0 - 2 * SEC, 3.0),
+        num("s2", "air.pm25", T0 + 2 * SEC, 4.0),
+    ];
+    store
+        .commit(&[
+            batch("lyon", "gw-1", 1, old),
+            batch("lyon", "gw-1", 2, recent),
+            batch("lyon", "gw-1", 3, mixed),
+        ])
+        .await
+        .expect("commit");
+    let removed = store.apply_retention(at(T0)).await.expect("retention");
+    assert!(removed > 0);
+    let left = read_all(&store, &all_of("lyon", T0 - 100 * DAY, T0 + DAY), 100).await;
+    assert_eq!(left.len(), 11);
+    assert!(left.iter().all(|r| r.time.unix_micros() >= T0));
+    assert_eq!(store.apply_retention(at(T0)).await.expect("retention"), 0);
+    // Acks are unaffected: batches are kept.
+    assert_eq!(
+        store
+            .seq_state(&tenant("lyon"), &gw("gw-1"))
+            .await
+            .expect("seq")
+            .contiguous,
+        3
+    );
+}

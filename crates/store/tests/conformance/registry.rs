@@ -1,0 +1,230 @@
+//! Registry cases: tenants, gateways, keys, revocation, sensors, zones.
+
+use std::sync::Arc;
+
+use beffroi_store::{Error, NewGateway, Sensor, Store, Zone};
+use serde_json::json;
+
+use crate::fixtures::*;
+
+pub async fn round_trips(store: Arc<dyn Store>) {
+    let lyon = store
+        .create_tenant(&tenant("lyon"), "Métropole de Lyon")
+        .await
+        .expect("create");
+    assert_eq!(lyon.name, "Métropole de Lyon");
+    store
+        .create_tenant(&tenant("brest"), "Brest")
+        .await
+        .expect("create");
+    let all = store.list_tenants().await.expect("list");
+    assert_eq!(
+        all.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["brest", "lyon"]
+    );
+    assert_eq!(
+        store.tenant(&tenant("lyon")).await.expect("get"),
+        Some(lyon.clone())
+    );
+    assert_eq!(store.tenant(&tenant("nantes")).await.expect("get"), None);
+
+    let new = NewGateway {
+        tenant: tenant("lyon"),
+        id: gw("gw-1"),
+        key_id: key("k1"),
+        public_key: [9; 32],
+        cert_fingerprint: None,
+    };
+    store.register_gateway(&new).await.expect("register");
+    let record = store
+        .gateway(&tenant("lyon"), &gw("gw-1"))
+        .await
+        .expect("gateway")
+        .expect("present");
+    assert_eq!(record.key_id, key("k1"));
+    assert_eq!(record.public_key_hex, "09".repeat(32));
+    assert!(!record.revoked);
+    assert_eq!(record.cert_fingerprint, None);
+    assert_eq!(record.state.last_committed_seq, None);
+    assert!(record.created_at.unix_micros() > T0 - 365 * 86_400 * SEC);
+
+    let k = store
+        .gateway_key(&key("k1"))
+        .await
+        .expect("key")
+        .expect("present");
+    assert_eq!((k.tenant.as_str(), k.gateway.as_str()), ("lyon", "gw-1"));
+    assert_eq!(k.public_key, [9; 32]);
+    assert!(!k.revoked);
+    assert_eq!(store.gateway_key(&key("nope")).await.expect("key"), None);
+
+    store
+        .set_gateway_certificate(&tenant("lyon"), &gw("gw-1"), "ab12")
+        .await
+        .expect("cert");
+    assert!(store
+        .revoked_fingerprints()
+        .await
+        .expect("revoked")
+        .is_empty());
+    store
+        .revoke_gateway(&tenant("lyon"), &gw("gw-1"))
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store.revoked_fingerprints().await.expect("revoked"),
+        ["ab12"]
+    );
+    let k = store
+        .gateway_key(&key("k1"))
+        .await
+        .expect("key")
+        .expect("present");
+    assert!(k.revoked);
+    let listed = store.list_gateways(&tenant("lyon")).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].revoked);
+    assert_eq!(listed[0].cert_fingerprint.as_deref(), Some("ab12"));
+    assert!(store
+        .list_gateways(&tenant("brest"))
+        .await
+        .expect("list")
+        .is_empty());
+
+    let mut s = Sensor {
+        tenant: tenant("lyon"),
+        id: sensor("pm-1"),
+        kind: "air".into(),
+        unit: Some(unit("ug/m3")),
+        lat: Some(45.764_043),
+        lon: Some(4.835_659),
+        zone: Some(sensor("part-dieu")),
+    };
+    store.upsert_sensor(&s).await.expect("sensor");
+    store
+        .upsert_sensor(&Sensor {
+            id: sensor("noise-1"),
+            kind: "noise".into(),
+            unit: None,
+            lat: None,
+            lon: None,
+            zone: None,
+            ..s.clone()
+        })
+        .await
+        .expect("sensor");
+    s.kind = "air-quality".into();
+    s.lat = Some(45.5);
+    store.upsert_sensor(&s).await.expect("replace");
+    let sensors = store.list_sensors(&tenant("lyon")).await.expect("sensors");
+    assert_eq!(sensors.len(), 2);
+    assert_eq!(sensors[0].id.as_str(), "noise-1");
+    assert_eq!(sensors[0].unit, None);
+    assert_eq!(sensors[1], s);
+
+    let geometry = json!({
+        "type": "Polygon",
+        "coordinates": [[[4.85, 45.76], [4.86, 45.76], [4.86, 45.77], [4.85, 45.76]]]
+    });
+    let zone = Zone {
+        tenant: tenant("lyon"),
+        id: sensor("part-dieu"),
+        name: "Part-Dieu".into(),
+        geometry: geometry.clone(),
+    };
+    store.upsert_zone(&zone).await.expect("zone");
+    let renamed = Zone {
+        name: "La Part-Dieu".into(),
+        ..zone.clone()
+    };
+    store.upsert_zone(&renamed).await.expect("zone");
+    assert_eq!(
+        store.list_zones(&tenant("lyon")).await.expect("zones"),
+        [renamed]
+    );
+    assert!(store
+        .list_zones(&tenant("brest"))
+        .await
+        .expect("zones")
+        .is_empty());
+}
+
+pub async fn errors(store: Arc<dyn Store>) {
+    store
+        .create_tenant(&tenant("lyon"), "Lyon")
+        .await
+        .expect("create");
+    assert!(matches!(
+        store.create_tenant(&tenant("lyon"), "again").await,
+        Err(Error::AlreadyExists { what: "tenant", .. })
+    ));
+    let new = NewGateway {
+        tenant: tenant("nowhere"),
+        id: gw("gw-1"),
+        key_id: key("k1"),
+        public_key: [1; 32],
+        cert_fingerprint: None,
+    };
+    assert!(matches!(
+        store.register_gateway(&new).await,
+        Err(Error::NotFound { what: "tenant", .. })
+    ));
+    let new = NewGateway {
+        tenant: tenant("lyon"),
+        ..new
+    };
+    store.register_gateway(&new).await.expect("register");
+    assert!(matches!(
+        store.register_gateway(&new).await,
+        Err(Error::AlreadyExists {
+            what: "gateway",
+            ..
+        })
+    ));
+    let other = NewGateway {
+        id: gw("gw-2"),
+        ..new.clone()
+    };
+    assert!(matches!(
+        store.register_gateway(&other).await,
+        Err(Error::AlreadyExists { what: "key id", .. })
+    ));
+    assert!(matches!(
+        store
+            .set_gateway_certificate(&tenant("lyon"), &gw("gw-9"), "x")
+            .await,
+        Err(Error::NotFound {
+            what: "gateway",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.revoke_gateway(&tenant("brest"), &gw("gw-1")).await,
+        Err(Error::NotFound {
+            what: "gateway",
+            ..
+        })
+    ));
+    let orphan = Sensor {
+        tenant: tenant("nowhere"),
+        id: sensor("s"),
+        kind: "air".into(),
+        unit: None,
+        lat: None,
+        lon: None,
+        zone: None,
+    };
+    assert!(matches!(
+        store.upsert_sensor(&orphan).await,
+        Err(Error::NotFound { what: "tenant", .. })
+    ));
+    assert!(matches!(
+        store
+            .record_health(&health("lyon", "gw-9", &[]), at(T0))
+            .await,
+        Err(Error::NotFound {
+            what: "gateway",
+            ..
+        })
+    ));
+}
