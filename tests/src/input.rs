@@ -9,10 +9,18 @@ const BASE_TIME_US: i64 = 1_767_225_600_000_000;
 /// `count` distinct readings from several sensors and metrics with number, bool and string
 /// values; `offset` shifts their times so that separate calls give disjoint sets.
 pub fn readings(offset: usize, count: usize) -> Vec<Reading> {
-    (offset..offset + count).map(reading).collect()
+    readings_from(Timestamp::from_unix_micros(BASE_TIME_US), offset, count)
 }
 
-fn reading(i: usize) -> Reading {
+/// Like [`readings`], with reading `i` at `base + i` milliseconds: the platform quarantines
+/// readings outside its time window, so its scenarios use a recent `base`.
+pub fn readings_from(base: Timestamp, offset: usize, count: usize) -> Vec<Reading> {
+    (offset..offset + count)
+        .map(|i| reading(base.unix_micros(), i))
+        .collect()
+}
+
+fn reading(base_us: i64, i: usize) -> Reading {
     let (metric, unit, value) = match i % 4 {
         0 => ("air.pm25", "ug/m3", Value::Number(i as f64 * 0.25)),
         1 => (
@@ -31,7 +39,7 @@ fn reading(i: usize) -> Reading {
         sensor: SensorId::new(format!("sensor-{:02}", i % 13)).expect("valid sensor id"),
         metric: MetricName::new(metric).expect("valid metric"),
         unit: Unit::new(unit).expect("valid unit"),
-        time: Timestamp::from_unix_micros(BASE_TIME_US + i as i64 * 1_000),
+        time: Timestamp::from_unix_micros(base_us + i as i64 * 1_000),
         value,
     }
 }

@@ -4,15 +4,21 @@
 //! with mutual TLS ([`broker`]) using certificates made for the test ([`pki`]), the platform's
 //! stand-in that verifies, records and commit-acks what it receives ([`consumer`]), and any
 //! number of `beffroi-agent` processes ([`agent`]); [`input`] makes known readings to feed them
-//! and [`record`] holds what the consumer saw. Every wait is bounded ([`wait`]) and fails with
-//! what it waited for and the state it saw; every process is killed when its handle is dropped,
-//! and a failing test prints the logs of the processes it started and keeps its directory.
+//! and [`record`] holds what the consumer saw. The platform's scenarios run the real `beffroi`
+//! binary instead of the stand-in ([`platform`]), enroll gateways with its CLI, read its API
+//! with [`http`] and play hostile gateways with [`gate_client`]. Every wait is bounded
+//! ([`wait`]) and fails with what it waited for and the state it saw; every process is killed
+//! when its handle is dropped, and a failing test prints the logs of the processes it started
+//! and keeps its directory.
 
 pub mod agent;
 pub mod broker;
 pub mod consumer;
+pub mod gate_client;
+pub mod http;
 pub mod input;
 pub mod pki;
+pub mod platform;
 pub mod process;
 pub mod record;
 pub mod sandbox;
@@ -21,5 +27,6 @@ pub mod wait;
 pub use agent::{AgentProcess, AgentSpec, SourceSpec};
 pub use broker::Broker;
 pub use consumer::{Consumer, GatewayRecord, Snapshot};
+pub use platform::{Enrollment, Platform, PlatformSpec};
 pub use sandbox::Sandbox;
 pub use wait::DEFAULT_TIMEOUT;

@@ -266,7 +266,10 @@ mod tests {
     use crate::{GatewayId, TenantId};
 
     fn topic() -> Topic {
-        Topic::batch(&TenantId::new("lyon").unwrap(), &GatewayId::new("gw-1").unwrap())
+        Topic::batch(
+            &TenantId::new("lyon").unwrap(),
+            &GatewayId::new("gw-1").unwrap(),
+        )
     }
 
     /// A correctly signed envelope whose protected header carries one more label.

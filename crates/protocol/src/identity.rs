@@ -38,11 +38,20 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects() {
-        let (t, g) = (TenantId::new("lyon").unwrap(), GatewayId::new("gw-1").unwrap());
+        let (t, g) = (
+            TenantId::new("lyon").unwrap(),
+            GatewayId::new("gw-1").unwrap(),
+        );
         let uri = identity_uri(&t, &g);
         assert_eq!(uri, "urn:beffroi:gateway:lyon:gw-1");
         assert_eq!(parse_identity_uri(&uri).unwrap(), (t, g));
-        for bad in ["", "urn:beffroi:gateway:lyon", "urn:x:lyon:gw", "urn:beffroi:gateway:Lyon:gw", "urn:beffroi:gateway:lyon:gw:x"] {
+        for bad in [
+            "",
+            "urn:beffroi:gateway:lyon",
+            "urn:x:lyon:gw",
+            "urn:beffroi:gateway:Lyon:gw",
+            "urn:beffroi:gateway:lyon:gw:x",
+        ] {
             assert!(parse_identity_uri(bad).is_err(), "{bad}");
         }
     }
