@@ -92,6 +92,9 @@ impl Pipeline {
                     }
                 }
             }
+            self.metrics
+                .ingest_inbound
+                .set(i64::try_from(inbound.len()).unwrap_or(i64::MAX));
             self.process(std::mem::take(&mut chunk)).await;
         }
     }

@@ -20,10 +20,12 @@
 //! the durability choices.
 
 mod decode;
+mod forward;
 mod gateway_state;
 mod model;
 mod open;
 mod postgres;
+mod rows;
 mod seq;
 mod sqlite;
 

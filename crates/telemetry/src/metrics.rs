@@ -148,7 +148,7 @@ metrics! {
     gate_accepted: Counter => "beffroi_gate_connections_total", "Gateway connections accepted (TLS verified).";
     gate_refused: Labeled => "beffroi_gate_refused_total", "Connections refused or cut, by reason.";
     gate_packets: Counter => "beffroi_gate_packets_total", "MQTT packets inspected from gateways.";
-    broker_queue: Gauge => "beffroi_broker_queue_messages", "Messages waiting in the embedded broker for the ingest.";
+    ingest_inbound: Gauge => "beffroi_ingest_inbound_messages", "Messages the broker delivered to this ingest, waiting for verification (sampled per chunk).";
     security_events: Counter => "beffroi_security_events_total", "Security events recorded.";
     security_events_dropped: Counter => "beffroi_security_events_dropped_total", "Security events dropped because the writer was behind.";
     http_requests: Labeled ["class"] => "beffroi_http_requests_total", "HTTP requests, by status class.";

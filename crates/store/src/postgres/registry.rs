@@ -1,15 +1,11 @@
 //! PostgreSQL: tenants, gateways, sensors, zones.
 
 use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
-use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::Row;
 
 use super::{ts, us, PostgresStore};
-use crate::decode::{
-    bytes32, id, is_foreign_key_violation, is_unique_violation, opt_id, time, unsigned,
-};
-use crate::gateway_state::HealthState;
+use crate::decode::{is_foreign_key_violation, is_unique_violation};
+use crate::rows::{gateway_from, gateway_key_from, sensor_from, tenant_from, zone_from};
 use crate::{Error, GatewayKey, GatewayRecord, NewGateway, Result, Sensor, Tenant, Zone};
 
 impl PostgresStore {
@@ -47,15 +43,7 @@ impl PostgresStore {
         .bind(only.map(TenantId::as_str))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Tenant {
-                    id: id("tenants", r.try_get("id")?, TenantId::new)?,
-                    name: r.try_get("name")?,
-                    created_at: time(r.try_get("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(tenant_from).collect()
     }
 
     pub(super) async fn insert_gateway(&self, gateway: &NewGateway) -> Result<()> {
@@ -150,7 +138,7 @@ impl PostgresStore {
         .bind(only.map(GatewayId::as_str))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(gateway_record).collect()
+        rows.iter().map(gateway_from).collect()
     }
 
     pub(super) async fn select_gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
@@ -159,15 +147,7 @@ impl PostgresStore {
                 .bind(key_id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| {
-            Ok(GatewayKey {
-                tenant: id("gateways", r.try_get("tenant")?, TenantId::new)?,
-                gateway: id("gateways", r.try_get("id")?, GatewayId::new)?,
-                public_key: bytes32("gateways", r.try_get("public_key")?)?,
-                revoked: r.try_get("revoked")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(gateway_key_from).transpose()
     }
 
     pub(super) async fn write_sensor(&self, sensor: &Sensor) -> Result<()> {
@@ -200,19 +180,7 @@ impl PostgresStore {
         .bind(tenant.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Sensor {
-                    tenant: id("sensors", r.try_get("tenant")?, TenantId::new)?,
-                    id: id("sensors", r.try_get("id")?, SensorId::new)?,
-                    kind: r.try_get("kind")?,
-                    unit: opt_id("sensors", r.try_get("unit")?, Unit::new)?,
-                    lat: r.try_get("lat")?,
-                    lon: r.try_get("lon")?,
-                    zone: opt_id("sensors", r.try_get("zone")?, SensorId::new)?,
-                })
-            })
-            .collect()
+        rows.iter().map(sensor_from).collect()
     }
 
     pub(super) async fn write_zone(&self, zone: &Zone) -> Result<()> {
@@ -238,17 +206,7 @@ impl PostgresStore {
         .bind(tenant.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let Json(geometry) = r.try_get("geometry")?;
-                Ok(Zone {
-                    tenant: id("zones", r.try_get("tenant")?, TenantId::new)?,
-                    id: id("zones", r.try_get("id")?, SensorId::new)?,
-                    name: r.try_get("name")?,
-                    geometry,
-                })
-            })
-            .collect()
+        rows.iter().map(zone_from).collect()
     }
 
     /// Fails with [`Error::NotFound`] unless the tenant exists.
@@ -275,25 +233,4 @@ fn found(rows: u64, gateway: &GatewayId) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn gateway_record(r: &PgRow) -> Result<GatewayRecord> {
-    let public_key: &[u8] = r.try_get("public_key")?;
-    let health: Option<Json<HealthState>> = r.try_get("health")?;
-    let last_committed: Option<i64> = r.try_get("last_committed_seq")?;
-    Ok(GatewayRecord {
-        tenant: id("gateways", r.try_get("tenant")?, TenantId::new)?,
-        id: id("gateways", r.try_get("id")?, GatewayId::new)?,
-        key_id: id("gateways", r.try_get("key_id")?, KeyId::new)?,
-        public_key_hex: hex::encode(bytes32("gateways", public_key)?),
-        cert_fingerprint: r.try_get("cert_fingerprint")?,
-        revoked: r.try_get("revoked")?,
-        created_at: time(r.try_get("created_at")?),
-        state: health.map(|j| j.0).unwrap_or_default().into_state(
-            r.try_get::<Option<i64>, _>("last_seen")?.map(time),
-            last_committed
-                .map(|s| unsigned("gateways", s))
-                .transpose()?,
-        ),
-    })
 }

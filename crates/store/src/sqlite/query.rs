@@ -1,14 +1,12 @@
 //! SQLite: raw readings (keyset pages), bucket aggregates, stored batches.
 
-use beffroi_protocol::{GatewayId, KeyId, MetricName, Reading, SensorId, TenantId, Unit};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use beffroi_protocol::{GatewayId, TenantId};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
-use crate::decode::{bytes64, check_bucket, id, seq_to_db, time, unsigned, value_from_columns};
-use crate::{
-    Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch, StoredReading,
-};
+use crate::decode::{check_bucket, seq_to_db};
+use crate::rows::{batch_from, bucket_from, reading_page_from, Columns};
+use crate::{Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch};
 
 impl SqliteStore {
     pub(super) async fn select_readings(
@@ -19,8 +17,8 @@ impl SqliteStore {
     ) -> Result<ReadingPage> {
         let limit = limit.max(1);
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, time, gateway, seq, sensor, metric, unit, value_num, value_bool, \
-             value_text FROM readings",
+            "SELECT id, time AS time_us, gateway, seq, sensor, metric, unit, value_num, \
+             value_bool, value_text FROM readings",
         );
         push_filter(&mut q, filter);
         if let Some(cursor) = after {
@@ -33,20 +31,7 @@ impl SqliteStore {
         q.push(" ORDER BY time, id LIMIT ")
             .push_bind(i64::from(limit) + 1);
         let rows = q.build().fetch_all(&self.pool).await?;
-        let more = rows.len() > limit as usize;
-        let mut readings = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut last = None;
-        for row in rows.iter().take(limit as usize) {
-            readings.push(stored_reading(row)?);
-            last = Some(ReadingCursor {
-                time_us: row.try_get("time")?,
-                id: row.try_get("id")?,
-            });
-        }
-        Ok(ReadingPage {
-            readings,
-            next: if more { last } else { None },
-        })
+        reading_page_from(&rows, limit)
     }
 
     pub(super) async fn select_buckets(
@@ -69,21 +54,7 @@ impl SqliteStore {
         push_filter(&mut q, filter);
         q.push(" AND value_num IS NOT NULL GROUP BY bucket, sensor, metric ORDER BY bucket, sensor, metric");
         let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let n = unsigned("readings", r.try_get("n")?)?;
-                let total: f64 = r.try_get("total")?;
-                Ok(Bucket {
-                    start: time(r.try_get("bucket")?),
-                    sensor: id("readings", r.try_get("sensor")?, SensorId::new)?,
-                    metric: id("readings", r.try_get("metric")?, MetricName::new)?,
-                    avg: total / n as f64,
-                    min: r.try_get("lo")?,
-                    max: r.try_get("hi")?,
-                    count: n,
-                })
-            })
-            .collect()
+        rows.iter().map(bucket_from).collect()
     }
 
     pub(super) async fn select_batch(
@@ -104,15 +75,14 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let (first, last) = (row.opt_int("first_time")?, row.opt_int("last_time")?);
         let mut readings = Vec::new();
-        let first: Option<i64> = row.try_get("first_time")?;
-        let last: Option<i64> = row.try_get("last_time")?;
         if let (true, Some(first), Some(last)) = (with_readings, first, last) {
             // The time range leads the (tenant, time) index to the batch's readings.
-            let rows = sqlx::query(
-                "SELECT id, time, gateway, seq, sensor, metric, unit, value_num, value_bool, \
-                 value_text FROM readings WHERE tenant = ? AND time >= ? AND time <= ? \
-                 AND gateway = ? AND seq = ? ORDER BY idx",
+            readings = sqlx::query(
+                "SELECT id, time AS time_us, gateway, seq, sensor, metric, unit, value_num, \
+                 value_bool, value_text FROM readings WHERE tenant = ? AND time >= ? \
+                 AND time <= ? AND gateway = ? AND seq = ? ORDER BY idx",
             )
             .bind(tenant.as_str())
             .bind(first)
@@ -121,26 +91,8 @@ impl SqliteStore {
             .bind(seq_db)
             .fetch_all(&self.pool)
             .await?;
-            for r in &rows {
-                let s = stored_reading(r)?;
-                readings.push(Reading {
-                    sensor: s.sensor,
-                    metric: s.metric,
-                    unit: s.unit,
-                    time: s.time,
-                    value: s.value,
-                });
-            }
         }
-        Ok(Some(StoredBatch {
-            tenant: tenant.clone(),
-            gateway: gateway.clone(),
-            seq,
-            key_id: id("batches", row.try_get("key_id")?, KeyId::new)?,
-            signature: bytes64("batches", row.try_get("signature")?)?,
-            received_at: time(row.try_get("received_at")?),
-            readings,
-        }))
+        batch_from(&row, tenant, gateway, seq, &readings).map(Some)
     }
 }
 
@@ -175,20 +127,4 @@ fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, filter: &ReadingFilter) {
             .push_bind(zone.as_str().to_owned())
             .push(")");
     }
-}
-
-fn stored_reading(r: &SqliteRow) -> Result<StoredReading> {
-    Ok(StoredReading {
-        gateway: id("readings", r.try_get("gateway")?, GatewayId::new)?,
-        seq: unsigned("readings", r.try_get("seq")?)?,
-        sensor: id("readings", r.try_get("sensor")?, SensorId::new)?,
-        metric: id("readings", r.try_get("metric")?, MetricName::new)?,
-        unit: id("readings", r.try_get("unit")?, Unit::new)?,
-        time: time(r.try_get("time")?),
-        value: value_from_columns(
-            r.try_get("value_num")?,
-            r.try_get("value_bool")?,
-            r.try_get("value_text")?,
-        )?,
-    })
 }

@@ -1,19 +1,15 @@
 //! SQLite: quarantine, security events and API tokens.
 
 use beffroi_protocol::{GatewayId, TenantId};
-use sqlx::Row;
 
 use super::ingest::settle_seq;
 use super::SqliteStore;
 use crate::decode::{
-    bytes32, capped_payload, corrupt, count_to_db, id, is_foreign_key_violation,
-    is_unique_violation, next_offset, opt_id, seq_to_db, time, unsigned,
+    capped_payload, count_to_db, is_foreign_key_violation, is_unique_violation, seq_to_db,
 };
+use crate::rows::{page_from, quarantine_from, security_event_from, token_from};
 use crate::seq::{settled_gap, SETTLED_PREFIX};
-use crate::{
-    Error, Page, QuarantineReason, QuarantineRecord, Result, Role, SecurityEvent,
-    SecurityEventKind, TokenRecord,
-};
+use crate::{Error, Page, QuarantineRecord, Result, SecurityEvent, TokenRecord};
 
 impl SqliteStore {
     pub(super) async fn insert_quarantine(&self, record: &QuarantineRecord) -> Result<()> {
@@ -60,30 +56,7 @@ impl SqliteStore {
         .bind(count_to_db(offset))
         .fetch_all(&self.pool)
         .await?;
-        let next_offset = next_offset(offset, limit, rows.len());
-        let items = rows
-            .iter()
-            .take(limit as usize)
-            .map(|r| {
-                let reason: &str = r.try_get("reason")?;
-                Ok(QuarantineRecord {
-                    tenant: opt_id("quarantine", r.try_get("tenant")?, TenantId::new)?,
-                    gateway: opt_id("quarantine", r.try_get("gateway")?, GatewayId::new)?,
-                    topic: r.try_get("topic")?,
-                    seq: r
-                        .try_get::<Option<i64>, _>("seq")?
-                        .map(|s| unsigned("quarantine", s))
-                        .transpose()?,
-                    reason: QuarantineReason::parse(reason)
-                        .ok_or_else(|| corrupt("quarantine", format!("reason {reason:?}")))?,
-                    detail: r.try_get("detail")?,
-                    received_at: time(r.try_get("received_at")?),
-                    payload: r.try_get("payload")?,
-                    settles_seq: r.try_get("settles_seq")?,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Page { items, next_offset })
+        page_from(&rows, offset, limit, quarantine_from)
     }
 
     pub(super) async fn insert_security_event(&self, event: &SecurityEvent) -> Result<()> {
@@ -118,24 +91,7 @@ impl SqliteStore {
         .bind(count_to_db(offset))
         .fetch_all(&self.pool)
         .await?;
-        let next_offset = next_offset(offset, limit, rows.len());
-        let items = rows
-            .iter()
-            .take(limit as usize)
-            .map(|r| {
-                let kind: &str = r.try_get("kind")?;
-                Ok(SecurityEvent {
-                    time: time(r.try_get("time")?),
-                    tenant: opt_id("security_events", r.try_get("tenant")?, TenantId::new)?,
-                    gateway: opt_id("security_events", r.try_get("gateway")?, GatewayId::new)?,
-                    address: r.try_get("address")?,
-                    kind: SecurityEventKind::parse(kind)
-                        .ok_or_else(|| corrupt("security_events", format!("kind {kind:?}")))?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Page { items, next_offset })
+        page_from(&rows, offset, limit, security_event_from)
     }
 
     pub(super) async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
@@ -177,18 +133,6 @@ impl SqliteStore {
         .bind(&secret_sha256[..])
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let role: &str = r.try_get("role")?;
-            Ok(TokenRecord {
-                id: r.try_get("id")?,
-                tenant: id("api_tokens", r.try_get("tenant")?, TenantId::new)?,
-                role: Role::parse(role)
-                    .ok_or_else(|| corrupt("api_tokens", format!("role {role:?}")))?,
-                name: r.try_get("name")?,
-                secret_sha256: bytes32("api_tokens", r.try_get("secret_sha256")?)?,
-                created_at: time(r.try_get("created_at")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(token_from).transpose()
     }
 }

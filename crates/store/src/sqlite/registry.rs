@@ -1,12 +1,10 @@
 //! SQLite: tenants, gateways, sensors, zones.
 
 use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use super::SqliteStore;
-use crate::decode::{bytes32, corrupt, id, is_unique_violation, opt_id, time, unsigned};
-use crate::gateway_state::HealthState;
+use crate::decode::is_unique_violation;
+use crate::rows::{gateway_from, gateway_key_from, sensor_from, tenant_from, zone_from};
 use crate::{Error, GatewayKey, GatewayRecord, NewGateway, Result, Sensor, Tenant, Zone};
 
 impl SqliteStore {
@@ -41,15 +39,7 @@ impl SqliteStore {
         .bind(only.map(TenantId::as_str))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Tenant {
-                    id: id("tenants", r.try_get("id")?, TenantId::new)?,
-                    name: r.try_get("name")?,
-                    created_at: time(r.try_get("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(tenant_from).collect()
     }
 
     pub(super) async fn insert_gateway(&self, gateway: &NewGateway) -> Result<()> {
@@ -153,7 +143,7 @@ impl SqliteStore {
         .bind(only.map(GatewayId::as_str))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(gateway_record).collect()
+        rows.iter().map(gateway_from).collect()
     }
 
     pub(super) async fn select_gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
@@ -162,15 +152,7 @@ impl SqliteStore {
                 .bind(key_id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| {
-            Ok(GatewayKey {
-                tenant: id("gateways", r.try_get("tenant")?, TenantId::new)?,
-                gateway: id("gateways", r.try_get("id")?, GatewayId::new)?,
-                public_key: bytes32("gateways", r.try_get("public_key")?)?,
-                revoked: r.try_get::<i64, _>("revoked")? != 0,
-            })
-        })
-        .transpose()
+        row.as_ref().map(gateway_key_from).transpose()
     }
 
     pub(super) async fn write_sensor(&self, sensor: &Sensor) -> Result<()> {
@@ -204,19 +186,7 @@ impl SqliteStore {
         .bind(tenant.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Sensor {
-                    tenant: id("sensors", r.try_get("tenant")?, TenantId::new)?,
-                    id: id("sensors", r.try_get("id")?, SensorId::new)?,
-                    kind: r.try_get("kind")?,
-                    unit: opt_id("sensors", r.try_get("unit")?, Unit::new)?,
-                    lat: r.try_get("lat")?,
-                    lon: r.try_get("lon")?,
-                    zone: opt_id("sensors", r.try_get("zone")?, SensorId::new)?,
-                })
-            })
-            .collect()
+        rows.iter().map(sensor_from).collect()
     }
 
     pub(super) async fn write_zone(&self, zone: &Zone) -> Result<()> {
@@ -247,18 +217,7 @@ impl SqliteStore {
         .bind(tenant.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let geometry: &str = r.try_get("geometry")?;
-                Ok(Zone {
-                    tenant: id("zones", r.try_get("tenant")?, TenantId::new)?,
-                    id: id("zones", r.try_get("id")?, SensorId::new)?,
-                    name: r.try_get("name")?,
-                    geometry: serde_json::from_str(geometry)
-                        .map_err(|e| corrupt("zones", format!("geometry: {e}")))?,
-                })
-            })
-            .collect()
+        rows.iter().map(zone_from).collect()
     }
 
     /// Fails with [`Error::NotFound`] unless the tenant exists.
@@ -285,31 +244,4 @@ fn found(rows: u64, gateway: &GatewayId) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn gateway_record(r: &SqliteRow) -> Result<GatewayRecord> {
-    let public_key: &[u8] = r.try_get("public_key")?;
-    let health: Option<&str> = r.try_get("health")?;
-    let health: HealthState = match health {
-        Some(json) => {
-            serde_json::from_str(json).map_err(|e| corrupt("gateways", format!("health: {e}")))?
-        }
-        None => HealthState::default(),
-    };
-    let last_committed: Option<i64> = r.try_get("last_committed_seq")?;
-    Ok(GatewayRecord {
-        tenant: id("gateways", r.try_get("tenant")?, TenantId::new)?,
-        id: id("gateways", r.try_get("id")?, GatewayId::new)?,
-        key_id: id("gateways", r.try_get("key_id")?, KeyId::new)?,
-        public_key_hex: hex::encode(bytes32("gateways", public_key)?),
-        cert_fingerprint: r.try_get("cert_fingerprint")?,
-        revoked: r.try_get::<i64, _>("revoked")? != 0,
-        created_at: time(r.try_get("created_at")?),
-        state: health.into_state(
-            r.try_get::<Option<i64>, _>("last_seen")?.map(time),
-            last_committed
-                .map(|s| unsigned("gateways", s))
-                .transpose()?,
-        ),
-    })
 }

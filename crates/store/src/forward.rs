@@ -1,0 +1,186 @@
+//! The `impl Store` of both SQL backends, written once.
+//!
+//! Each backend does the work in inherent methods of the same names and signatures
+//! (`insert_*`, `select_*`, `write_*`… in its `registry`, `records`, `ingest` and `query`
+//! modules), plus `backend_kind` and `refresh`; [`forward_store!`] maps the [`crate::Store`]
+//! methods onto them. One `#[async_trait]` impl must be a single block, so this cannot be
+//! split over the backends' modules.
+
+/// Implements [`crate::Store`] for `$store` by forwarding to its inherent methods.
+macro_rules! forward_store {
+    ($store:ty) => {
+        const _: () = {
+            use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};
+
+            use $crate::{
+                Backend, Bucket, CommitBatch, CommitOutcome, GatewayKey, GatewayRecord, NewGateway,
+                Page, QuarantineRecord, ReadingCursor, ReadingFilter, ReadingPage, Result,
+                SecurityEvent, Sensor, SeqState, Store, StoredBatch, Tenant, TokenRecord, Zone,
+            };
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                fn backend(&self) -> Backend {
+                    self.backend_kind()
+                }
+
+                async fn create_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
+                    self.insert_tenant(id, name).await
+                }
+                async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+                    self.select_tenants(None).await
+                }
+                async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+                    Ok(self.select_tenants(Some(id)).await?.pop())
+                }
+                async fn register_gateway(&self, gateway: &NewGateway) -> Result<()> {
+                    self.insert_gateway(gateway).await
+                }
+                async fn set_gateway_certificate(
+                    &self,
+                    tenant: &TenantId,
+                    gateway: &GatewayId,
+                    fingerprint: &str,
+                ) -> Result<()> {
+                    self.update_certificate(tenant, gateway, fingerprint).await
+                }
+                async fn revoke_gateway(
+                    &self,
+                    tenant: &TenantId,
+                    gateway: &GatewayId,
+                ) -> Result<()> {
+                    self.update_revoked(tenant, gateway).await
+                }
+                async fn revoked_fingerprints(&self) -> Result<Vec<String>> {
+                    self.select_revoked_fingerprints().await
+                }
+                async fn list_gateways(&self, tenant: &TenantId) -> Result<Vec<GatewayRecord>> {
+                    self.select_gateways(tenant, None).await
+                }
+                async fn gateway(
+                    &self,
+                    tenant: &TenantId,
+                    id: &GatewayId,
+                ) -> Result<Option<GatewayRecord>> {
+                    Ok(self.select_gateways(tenant, Some(id)).await?.pop())
+                }
+                async fn gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
+                    self.select_gateway_key(key_id).await
+                }
+                async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()> {
+                    self.write_sensor(sensor).await
+                }
+                async fn list_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {
+                    self.select_sensors(tenant).await
+                }
+                async fn upsert_zone(&self, zone: &Zone) -> Result<()> {
+                    self.write_zone(zone).await
+                }
+                async fn list_zones(&self, tenant: &TenantId) -> Result<Vec<Zone>> {
+                    self.select_zones(tenant).await
+                }
+
+                async fn commit(&self, batches: &[CommitBatch]) -> Result<Vec<CommitOutcome>> {
+                    self.commit_batches(batches).await
+                }
+                async fn batch_signature(
+                    &self,
+                    tenant: &TenantId,
+                    gateway: &GatewayId,
+                    seq: u64,
+                ) -> Result<Option<[u8; 64]>> {
+                    Ok(self
+                        .select_batch(tenant, gateway, seq, false)
+                        .await?
+                        .map(|b| b.signature))
+                }
+                async fn seq_state(
+                    &self,
+                    tenant: &TenantId,
+                    gateway: &GatewayId,
+                ) -> Result<SeqState> {
+                    self.select_seq_state(tenant, gateway).await
+                }
+                async fn record_health(
+                    &self,
+                    health: &Health,
+                    received_at: Timestamp,
+                ) -> Result<()> {
+                    self.write_health(health, received_at).await
+                }
+                async fn quarantine(&self, record: &QuarantineRecord) -> Result<()> {
+                    self.insert_quarantine(record).await
+                }
+                async fn security_event(&self, event: &SecurityEvent) -> Result<()> {
+                    self.insert_security_event(event).await
+                }
+
+                async fn readings(
+                    &self,
+                    filter: &ReadingFilter,
+                    limit: u32,
+                    after: Option<ReadingCursor>,
+                ) -> Result<ReadingPage> {
+                    self.select_readings(filter, limit, after).await
+                }
+                async fn buckets(
+                    &self,
+                    filter: &ReadingFilter,
+                    bucket_us: i64,
+                ) -> Result<Vec<Bucket>> {
+                    self.select_buckets(filter, bucket_us).await
+                }
+                async fn list_quarantine(
+                    &self,
+                    tenant: &TenantId,
+                    limit: u32,
+                    offset: u64,
+                ) -> Result<Page<QuarantineRecord>> {
+                    self.select_quarantine(tenant, limit, offset).await
+                }
+                async fn list_security_events(
+                    &self,
+                    tenant: &TenantId,
+                    limit: u32,
+                    offset: u64,
+                ) -> Result<Page<SecurityEvent>> {
+                    self.select_security_events(tenant, limit, offset).await
+                }
+
+                async fn create_token(&self, token: &TokenRecord) -> Result<()> {
+                    self.insert_token(token).await
+                }
+                async fn token_by_hash(
+                    &self,
+                    secret_sha256: &[u8; 32],
+                ) -> Result<Option<TokenRecord>> {
+                    self.select_token(secret_sha256).await
+                }
+
+                async fn apply_retention(&self, older_than: Timestamp) -> Result<u64> {
+                    self.delete_older(older_than).await
+                }
+                async fn refresh_aggregates(&self, from: Timestamp, to: Timestamp) -> Result<()> {
+                    self.refresh(from, to).await
+                }
+
+                async fn batch(
+                    &self,
+                    tenant: &TenantId,
+                    gateway: &GatewayId,
+                    seq: u64,
+                ) -> Result<Option<StoredBatch>> {
+                    self.select_batch(tenant, gateway, seq, true).await
+                }
+                async fn bulk_load_baseline(&self, batches: &[CommitBatch]) -> Result<u64> {
+                    self.load_readings_only(batches).await
+                }
+                async fn close(&self) {
+                    self.pool.close().await;
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use forward_store;

@@ -1,0 +1,350 @@
+//! Model values from result rows, written once for both SQL backends.
+//!
+//! The backends own their SQL; their `SELECT`s return the same column names, with every time
+//! as integer microseconds since the epoch (PostgreSQL converts its `timestamptz` columns in
+//! SQL with `postgres::us`). [`Columns`] hides the rest of what differs between the drivers:
+//! booleans (SQLite `INTEGER`, PostgreSQL `boolean`) and JSON (SQLite text, PostgreSQL
+//! `jsonb`).
+
+use beffroi_protocol::{
+    GatewayId, KeyId, MetricName, Reading, SensorId, TenantId, Timestamp, Unit,
+};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::types::Json;
+use sqlx::Row;
+
+use crate::decode::{
+    bytes32, bytes64, corrupt, id, next_offset, opt_id, time, unsigned, value_from_columns,
+};
+use crate::gateway_state::HealthState;
+use crate::{
+    Bucket, GatewayKey, GatewayRecord, Page, QuarantineReason, QuarantineRecord, ReadingCursor,
+    ReadingPage, Result, Role, SecurityEvent, SecurityEventKind, Sensor, StoredBatch,
+    StoredReading, Tenant, TokenRecord, Zone,
+};
+
+/// The typed columns of a result row that the decoders below read.
+pub(crate) trait Columns {
+    fn text(&self, col: &str) -> Result<&str>;
+    fn opt_text(&self, col: &str) -> Result<Option<&str>>;
+    fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn float(&self, col: &str) -> Result<f64>;
+    fn opt_float(&self, col: &str) -> Result<Option<f64>>;
+    fn bool(&self, col: &str) -> Result<bool>;
+    fn opt_bool(&self, col: &str) -> Result<Option<bool>>;
+    fn bytes(&self, col: &str) -> Result<&[u8]>;
+    /// A JSON column of `table`.
+    fn json<T: DeserializeOwned>(&self, table: &'static str, col: &str) -> Result<T>;
+    /// A nullable JSON column of `table`.
+    fn opt_json<T: DeserializeOwned>(&self, table: &'static str, col: &str) -> Result<Option<T>>;
+
+    /// A time column, selected as integer microseconds.
+    fn time(&self, col: &str) -> Result<Timestamp> {
+        Ok(time(self.int(col)?))
+    }
+    /// A nullable time column, selected as integer microseconds.
+    fn opt_time(&self, col: &str) -> Result<Option<Timestamp>> {
+        Ok(self.opt_int(col)?.map(time))
+    }
+}
+
+/// SQLite keeps JSON as text: a value that does not parse is a corrupt row.
+fn parse_json<T: DeserializeOwned>(table: &'static str, col: &str, json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| corrupt(table, format!("{col}: {e}")))
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, col: &str) -> Result<&str> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<&str>> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn float(&self, col: &str) -> Result<f64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_float(&self, col: &str) -> Result<Option<f64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn bool(&self, col: &str) -> Result<bool> {
+        // An `INTEGER`: sqlx decodes any non-zero value as `true`.
+        Ok(self.try_get(col)?)
+    }
+    fn opt_bool(&self, col: &str) -> Result<Option<bool>> {
+        Ok(self.try_get(col)?)
+    }
+    fn bytes(&self, col: &str) -> Result<&[u8]> {
+        Ok(self.try_get(col)?)
+    }
+    fn json<T: DeserializeOwned>(&self, table: &'static str, col: &str) -> Result<T> {
+        parse_json(table, col, self.text(col)?)
+    }
+    fn opt_json<T: DeserializeOwned>(&self, table: &'static str, col: &str) -> Result<Option<T>> {
+        self.opt_text(col)?
+            .map(|json| parse_json(table, col, json))
+            .transpose()
+    }
+}
+
+impl Columns for PgRow {
+    fn text(&self, col: &str) -> Result<&str> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<&str>> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn float(&self, col: &str) -> Result<f64> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_float(&self, col: &str) -> Result<Option<f64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn bool(&self, col: &str) -> Result<bool> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_bool(&self, col: &str) -> Result<Option<bool>> {
+        Ok(self.try_get(col)?)
+    }
+    fn bytes(&self, col: &str) -> Result<&[u8]> {
+        Ok(self.try_get(col)?)
+    }
+    fn json<T: DeserializeOwned>(&self, _table: &'static str, col: &str) -> Result<T> {
+        Ok(self.try_get::<Json<T>, _>(col)?.0)
+    }
+    fn opt_json<T: DeserializeOwned>(&self, _table: &'static str, col: &str) -> Result<Option<T>> {
+        Ok(self.try_get::<Option<Json<T>>, _>(col)?.map(|j| j.0))
+    }
+}
+
+// ---- registry ----
+
+/// `tenants`: `id, name, created_at`.
+pub(crate) fn tenant_from(r: &impl Columns) -> Result<Tenant> {
+    Ok(Tenant {
+        id: id("tenants", r.text("id")?, TenantId::new)?,
+        name: r.text("name")?.to_owned(),
+        created_at: r.time("created_at")?,
+    })
+}
+
+/// `gateways`: `tenant, id, key_id, public_key, cert_fingerprint, revoked, created_at,
+/// last_seen, last_committed_seq, health`.
+pub(crate) fn gateway_from(r: &impl Columns) -> Result<GatewayRecord> {
+    let public_key = bytes32("gateways", r.bytes("public_key")?)?;
+    let health: HealthState = r.opt_json("gateways", "health")?.unwrap_or_default();
+    let last_committed = r
+        .opt_int("last_committed_seq")?
+        .map(|s| unsigned("gateways", s))
+        .transpose()?;
+    Ok(GatewayRecord {
+        tenant: id("gateways", r.text("tenant")?, TenantId::new)?,
+        id: id("gateways", r.text("id")?, GatewayId::new)?,
+        key_id: id("gateways", r.text("key_id")?, KeyId::new)?,
+        public_key_hex: hex::encode(public_key),
+        cert_fingerprint: r.opt_text("cert_fingerprint")?.map(str::to_owned),
+        revoked: r.bool("revoked")?,
+        created_at: r.time("created_at")?,
+        state: health.into_state(r.opt_time("last_seen")?, last_committed),
+    })
+}
+
+/// `gateways`: `tenant, id, public_key, revoked`.
+pub(crate) fn gateway_key_from(r: &impl Columns) -> Result<GatewayKey> {
+    Ok(GatewayKey {
+        tenant: id("gateways", r.text("tenant")?, TenantId::new)?,
+        gateway: id("gateways", r.text("id")?, GatewayId::new)?,
+        public_key: bytes32("gateways", r.bytes("public_key")?)?,
+        revoked: r.bool("revoked")?,
+    })
+}
+
+/// `sensors`: `tenant, id, kind, unit, lat, lon, zone`.
+pub(crate) fn sensor_from(r: &impl Columns) -> Result<Sensor> {
+    Ok(Sensor {
+        tenant: id("sensors", r.text("tenant")?, TenantId::new)?,
+        id: id("sensors", r.text("id")?, SensorId::new)?,
+        kind: r.text("kind")?.to_owned(),
+        unit: opt_id("sensors", r.opt_text("unit")?, Unit::new)?,
+        lat: r.opt_float("lat")?,
+        lon: r.opt_float("lon")?,
+        zone: opt_id("sensors", r.opt_text("zone")?, SensorId::new)?,
+    })
+}
+
+/// `zones`: `tenant, id, name, geometry`.
+pub(crate) fn zone_from(r: &impl Columns) -> Result<Zone> {
+    Ok(Zone {
+        tenant: id("zones", r.text("tenant")?, TenantId::new)?,
+        id: id("zones", r.text("id")?, SensorId::new)?,
+        name: r.text("name")?.to_owned(),
+        geometry: r.json("zones", "geometry")?,
+    })
+}
+
+// ---- records ----
+
+/// `quarantine`: `tenant, gateway, topic, seq, reason, detail, received_at, payload,
+/// settles_seq`.
+pub(crate) fn quarantine_from(r: &impl Columns) -> Result<QuarantineRecord> {
+    let reason = r.text("reason")?;
+    Ok(QuarantineRecord {
+        tenant: opt_id("quarantine", r.opt_text("tenant")?, TenantId::new)?,
+        gateway: opt_id("quarantine", r.opt_text("gateway")?, GatewayId::new)?,
+        topic: r.text("topic")?.to_owned(),
+        seq: r
+            .opt_int("seq")?
+            .map(|s| unsigned("quarantine", s))
+            .transpose()?,
+        reason: QuarantineReason::parse(reason)
+            .ok_or_else(|| corrupt("quarantine", format!("reason {reason:?}")))?,
+        detail: r.text("detail")?.to_owned(),
+        received_at: r.time("received_at")?,
+        payload: r.bytes("payload")?.to_vec(),
+        settles_seq: r.bool("settles_seq")?,
+    })
+}
+
+/// `security_events`: `time, tenant, gateway, address, kind, detail`.
+pub(crate) fn security_event_from(r: &impl Columns) -> Result<SecurityEvent> {
+    let kind = r.text("kind")?;
+    Ok(SecurityEvent {
+        time: r.time("time")?,
+        tenant: opt_id("security_events", r.opt_text("tenant")?, TenantId::new)?,
+        gateway: opt_id("security_events", r.opt_text("gateway")?, GatewayId::new)?,
+        address: r.opt_text("address")?.map(str::to_owned),
+        kind: SecurityEventKind::parse(kind)
+            .ok_or_else(|| corrupt("security_events", format!("kind {kind:?}")))?,
+        detail: r.text("detail")?.to_owned(),
+    })
+}
+
+/// `api_tokens`: `id, tenant, role, name, secret_sha256, created_at`.
+pub(crate) fn token_from(r: &impl Columns) -> Result<TokenRecord> {
+    let role = r.text("role")?;
+    Ok(TokenRecord {
+        id: r.text("id")?.to_owned(),
+        tenant: id("api_tokens", r.text("tenant")?, TenantId::new)?,
+        role: Role::parse(role).ok_or_else(|| corrupt("api_tokens", format!("role {role:?}")))?,
+        name: r.text("name")?.to_owned(),
+        secret_sha256: bytes32("api_tokens", r.bytes("secret_sha256")?)?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+/// One page of `limit` items from `rows`, fetched at `offset` with one row more than `limit`
+/// to tell whether another page exists.
+pub(crate) fn page_from<R, T>(
+    rows: &[R],
+    offset: u64,
+    limit: u32,
+    decode: impl Fn(&R) -> Result<T>,
+) -> Result<Page<T>> {
+    Ok(Page {
+        items: rows
+            .iter()
+            .take(limit as usize)
+            .map(decode)
+            .collect::<Result<_>>()?,
+        next_offset: next_offset(offset, limit, rows.len()),
+    })
+}
+
+// ---- readings ----
+
+/// `readings`: `id, time_us, gateway, seq, sensor, metric, unit, value_num, value_bool,
+/// value_text`.
+pub(crate) fn reading_from(r: &impl Columns) -> Result<StoredReading> {
+    Ok(StoredReading {
+        gateway: id("readings", r.text("gateway")?, GatewayId::new)?,
+        seq: unsigned("readings", r.int("seq")?)?,
+        sensor: id("readings", r.text("sensor")?, SensorId::new)?,
+        metric: id("readings", r.text("metric")?, MetricName::new)?,
+        unit: id("readings", r.text("unit")?, Unit::new)?,
+        time: r.time("time_us")?,
+        value: value_from_columns(
+            r.opt_float("value_num")?,
+            r.opt_bool("value_bool")?,
+            r.opt_text("value_text")?.map(str::to_owned),
+        )?,
+    })
+}
+
+/// A page of at most `limit` readings from `rows` (fetched with one row more than `limit`).
+pub(crate) fn reading_page_from(rows: &[impl Columns], limit: u32) -> Result<ReadingPage> {
+    let more = rows.len() > limit as usize;
+    let mut readings = Vec::with_capacity(rows.len().min(limit as usize));
+    let mut last = None;
+    for row in rows.iter().take(limit as usize) {
+        readings.push(reading_from(row)?);
+        last = Some(ReadingCursor {
+            time_us: row.int("time_us")?,
+            id: row.int("id")?,
+        });
+    }
+    Ok(ReadingPage {
+        readings,
+        next: if more { last } else { None },
+    })
+}
+
+/// Bucket aggregates: `bucket, sensor, metric, total, lo, hi, n`.
+pub(crate) fn bucket_from(r: &impl Columns) -> Result<Bucket> {
+    let n = unsigned("readings", r.int("n")?)?;
+    Ok(Bucket {
+        start: r.time("bucket")?,
+        sensor: id("readings", r.text("sensor")?, SensorId::new)?,
+        metric: id("readings", r.text("metric")?, MetricName::new)?,
+        avg: r.float("total")? / n as f64,
+        min: r.float("lo")?,
+        max: r.float("hi")?,
+        count: n,
+    })
+}
+
+/// `batches`: `key_id, signature, received_at`, with the batch's `readings` rows in `idx`
+/// order (as [`reading_from`] reads them).
+pub(crate) fn batch_from<R: Columns>(
+    r: &R,
+    tenant: &TenantId,
+    gateway: &GatewayId,
+    seq: u64,
+    readings: &[R],
+) -> Result<StoredBatch> {
+    let readings = readings
+        .iter()
+        .map(|row| {
+            let s = reading_from(row)?;
+            Ok(Reading {
+                sensor: s.sensor,
+                metric: s.metric,
+                unit: s.unit,
+                time: s.time,
+                value: s.value,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(StoredBatch {
+        tenant: tenant.clone(),
+        gateway: gateway.clone(),
+        seq,
+        key_id: id("batches", r.text("key_id")?, KeyId::new)?,
+        signature: bytes64("batches", r.bytes("signature")?)?,
+        received_at: r.time("received_at")?,
+        readings,
+    })
+}
