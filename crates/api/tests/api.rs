@@ -978,6 +978,7 @@ async fn listings_page_by_offset() -> Result<()> {
             "reason",
             "received_at",
             "seq",
+            "settles_seq",
             "tenant",
             "topic"
         ]
