@@ -57,3 +57,45 @@ fn line(reading: &Reading) -> String {
 pub fn key(reading: &Reading) -> String {
     line(reading)
 }
+
+/// Multiset of reading keys ([`key`]).
+pub fn key_counts<'a>(
+    readings: impl IntoIterator<Item = &'a Reading>,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for reading in readings {
+        *counts.entry(key(reading)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Panics unless `got` holds exactly the readings of `want`, each once; `what` names the
+/// place ("delivered", "stored") in the message, with a few examples of what differs.
+pub fn assert_each_once<'a>(
+    what: &str,
+    got: impl IntoIterator<Item = &'a Reading>,
+    want: impl IntoIterator<Item = &'a Reading>,
+) {
+    let (got, want) = (key_counts(got), key_counts(want));
+    let twice: Vec<_> = got.iter().filter(|(_, &n)| n > 1).take(3).collect();
+    assert!(
+        twice.is_empty(),
+        "readings {what} more than once: {twice:?}"
+    );
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(3)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .take(3)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what} {} readings, expected {}; missing e.g. {missing:?}; unexpected e.g. {extra:?}",
+        got.len(),
+        want.len()
+    );
+}

@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
@@ -19,45 +18,9 @@ use beffroi_tests::{AgentProcess, AgentSpec, Sandbox, SourceSpec, DEFAULT_TIMEOU
 /// SIGTERM → exit: the agent's documented shutdown deadline.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 
-/// Multiset of reading keys.
-fn key_counts<'a>(readings: impl IntoIterator<Item = &'a Reading>) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for reading in readings {
-        *counts.entry(input::key(reading)).or_insert(0) += 1;
-    }
-    counts
-}
-
 /// Asserts that the gateway delivered exactly `expected`, each reading once.
 fn assert_exactly(record: &GatewayRecord, expected: &[Reading]) {
-    let got = key_counts(record.readings());
-    let want = key_counts(expected);
-    let twice: Vec<_> = got
-        .iter()
-        .filter(|(_, &n)| n > 1)
-        .map(|(k, _)| k)
-        .take(3)
-        .collect();
-    assert!(
-        twice.is_empty(),
-        "readings delivered more than once: {twice:?}"
-    );
-    let missing: Vec<_> = want
-        .keys()
-        .filter(|k| !got.contains_key(*k))
-        .take(3)
-        .collect();
-    let extra: Vec<_> = got
-        .keys()
-        .filter(|k| !want.contains_key(*k))
-        .take(3)
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "delivered {} readings, expected {}; missing e.g. {missing:?}; unexpected e.g. {extra:?}",
-        got.len(),
-        want.len()
-    );
+    input::assert_each_once("delivered", record.readings(), expected);
 }
 
 /// Asserts that a gateway's seqs are 1..=max with no hole, no gap, no reuse, first arrivals
@@ -486,12 +449,12 @@ async fn full_spool_reports_gap() -> anyhow::Result<()> {
         "gaps vs readings_dropped"
     );
     // Every reading is either delivered (once) or counted in a gap.
-    let delivered = key_counts(record.readings());
+    let delivered = input::key_counts(record.readings());
     assert!(
         delivered.values().all(|&n| n == 1),
         "a reading was delivered twice"
     );
-    let all = key_counts(first.iter().chain(&burst));
+    let all = input::key_counts(first.iter().chain(&burst));
     assert!(
         delivered.keys().all(|k| all.contains_key(k)),
         "unexpected readings"

@@ -198,48 +198,12 @@ pub async fn wait_stored(
     api.readings(from, to).await
 }
 
-/// Multiset of reading keys.
-fn key_counts<'a>(readings: impl IntoIterator<Item = &'a Reading>) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for reading in readings {
-        *counts.entry(input::key(reading)).or_insert(0) += 1;
-    }
-    counts
-}
-
 /// Asserts that `stored` holds exactly `expected`, each reading once, and that each was stored
 /// under the gateway it came from (`expected` is per gateway).
 pub fn assert_exactly_once(stored: &[ApiReading], expected: &[(&str, &[Reading])]) {
     let total: usize = expected.iter().map(|(_, r)| r.len()).sum();
-    let got = key_counts(
-        stored
-            .iter()
-            .map(ApiReading::reading)
-            .collect::<Vec<_>>()
-            .iter(),
-    );
-    let want = key_counts(expected.iter().flat_map(|(_, r)| r.iter()));
-    let twice: Vec<_> = got.iter().filter(|(_, &n)| n > 1).take(3).collect();
-    assert!(
-        twice.is_empty(),
-        "readings stored more than once: {twice:?}"
-    );
-    let missing: Vec<_> = want
-        .keys()
-        .filter(|k| !got.contains_key(*k))
-        .take(3)
-        .collect();
-    let extra: Vec<_> = got
-        .keys()
-        .filter(|k| !want.contains_key(*k))
-        .take(3)
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "stored {} readings, expected {}; missing e.g. {missing:?}; unexpected e.g. {extra:?}",
-        got.len(),
-        want.len()
-    );
+    let got: Vec<Reading> = stored.iter().map(ApiReading::reading).collect();
+    input::assert_each_once("stored", &got, expected.iter().flat_map(|(_, r)| r.iter()));
     assert_eq!(stored.len(), total, "stored count");
     let owner: BTreeMap<String, &str> = expected
         .iter()
