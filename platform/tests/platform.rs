@@ -2,6 +2,9 @@
 //! the gate (which forwards 3.1.1 and 5 to their own broker listeners), and its signed batch is
 //! verified, committed and acknowledged.
 
+// Test helpers outside #[test] functions unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -72,6 +72,15 @@ pub enum ModeArg {
     Both,
 }
 
+/// Whether the PostgreSQL run uses TimescaleDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimescaleArg {
+    /// When the server has it (the platform's default).
+    Auto,
+    /// Plain PostgreSQL.
+    Off,
+}
+
 /// One run's message shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -125,6 +134,9 @@ pub struct IngestBenchArgs {
     /// Signer threads.
     #[arg(long, default_value_t = 2)]
     pub signer_threads: usize,
+    /// PostgreSQL: `off` runs on plain PostgreSQL even when the server has TimescaleDB.
+    #[arg(long, value_enum, default_value_t = TimescaleArg::Auto)]
+    pub timescale: TimescaleArg,
     /// Worker threads of the simulated gateways' runtime.
     #[arg(long, default_value_t = 1)]
     pub gateway_threads: usize,
@@ -180,7 +192,12 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
 
 async fn ingest(args: IngestBenchArgs, gateways: tokio::runtime::Handle) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("temporary directory")?;
-    let database = BenchDatabase::prepare(args.database.as_deref(), scratch.path()).await?;
+    let database = BenchDatabase::prepare(
+        args.database.as_deref(),
+        scratch.path(),
+        args.timescale == TimescaleArg::Off,
+    )
+    .await?;
     let load_before = load_average();
     let outcome = run_modes(&args, &database, scratch.path(), &gateways).await;
     let dropped = database.drop_database().await;
@@ -286,6 +303,10 @@ const BYTES_PER_ENVELOPE: usize = 384;
 /// Rates the prefill is sized for (a run faster than this signs the rest live).
 const EXPECTED_READINGS_PER_S: usize = 400_000;
 const EXPECTED_MESSAGES_PER_S: usize = 40_000;
+/// Raw bulk loads made; the fastest is the baseline (the ratio is then conservative).
+const BASELINE_RUNS: usize = 2;
+/// From this many readings per message, envelopes are signed live rather than all ahead.
+const LIVE_SIGNING_FROM: usize = 100;
 
 #[allow(clippy::too_many_lines)]
 async fn run_mode(
@@ -321,7 +342,15 @@ async fn run_mode(
     } * run_seconds
         / args.gateways;
     let affordable = args.presign_mib * 1024 * 1024 / args.gateways / envelope_bytes;
-    let capacity = expected_messages.min(affordable).max(window * 2).max(4);
+    let capacity = if per_message >= LIVE_SIGNING_FROM {
+        // One signature per many readings: signing live costs little (reported as the
+        // signer threads' CPU), and keeps the generator's memory out of the peak RSS.
+        (window * 4).max(32)
+    } else {
+        expected_messages.min(affordable)
+    }
+    .max(window * 2)
+    .max(4);
     let mut sims = Vec::with_capacity(args.gateways);
     let mut feeds = Vec::with_capacity(args.gateways);
     let mut receivers = Vec::with_capacity(args.gateways);
@@ -381,6 +410,7 @@ async fn run_mode(
         CpuSample::now(),
         Instant::now(),
     );
+    let server_before = usage::ticks_of_processes("postgres");
     phase.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     phase.measuring.store(false, Ordering::Relaxed);
@@ -388,6 +418,10 @@ async fn run_mode(
         Counts::of(&running.metrics),
         CpuSample::now(),
         opened.elapsed().as_secs_f64(),
+    );
+    let server_cpu = usage::ticks_pct(
+        usage::ticks_of_processes("postgres").saturating_sub(server_before),
+        seconds,
     );
     eprintln!(
         "bench {}: window closed; waiting for every ack…",
@@ -432,16 +466,23 @@ async fn run_mode(
     let window_readings = after.readings - before.readings;
 
     eprintln!(
-        "bench {}: raw bulk load of {window_readings} readings…",
+        "bench {}: raw bulk load of {window_readings} readings, best of {BASELINE_RUNS}…",
         mode.as_str()
     );
     let baseline_tenant = TenantId::new(format!("baseline-{}", mode.as_str()))?;
-    let baseline = baseline::run(
-        store.as_ref(),
-        &baseline_tenant,
-        window_readings.max(100_000),
-    )
-    .await?;
+    let mut baseline: Option<baseline::Baseline> = None;
+    for _ in 0..BASELINE_RUNS {
+        let run = baseline::run(
+            store.as_ref(),
+            &baseline_tenant,
+            window_readings.max(100_000),
+        )
+        .await?;
+        if baseline.is_none_or(|best| run.rate() > best.rate()) {
+            baseline = Some(run);
+        }
+    }
+    let baseline = baseline.context("no baseline run")?;
 
     let mut latencies: Vec<u32> = reports
         .iter_mut()
@@ -459,6 +500,7 @@ async fn run_mode(
         commits_per_s: (after.commits - before.commits) as f64 / seconds,
         latency_us: report::percentiles(&mut latencies),
         cpu: cpu_before.usage_until(&cpu_after),
+        server_cpu,
         peak_rss: usage::peak_rss(),
         generator,
         stalls: sum(|r| r.stalls),

@@ -45,6 +45,8 @@ pub(crate) struct PhaseResult {
     pub latency_us: Option<(u32, u32, u32, usize)>,
     /// CPU in the window.
     pub cpu: CpuUsage,
+    /// CPU of local `postgres` processes in the window, % of one core.
+    pub server_cpu: f64,
     /// Peak RSS of the process at the end of the run, bytes.
     pub peak_rss: Option<u64>,
     /// The generator.
@@ -209,7 +211,7 @@ pub(crate) fn render(backend: &str, context: &str, results: &[PhaseResult]) -> S
             }
         }
         row(
-            "raw bulk load (same table, same run), rows/s",
+            "raw bulk load (same table/run, best of 2) rows/s",
             thousands(r.baseline.rate()),
             "",
             "",
@@ -225,8 +227,9 @@ pub(crate) fn render(backend: &str, context: &str, results: &[PhaseResult]) -> S
             "all",
             "all",
             format!(
-                "{} ({} of {} readings stored, {} unacked)",
+                "{} ({} batches; {} of {} readings stored, {} unacked)",
                 pass(r.zero_loss()),
+                thousands(r.published as f64),
                 thousands(r.stored_readings as f64),
                 thousands(r.published_readings as f64),
                 r.unacked
@@ -259,6 +262,15 @@ pub(crate) fn render(backend: &str, context: &str, results: &[PhaseResult]) -> S
             "",
             "% of one core; 2 cores = 200 %".into(),
         );
+        if backend != "sqlite" {
+            row(
+                "CPU: local PostgreSQL server processes",
+                format!("{:.0} %", r.server_cpu),
+                "",
+                "",
+                "backends, WAL writer, checkpointer".into(),
+            );
+        }
         row(
             "peak RSS (process, incl. generator)",
             mib(r.peak_rss),

@@ -126,6 +126,31 @@ impl CpuSample {
     }
 }
 
+/// CPU ticks so far of every process on this host named `name` (e.g. `postgres`: a local
+/// database server's backends, writer, WAL writer, checkpointer).
+pub(crate) fn ticks_of_processes(name: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|line| parse_stat(&line))
+        .filter(|(comm, _)| comm == name)
+        .map(|(_, ticks)| ticks)
+        .sum()
+}
+
+/// `ticks` over `seconds`, in % of one core.
+pub(crate) fn ticks_pct(ticks: u64, seconds: f64) -> f64 {
+    ticks as f64 / TICKS_PER_SECOND / seconds.max(1e-9) * 100.0
+}
+
 /// A `kB` field of `/proc/self/status`, in bytes.
 fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -137,11 +162,6 @@ fn status_bytes(field: &str) -> Option<u64> {
 /// Peak resident set size of the process so far, in bytes.
 pub(crate) fn peak_rss() -> Option<u64> {
     status_bytes("VmHWM:")
-}
-
-/// Current resident set size, in bytes.
-pub(crate) fn rss() -> Option<u64> {
-    status_bytes("VmRSS:")
 }
 
 #[cfg(test)]
@@ -160,7 +180,7 @@ mod tests {
         assert_eq!(group_name("sqlx-sqlite-worker-3"), "sqlx-sqlite-worker");
         assert_eq!(group_name("platform"), "platform");
         let sample = CpuSample::now();
-        assert!(sample.threads.len() >= 1);
+        assert!(!sample.threads.is_empty());
         assert!(peak_rss().is_some_and(|b| b > 0));
     }
 }
