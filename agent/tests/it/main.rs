@@ -1,5 +1,8 @@
 //! Agent integration tests.
 
+// Test helpers outside #[test] functions unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 mod config;
 mod sources;
 mod uplink;
