@@ -24,6 +24,7 @@ mod forward;
 mod gateway_state;
 mod model;
 mod open;
+mod outcome;
 mod postgres;
 mod rows;
 mod seq;

@@ -4,12 +4,11 @@ use beffroi_protocol::{GatewayId, TenantId};
 
 use super::ingest::settle_seq;
 use super::{ts, us, PostgresStore};
-use crate::decode::{
-    capped_payload, count_to_db, is_foreign_key_violation, is_unique_violation, seq_to_db,
-};
+use crate::decode::{capped_payload, count_to_db, seq_to_db};
+use crate::outcome::token_inserted;
 use crate::rows::{page_from, quarantine_from, security_event_from, token_from};
 use crate::seq::{settled_gap, SETTLED_PREFIX};
-use crate::{Error, Page, QuarantineRecord, Result, SecurityEvent, TokenRecord};
+use crate::{Page, QuarantineRecord, Result, SecurityEvent, TokenRecord};
 
 impl PostgresStore {
     pub(super) async fn insert_quarantine(&self, record: &QuarantineRecord) -> Result<()> {
@@ -110,18 +109,7 @@ impl PostgresStore {
         .bind(token.created_at.unix_micros())
         .execute(&self.pool)
         .await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(Error::AlreadyExists {
-                what: "token",
-                id: token.id.clone(),
-            }),
-            Err(e) if is_foreign_key_violation(&e) => Err(Error::NotFound {
-                what: "tenant",
-                id: token.tenant.to_string(),
-            }),
-            Err(e) => Err(e.into()),
-        }
+        token_inserted(done, token)
     }
 
     pub(super) async fn select_token(

@@ -5,6 +5,7 @@ use sqlx::types::Json;
 
 use super::{ts, us, PostgresStore};
 use crate::decode::{is_foreign_key_violation, is_unique_violation};
+use crate::outcome::{gateway_found, tenant_found};
 use crate::rows::{gateway_from, gateway_key_from, sensor_from, tenant_from, zone_from};
 use crate::{Error, GatewayKey, GatewayRecord, NewGateway, Result, Sensor, Tenant, Zone};
 
@@ -97,7 +98,7 @@ impl PostgresStore {
                 .bind(gateway.as_str())
                 .execute(&self.pool)
                 .await?;
-        found(done.rows_affected(), gateway)
+        gateway_found(done.rows_affected(), gateway)
     }
 
     pub(super) async fn update_revoked(
@@ -110,7 +111,7 @@ impl PostgresStore {
             .bind(gateway.as_str())
             .execute(&self.pool)
             .await?;
-        found(done.rows_affected(), gateway)
+        gateway_found(done.rows_affected(), gateway)
     }
 
     pub(super) async fn select_revoked_fingerprints(&self) -> Result<Vec<String>> {
@@ -215,22 +216,6 @@ impl PostgresStore {
             .bind(tenant.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        match exists {
-            Some(_) => Ok(()),
-            None => Err(Error::NotFound {
-                what: "tenant",
-                id: tenant.to_string(),
-            }),
-        }
+        tenant_found(exists, tenant)
     }
-}
-
-fn found(rows: u64, gateway: &GatewayId) -> Result<()> {
-    if rows == 0 {
-        return Err(Error::NotFound {
-            what: "gateway",
-            id: gateway.to_string(),
-        });
-    }
-    Ok(())
 }

@@ -4,6 +4,7 @@ use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
 
 use super::SqliteStore;
 use crate::decode::is_unique_violation;
+use crate::outcome::{gateway_found, tenant_found};
 use crate::rows::{gateway_from, gateway_key_from, sensor_from, tenant_from, zone_from};
 use crate::{Error, GatewayKey, GatewayRecord, NewGateway, Result, Sensor, Tenant, Zone};
 
@@ -103,7 +104,7 @@ impl SqliteStore {
                 .bind(gateway.as_str())
                 .execute(&self.pool)
                 .await?;
-        found(done.rows_affected(), gateway)
+        gateway_found(done.rows_affected(), gateway)
     }
 
     pub(super) async fn update_revoked(
@@ -117,7 +118,7 @@ impl SqliteStore {
             .bind(gateway.as_str())
             .execute(&self.pool)
             .await?;
-        found(done.rows_affected(), gateway)
+        gateway_found(done.rows_affected(), gateway)
     }
 
     pub(super) async fn select_revoked_fingerprints(&self) -> Result<Vec<String>> {
@@ -226,22 +227,6 @@ impl SqliteStore {
             .bind(tenant.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        match exists {
-            Some(_) => Ok(()),
-            None => Err(Error::NotFound {
-                what: "tenant",
-                id: tenant.to_string(),
-            }),
-        }
+        tenant_found(exists, tenant)
     }
-}
-
-fn found(rows: u64, gateway: &GatewayId) -> Result<()> {
-    if rows == 0 {
-        return Err(Error::NotFound {
-            what: "gateway",
-            id: gateway.to_string(),
-        });
-    }
-    Ok(())
 }
