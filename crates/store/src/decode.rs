@@ -6,50 +6,76 @@
 
 use beffroi_protocol::{Reading, Timestamp, Value};
 
-use crate::{CommitBatch, CommitOutcome, Error, Result};
+use crate::series::{SeriesIds, SeriesMap};
+use crate::{CommitBatch, Error, Result};
 
-/// One reading row to write: the reading with its provenance.
+/// Readings a batch may hold: a reading's id keeps its position in the low 16 bits.
+const MAX_BATCH_READINGS: usize = 1 << 16;
+
+/// One reading row to write.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadingRow<'a> {
-    /// Tenant id.
-    pub tenant: &'a str,
-    /// Gateway id.
-    pub gateway: &'a str,
-    /// Batch seq (checked to fit `BIGINT`).
-    pub seq: i64,
-    /// Position in the batch.
-    pub idx: i32,
+    /// `batch id << 16 | idx` (see [`reading_id`]).
+    pub id: i64,
+    /// The tenant's integer key and the series id.
+    pub keys: SeriesIds,
     /// The reading.
     pub reading: &'a Reading,
 }
 
-/// The rows of the batches whose outcome is `Stored` (all of them when `outcomes` is `None`),
-/// batch by batch in batch order.
+/// The id of the reading at `idx` in the batch `batch_id`: unique, ordered like (batch, idx),
+/// and the way back to the batch (`id >> 16`).
+pub(crate) fn reading_id(batch_id: i64, idx: usize) -> Result<i64> {
+    let idx = i64::try_from(idx)
+        .ok()
+        .filter(|&i| i < MAX_BATCH_READINGS as i64);
+    idx.and_then(|i| {
+        batch_id
+            .checked_mul(MAX_BATCH_READINGS as i64)?
+            .checked_add(i)
+    })
+    .ok_or_else(|| Error::Invalid {
+        what: "reading id",
+        reason: format!("batch {batch_id}, position {idx:?} is out of range"),
+    })
+}
+
+/// The rows of the batches that have an id in `batch_ids` (the ones to write), batch by batch
+/// in batch order, keyed through `series`.
 pub(crate) fn reading_rows<'a>(
     batches: &'a [CommitBatch],
-    outcomes: Option<&[CommitOutcome]>,
+    batch_ids: &[Option<i64>],
+    series: &SeriesMap<'_>,
 ) -> Result<Vec<ReadingRow<'a>>> {
     let total = batches.iter().map(|b| b.readings.len()).sum();
     let mut rows = Vec::with_capacity(total);
-    for (i, batch) in batches.iter().enumerate() {
-        if outcomes.is_some_and(|o| o.get(i) != Some(&CommitOutcome::Stored)) {
-            continue;
-        }
-        let seq = seq_to_db(batch.seq)?;
-        for (idx, reading) in batch.readings.iter().enumerate() {
+    for (batch, batch_id) in batches.iter().zip(batch_ids) {
+        let Some(batch_id) = *batch_id else { continue };
+        for (idx, r) in batch.readings.iter().enumerate() {
+            let key = (
+                batch.tenant.as_str(),
+                r.sensor.as_str(),
+                r.metric.as_str(),
+                r.unit.as_str(),
+            );
             rows.push(ReadingRow {
-                tenant: batch.tenant.as_str(),
-                gateway: batch.gateway.as_str(),
-                seq,
-                idx: i32::try_from(idx).map_err(|_| Error::Invalid {
-                    what: "batch",
-                    reason: format!("more than {} readings", i32::MAX),
-                })?,
-                reading,
+                id: reading_id(batch_id, idx)?,
+                keys: series.ids(key)?,
+                reading: r,
             });
         }
     }
     Ok(rows)
+}
+
+/// Batch ids for the benchmark's bulk load, which writes readings without `batches` rows:
+/// negative, below every reading id in the table (`lowest`), so they never meet a real one.
+pub(crate) fn baseline_batch_ids(lowest: Option<i64>, batches: usize) -> Vec<Option<i64>> {
+    let below = lowest
+        .unwrap_or(0)
+        .min(0)
+        .div_euclid(MAX_BATCH_READINGS as i64);
+    (1..=batches as i64).map(|k| Some(below - k)).collect()
 }
 
 /// The earliest and latest reading times of a batch (microseconds), `None` when empty.
@@ -62,6 +88,15 @@ pub(crate) fn time_range(batch: &CommitBatch) -> (Option<i64>, Option<i64>) {
 pub(crate) fn check_batches(batches: &[CommitBatch]) -> Result<()> {
     for batch in batches {
         seq_to_db(batch.seq)?;
+        if batch.readings.len() > MAX_BATCH_READINGS {
+            return Err(Error::Invalid {
+                what: "batch",
+                reason: format!(
+                    "{} readings; a batch holds at most {MAX_BATCH_READINGS}",
+                    batch.readings.len()
+                ),
+            });
+        }
         check_readings(&batch.readings)?;
     }
     Ok(())
@@ -230,6 +265,19 @@ mod tests {
         assert!(value_columns(&Value::Number(f64::NAN)).is_err());
         assert!(value_from_columns(None, None, None).is_err());
         assert!(value_from_columns(Some(1.0), Some(true), None).is_err());
+    }
+
+    #[test]
+    fn reading_ids_keep_batch_and_position() {
+        assert_eq!(reading_id(3, 5).unwrap(), 3 << 16 | 5);
+        assert_eq!(reading_id(3, 65_535).unwrap() >> 16, 3);
+        assert!(reading_id(3, 65_536).is_err());
+        assert!(reading_id(i64::MAX >> 10, 0).is_err());
+        let ids = baseline_batch_ids(Some(-70_000), 2);
+        assert_eq!(ids, vec![Some(-3), Some(-4)]);
+        assert!(reading_id(-3, 65_535).unwrap() < -70_000);
+        assert_eq!(baseline_batch_ids(None, 1), vec![Some(-1)]);
+        assert_eq!(baseline_batch_ids(Some(10), 1), vec![Some(-1)]);
     }
 
     #[test]

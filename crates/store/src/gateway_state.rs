@@ -1,14 +1,10 @@
-//! The `health` JSON column of a gateway row and the sensor auto-registration cache, shared
-//! by both SQL backends.
+//! The `health` JSON column of a gateway row, shared by both SQL backends.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
-
-use beffroi_protocol::{Gap, Health, SensorId, TenantId, Timestamp};
+use beffroi_protocol::{Gap, Health, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::seq::GapRange;
-use crate::{CommitBatch, GatewayState};
+use crate::GatewayState;
 
 /// What the last health report said, kept as JSON in `gateways.health`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -70,63 +66,4 @@ pub(crate) fn gap_ranges(health: &Health) -> Vec<(GapRange, &Gap)> {
         .filter(|g| g.first_seq <= g.last_seq && g.last_seq > 0)
         .map(|g| ((cap(g.first_seq.max(1)), cap(g.last_seq)), g))
         .collect()
-}
-
-/// Most `(tenant, sensor)` pairs remembered before the cache starts over.
-const MAX_KNOWN_SENSORS: usize = 1 << 20;
-
-/// Sensors known to be registered, so that a commit registers only new ones (sensors are
-/// never deleted, so a remembered sensor stays registered).
-#[derive(Debug, Default)]
-pub(crate) struct KnownSensors(Mutex<Known>);
-
-#[derive(Debug, Default)]
-struct Known {
-    by_tenant: HashMap<TenantId, HashSet<SensorId>>,
-    len: usize,
-}
-
-/// A sensor to auto-register: tenant, id and the unit of its first reading.
-pub(crate) type NewSensor = (TenantId, SensorId, Option<String>);
-
-impl KnownSensors {
-    /// Distinct sensors of `batches` not known yet, sorted (a fixed lock order).
-    pub(crate) fn unknown(&self, batches: &[CommitBatch]) -> Vec<NewSensor> {
-        let known = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut new: BTreeMap<(&TenantId, &SensorId), &str> = BTreeMap::new();
-        for batch in batches {
-            let tenant_known = known.by_tenant.get(&batch.tenant);
-            for reading in &batch.readings {
-                if !tenant_known.is_some_and(|s| s.contains(&reading.sensor)) {
-                    new.entry((&batch.tenant, &reading.sensor))
-                        .or_insert(reading.unit.as_str());
-                }
-            }
-        }
-        new.into_iter()
-            .map(|((t, s), unit)| {
-                let unit = (!unit.is_empty()).then(|| unit.to_owned());
-                (t.clone(), s.clone(), unit)
-            })
-            .collect()
-    }
-
-    /// Remembers sensors once their registration is committed.
-    pub(crate) fn remember(&self, sensors: impl IntoIterator<Item = (TenantId, SensorId)>) {
-        let mut known = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if known.len > MAX_KNOWN_SENSORS {
-            *known = Known::default();
-        }
-        for (tenant, sensor) in sensors {
-            if known.by_tenant.entry(tenant).or_default().insert(sensor) {
-                known.len += 1;
-            }
-        }
-    }
 }

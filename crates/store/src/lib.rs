@@ -28,6 +28,7 @@ mod outcome;
 mod postgres;
 mod rows;
 mod seq;
+mod series;
 mod sqlite;
 
 use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};

@@ -470,6 +470,10 @@ async fn run_mode(
         mode.as_str()
     );
     let baseline_tenant = TenantId::new(format!("baseline-{}", mode.as_str()))?;
+    // Its readings need a tenant (and its series) like the ingest's.
+    store
+        .create_tenant(&baseline_tenant, "ingest benchmark baseline")
+        .await?;
     let mut baseline: Option<baseline::Baseline> = None;
     for _ in 0..BASELINE_RUNS {
         let run = baseline::run(

@@ -3,6 +3,8 @@
 
 CREATE TABLE tenants (
     id TEXT COLLATE "C" PRIMARY KEY,
+    -- a small fixed-width key for the readings table (its index compares integers, not text)
+    key INTEGER GENERATED ALWAYS AS IDENTITY UNIQUE,
     name TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
@@ -55,41 +57,48 @@ CREATE TABLE batches (
     tenant TEXT COLLATE "C" NOT NULL,
     gateway TEXT COLLATE "C" NOT NULL,
     seq BIGINT NOT NULL,
+    -- the batch's readings have ids `id << 16 | idx` (see readings.id)
+    id BIGINT GENERATED ALWAYS AS IDENTITY (CACHE 1000) UNIQUE,
     key_id TEXT COLLATE "C" NOT NULL,
     signature BYTEA NOT NULL,
     received_at TIMESTAMPTZ NOT NULL,
     committed_at TIMESTAMPTZ NOT NULL,
     readings INTEGER NOT NULL,
-    -- time range of its readings: finds them through the (tenant, time) index, so readings
-    -- need no per-batch index (one index less on the hottest insert path)
+    -- time range of its readings: finds them through the (tenant, time, id) index, so
+    -- readings need no per-batch index (one index less on the hottest insert path)
     first_time TIMESTAMPTZ,
     last_time TIMESTAMPTZ,
     PRIMARY KEY (tenant, gateway, seq)
 );
 
-CREATE SEQUENCE readings_id_seq AS BIGINT CACHE 1000;
-
--- No primary key: a TimescaleDB hypertable's unique indexes must include the time column,
--- and batches already dedupe. `id` orders readings of equal time (keyset pagination).
-CREATE TABLE readings (
-    time TIMESTAMPTZ NOT NULL,
-    tenant TEXT COLLATE "C" NOT NULL,
-    gateway TEXT COLLATE "C" NOT NULL,
-    seq BIGINT NOT NULL,
-    -- position in the batch, to re-encode the batch and verify its signature again
-    idx INTEGER NOT NULL,
+-- The dictionary of series: one row per (tenant, sensor, metric, unit) ever ingested. Readings
+-- carry its integer id instead of four text columns: a narrower row, and indexes that compare
+-- integers (text keys made B-tree maintenance the dominant cost of ingest).
+CREATE TABLE series (
+    id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant TEXT COLLATE "C" NOT NULL REFERENCES tenants (id),
     sensor TEXT COLLATE "C" NOT NULL,
     metric TEXT COLLATE "C" NOT NULL,
-    unit TEXT NOT NULL,
-    value_num DOUBLE PRECISION,
-    value_bool BOOLEAN,
-    value_text TEXT,
-    id BIGINT NOT NULL DEFAULT nextval('readings_id_seq')
+    unit TEXT COLLATE "C" NOT NULL,
+    UNIQUE (tenant, sensor, metric, unit)
 );
 
-ALTER SEQUENCE readings_id_seq OWNED BY readings.id;
+-- No primary key: a TimescaleDB hypertable's unique indexes must include the time column,
+-- and batches already dedupe. `id` is `batches.id << 16 | idx` (idx: the position in the
+-- batch, at most 65535): unique, a total order among readings of equal time (keyset
+-- pagination), and the way back to the batch (gateway, seq, signature) to re-encode it and
+-- verify its signature again.
+CREATE TABLE readings (
+    time TIMESTAMPTZ NOT NULL,
+    id BIGINT NOT NULL,
+    tenant INTEGER NOT NULL,
+    series INTEGER NOT NULL,
+    value_num DOUBLE PRECISION,
+    value_bool BOOLEAN,
+    value_text TEXT
+);
 
-CREATE INDEX readings_series ON readings (tenant, sensor, metric, time);
+CREATE INDEX readings_series ON readings (series, time);
 CREATE INDEX readings_tenant_time ON readings (tenant, time, id);
 -- Retention deletes by time across tenants; BRIN costs next to nothing on insert.
 CREATE INDEX readings_time_brin ON readings USING brin (time);

@@ -1,7 +1,9 @@
 -- Beffroi store, SQLite. Times are INTEGER microseconds since the Unix epoch (UTC).
 
 CREATE TABLE tenants (
-    id TEXT PRIMARY KEY NOT NULL,
+    -- a small integer key for the readings table
+    key INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
@@ -51,6 +53,8 @@ CREATE TABLE zones (
 
 -- One row per committed batch: the dedupe key and the signature (never stored per reading).
 CREATE TABLE batches (
+    -- the batch's readings have ids `id << 16 | idx` (see readings.id)
+    id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     gateway TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -63,29 +67,36 @@ CREATE TABLE batches (
     -- need no per-batch index (one index less on the hottest insert path)
     first_time INTEGER,
     last_time INTEGER,
-    PRIMARY KEY (tenant, gateway, seq)
-) WITHOUT ROWID;
+    UNIQUE (tenant, gateway, seq)
+);
 
-CREATE TABLE readings (
-    -- row id: a total order among readings of the same time (keyset pagination)
+-- The dictionary of series: one row per (tenant, sensor, metric, unit) ever ingested. Readings
+-- carry its integer id instead of four text columns: a narrower row and integer index keys.
+CREATE TABLE series (
     id INTEGER PRIMARY KEY,
-    time INTEGER NOT NULL,
-    tenant TEXT NOT NULL,
-    gateway TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    -- position in the batch, to re-encode the batch and verify its signature again
-    idx INTEGER NOT NULL,
+    tenant TEXT NOT NULL REFERENCES tenants (id),
     sensor TEXT NOT NULL,
     metric TEXT NOT NULL,
     unit TEXT NOT NULL,
+    UNIQUE (tenant, sensor, metric, unit)
+);
+
+-- `id` is `batches.id << 16 | idx` (idx: the position in the batch, at most 65535): a total
+-- order among readings of the same time (keyset pagination), and the way back to the batch
+-- (gateway, seq, signature) to re-encode it and verify its signature again. The
+-- (tenant, time) index ends with it implicitly.
+CREATE TABLE readings (
+    id INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    tenant INTEGER NOT NULL,
+    series INTEGER NOT NULL,
     value_num REAL,
     value_bool INTEGER,
     value_text TEXT
 );
 
-CREATE INDEX readings_series ON readings (tenant, sensor, metric, time);
+CREATE INDEX readings_series ON readings (series, time);
 CREATE INDEX readings_tenant_time ON readings (tenant, time);
-CREATE INDEX readings_time ON readings (time);
 
 -- Gaps reported by gateways in their health messages (seqs that will never arrive).
 CREATE TABLE gaps (

@@ -4,7 +4,8 @@
 //! `PGCOPY\n\xff\r\n\0`, a 32-bit flags word and a 32-bit header-extension length (both 0);
 //! then per row a 16-bit field count and, per field, a 32-bit length (-1 for NULL) followed by
 //! the value in the type's binary send format (big-endian); then a 16-bit -1 trailer.
-//! `timestamptz` is 64-bit microseconds since 2000-01-01 UTC; `text` is its UTF-8 bytes.
+//! `timestamptz` is 64-bit microseconds since 2000-01-01 UTC; `text` is its UTF-8 bytes;
+//! `int4`/`int8` are big-endian integers.
 
 use sqlx::PgConnection;
 
@@ -20,8 +21,8 @@ const PG_END_US: i64 = 9_223_371_331_200_000_000;
 /// Bytes buffered before a `CopyData` message is sent.
 const SEND_BYTES: usize = 1 << 20;
 
-const COPY_READINGS: &str = "COPY readings (time, tenant, gateway, seq, idx, sensor, metric, \
-                             unit, value_num, value_bool, value_text) FROM STDIN (FORMAT binary)";
+const COPY_READINGS: &str = "COPY readings (time, id, tenant, series, value_num, value_bool, \
+                             value_text) FROM STDIN (FORMAT binary)";
 
 /// Refuses times PostgreSQL cannot store, before anything of the call is written.
 pub(super) fn check_times(batches: &[CommitBatch]) -> Result<()> {
@@ -45,7 +46,7 @@ fn pg_micros(unix_us: i64) -> Result<i64> {
 pub(super) async fn copy_readings(conn: &mut PgConnection, rows: &[ReadingRow<'_>]) -> Result<()> {
     // Encode first: a row that cannot be encoded must fail before the COPY starts.
     let mut chunks = Vec::new();
-    let mut buf = Vec::with_capacity((rows.len() * 96 + 32).min(SEND_BYTES + 4096));
+    let mut buf = Vec::with_capacity((rows.len() * 64 + 32).min(SEND_BYTES + 4096));
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     buf.extend_from_slice(&0i32.to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes());
@@ -72,15 +73,11 @@ pub(super) async fn copy_readings(conn: &mut PgConnection, rows: &[ReadingRow<'_
 fn encode_row(buf: &mut Vec<u8>, row: &ReadingRow<'_>) -> Result<()> {
     let r = row.reading;
     let (num, boolean, text) = value_columns(&r.value)?;
-    buf.extend_from_slice(&11i16.to_be_bytes());
+    buf.extend_from_slice(&7i16.to_be_bytes());
     field(buf, &pg_micros(r.time.unix_micros())?.to_be_bytes());
-    text_field(buf, row.tenant);
-    text_field(buf, row.gateway);
-    field(buf, &row.seq.to_be_bytes());
-    field(buf, &row.idx.to_be_bytes());
-    text_field(buf, r.sensor.as_str());
-    text_field(buf, r.metric.as_str());
-    text_field(buf, r.unit.as_str());
+    field(buf, &row.id.to_be_bytes());
+    field(buf, &row.keys.tenant.to_be_bytes());
+    field(buf, &row.keys.series.to_be_bytes());
     match num {
         Some(n) => field(buf, &n.to_be_bytes()),
         None => null(buf),
@@ -90,7 +87,7 @@ fn encode_row(buf: &mut Vec<u8>, row: &ReadingRow<'_>) -> Result<()> {
         None => null(buf),
     }
     match text {
-        Some(t) => text_field(buf, t),
+        Some(t) => field(buf, t.as_bytes()),
         None => null(buf),
     }
     Ok(())
@@ -101,10 +98,6 @@ fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
     let len = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
     buf.extend_from_slice(&len.to_be_bytes());
     buf.extend_from_slice(bytes);
-}
-
-fn text_field(buf: &mut Vec<u8>, text: &str) {
-    field(buf, text.as_bytes());
 }
 
 fn null(buf: &mut Vec<u8>) {

@@ -2,10 +2,11 @@
 //!
 //! One commit is one transaction of a fixed number of statements whatever the number of
 //! batches: lock the gateways' rows (sorted), insert the batches with `ON CONFLICT DO NOTHING
-//! RETURNING` (what comes back was stored, the rest are duplicates), register new sensors,
-//! `COPY` the stored batches' readings, update the gateways' state from `UNNEST`ed arrays.
+//! RETURNING` (what comes back was stored, with its id; the rest are duplicates), `COPY` the
+//! stored batches' readings, update the gateways' state from `UNNEST`ed arrays. New series
+//! (and their sensors) are created before, outside the transaction (see `series`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use beffroi_protocol::{GatewayId, Health, TenantId, Timestamp};
 use sqlx::types::Json;
@@ -34,8 +35,9 @@ impl PostgresStore {
         if batches.is_empty() {
             return Ok(outcomes);
         }
-        let new_sensors = self.known.unknown(batches);
         copy::check_times(batches)?;
+        let mut series = self.series.map(batches);
+        self.resolve_series(&mut series).await?;
 
         // First occurrence of each key in the call; later ones are duplicates whatever happens.
         let mut first = HashSet::new();
@@ -72,13 +74,13 @@ impl PostgresStore {
         for &i in &candidates {
             cols.push(&batches[i])?;
         }
-        let stored: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+        let stored: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
             "INSERT INTO batches (tenant, gateway, seq, key_id, signature, received_at, \
              committed_at, readings, first_time, last_time) \
              SELECT t, g, s, k, sig, {}, now(), n, {}, {} FROM UNNEST($1::text[], $2::text[], \
              $3::int8[], $4::text[], $5::bytea[], $6::int8[], $7::int4[], $8::int8[], \
              $9::int8[]) AS u(t, g, s, k, sig, r, n, f, l) \
-             ON CONFLICT DO NOTHING RETURNING tenant, gateway, seq",
+             ON CONFLICT DO NOTHING RETURNING tenant, gateway, seq, id",
             ts("u.r"),
             ts("u.f"),
             ts("u.l")
@@ -94,7 +96,11 @@ impl PostgresStore {
         .bind(&cols.last_time)
         .fetch_all(&mut *tx)
         .await?;
-        let stored: HashSet<(String, String, i64)> = stored.into_iter().collect();
+        let stored: HashMap<(String, String, i64), i64> = stored
+            .into_iter()
+            .map(|(t, g, s, id)| ((t, g, s), id))
+            .collect();
+        let mut batch_ids = vec![None; batches.len()];
         for &i in &candidates {
             let b = &batches[i];
             let key = (
@@ -102,34 +108,16 @@ impl PostgresStore {
                 b.gateway.to_string(),
                 seq_to_db(b.seq)?,
             );
-            if stored.contains(&key) {
+            if let Some(&id) = stored.get(&key) {
                 outcomes[i] = CommitOutcome::Stored;
+                batch_ids[i] = Some(id);
                 if let Some(t) = touched.get_mut(&(b.tenant.as_str(), b.gateway.as_str())) {
                     t.stored.push(b.seq);
                 }
             }
         }
 
-        if !new_sensors.is_empty() {
-            let (mut st, mut ss, mut su) = (Vec::new(), Vec::new(), Vec::new());
-            for (tenant, sensor, unit) in &new_sensors {
-                st.push(tenant.as_str());
-                ss.push(sensor.as_str());
-                su.push(unit.as_deref());
-            }
-            sqlx::query(
-                "INSERT INTO sensors (tenant, id, kind, unit) \
-                 SELECT t, s, 'unknown', u FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-                 AS x(t, s, u) ON CONFLICT DO NOTHING",
-            )
-            .bind(&st)
-            .bind(&ss)
-            .bind(&su)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        let rows = reading_rows(batches, Some(&outcomes))?;
+        let rows = reading_rows(batches, &batch_ids, &series)?;
         if !rows.is_empty() {
             copy::copy_readings(&mut tx, &rows).await?;
         }
@@ -192,8 +180,6 @@ impl PostgresStore {
             .await?;
         }
         tx.commit().await?;
-        self.known
-            .remember(new_sensors.into_iter().map(|(t, s, _)| (t, s)));
         Ok(outcomes)
     }
 
@@ -287,7 +273,17 @@ impl PostgresStore {
     pub(super) async fn load_readings_only(&self, batches: &[CommitBatch]) -> Result<u64> {
         check_batches(batches)?;
         copy::check_times(batches)?;
-        let rows = reading_rows(batches, None)?;
+        let mut series = self.series.map(batches);
+        self.resolve_series(&mut series).await?;
+        // Ids of batches never written: unique, like real ones, without `batches` rows.
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('batches', 'id')) FROM generate_series(1, $1)",
+        )
+        .bind(i64::try_from(batches.len()).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<Option<i64>> = ids.into_iter().map(Some).collect();
+        let rows = reading_rows(batches, &ids, &series)?;
         let mut tx = self.pool.begin().await?;
         copy::copy_readings(&mut tx, &rows).await?;
         tx.commit().await?;

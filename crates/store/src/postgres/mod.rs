@@ -14,6 +14,7 @@ mod ingest;
 mod query;
 mod records;
 mod registry;
+mod series;
 mod timescale;
 
 use std::str::FromStr;
@@ -22,7 +23,7 @@ use beffroi_protocol::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
-use crate::gateway_state::KnownSensors;
+use crate::series::SeriesCache;
 use crate::{Backend, OpenOptions, Result};
 
 /// A store in a PostgreSQL database (with or without TimescaleDB).
@@ -30,7 +31,7 @@ use crate::{Backend, OpenOptions, Result};
 pub struct PostgresStore {
     pool: PgPool,
     backend: Backend,
-    known: KnownSensors,
+    series: SeriesCache,
 }
 
 /// SQL for the `timestamptz` at `micros` integer microseconds after the epoch (exact up to
@@ -72,7 +73,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             backend,
-            known: KnownSensors::default(),
+            series: SeriesCache::default(),
         })
     }
 

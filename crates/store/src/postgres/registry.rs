@@ -168,8 +168,6 @@ impl PostgresStore {
         .bind(sensor.zone.as_ref().map(SensorId::as_str))
         .execute(&self.pool)
         .await?;
-        self.known
-            .remember([(sensor.tenant.clone(), sensor.id.clone())]);
         Ok(())
     }
 

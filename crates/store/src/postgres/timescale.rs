@@ -1,9 +1,10 @@
 //! TimescaleDB: detection, and the objects created in code after the migrations.
 //!
 //! All of it is idempotent (run at every start): `readings` becomes a hypertable (1-day
-//! chunks), compressed after [`OpenOptions::compress_after`] (segmented by tenant, sensor and
-//! metric, ordered by time), with continuous aggregates `readings_1m`, `readings_1h` and
-//! `readings_1d` (per tenant, sensor, metric: avg, min, max, count and sum of numeric values,
+//! chunks, no default time index: the migration's indexes serve every query), compressed after
+//! [`OpenOptions::compress_after`] (segmented by series, ordered by time), with continuous
+//! aggregates `readings_1m`, `readings_1h` and `readings_1d` (per tenant and series: avg, min,
+//! max, count and sum of numeric values,
 //! real-time so they include what is not materialized yet) and their refresh policies, and a
 //! retention policy when [`OpenOptions::retention`] is set. Each job first runs one schedule
 //! interval after the store is opened: nothing is due at start, and a store opened and
@@ -108,7 +109,7 @@ pub(super) async fn setup(pool: &PgPool, options: &OpenOptions) -> Result<()> {
 async fn create_objects(conn: &mut PgConnection, options: &OpenOptions) -> Result<()> {
     sqlx::raw_sql(
         "SELECT create_hypertable('readings', 'time', chunk_time_interval => interval '1 day', \
-         if_not_exists => true, migrate_data => true)",
+         create_default_indexes => false, if_not_exists => true, migrate_data => true)",
     )
     .execute(&mut *conn)
     .await?;
@@ -121,7 +122,7 @@ async fn create_objects(conn: &mut PgConnection, options: &OpenOptions) -> Resul
     if compressed != Some(true) {
         sqlx::raw_sql(
             "ALTER TABLE readings SET (timescaledb.compress, \
-             timescaledb.compress_segmentby = 'tenant, sensor, metric', \
+             timescaledb.compress_segmentby = 'series', \
              timescaledb.compress_orderby = 'time, id')",
         )
         .execute(&mut *conn)
@@ -138,11 +139,11 @@ async fn create_objects(conn: &mut PgConnection, options: &OpenOptions) -> Resul
         sqlx::raw_sql(&format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {view} \
              WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS \
-             SELECT tenant, sensor, metric, time_bucket(interval '{width}', time) AS bucket, \
+             SELECT tenant, series, time_bucket(interval '{width}', time) AS bucket, \
              avg(value_num) AS avg, min(value_num) AS min, max(value_num) AS max, \
              count(value_num) AS count, sum(value_num) AS sum \
              FROM readings WHERE value_num IS NOT NULL \
-             GROUP BY tenant, sensor, metric, bucket WITH NO DATA"
+             GROUP BY tenant, series, bucket WITH NO DATA"
         ))
         .execute(&mut *conn)
         .await?;

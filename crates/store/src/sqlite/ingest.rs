@@ -1,21 +1,22 @@
 //! SQLite: group commit, commit-ack state, health reports, retention, baseline bulk load.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use beffroi_protocol::{GatewayId, Health, TenantId, Timestamp};
 use sqlx::{Row, SqliteConnection};
 
 use super::SqliteStore;
 use crate::decode::{
-    check_batches, count_to_db, reading_rows, seq_to_db, time_range, unsigned, value_columns,
-    ReadingRow,
+    baseline_batch_ids, check_batches, count_to_db, reading_rows, seq_to_db, time_range, unsigned,
+    value_columns, ReadingRow,
 };
 use crate::gateway_state::{gap_ranges, HealthState};
 use crate::seq::{walk_stored, GapRange, SeqSource, SettledSeq, Watermark, SEQ_CHUNK};
 use crate::{CommitBatch, CommitOutcome, Error, Result, SeqState};
 
 /// Rows per multi-row `INSERT`, largest first: a call's rows are cut greedily into these,
-/// so only four statements are ever prepared (11 parameters a row, far below SQLite's limit).
+/// so only four statements per table are ever prepared (at most 10 parameters a row, far
+/// below SQLite's limit).
 const INSERT_CHUNKS: [usize; 4] = [128, 32, 8, 1];
 
 impl SqliteStore {
@@ -24,46 +25,62 @@ impl SqliteStore {
         batches: &[CommitBatch],
     ) -> Result<Vec<CommitOutcome>> {
         check_batches(batches)?;
-        let new_sensors = self.known.unknown(batches);
         let committed_at = Timestamp::now().unix_micros();
         let mut outcomes = vec![CommitOutcome::Duplicate; batches.len()];
+        let mut batch_ids = vec![None; batches.len()];
+        let mut series = self.series.map(batches);
         let _w = self.write.lock().await;
+        self.resolve_series(&mut series).await?;
         let mut tx = self.pool.begin().await?;
-        for (batch, outcome) in batches.iter().zip(outcomes.iter_mut()) {
-            let (first_time, last_time) = time_range(batch);
-            let done = sqlx::query(
+        // First occurrence of each key in the call; later ones are duplicates whatever happens.
+        let mut first = HashSet::new();
+        let candidates: Vec<(usize, &CommitBatch)> = batches
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| first.insert((b.tenant.as_str(), b.gateway.as_str(), b.seq)))
+            .collect();
+        for chunk in insert_chunks(&candidates) {
+            let sql = values_sql(
                 "INSERT INTO batches (tenant, gateway, seq, key_id, signature, received_at, \
-                 committed_at, readings, first_time, last_time) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(batch.tenant.as_str())
-            .bind(batch.gateway.as_str())
-            .bind(seq_to_db(batch.seq)?)
-            .bind(batch.key_id.as_str())
-            .bind(&batch.signature[..])
-            .bind(batch.received_at.unix_micros())
-            .bind(committed_at)
-            .bind(count_to_db(batch.readings.len() as u64))
-            .bind(first_time)
-            .bind(last_time)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
-                *outcome = CommitOutcome::Stored;
+                 committed_at, readings, first_time, last_time) VALUES ",
+                10,
+                chunk.len(),
+                " ON CONFLICT DO NOTHING RETURNING tenant, gateway, seq, id",
+            );
+            let mut query = sqlx::query(&sql);
+            for (_, batch) in chunk {
+                let (first_time, last_time) = time_range(batch);
+                query = query
+                    .bind(batch.tenant.as_str())
+                    .bind(batch.gateway.as_str())
+                    .bind(seq_to_db(batch.seq)?)
+                    .bind(batch.key_id.as_str())
+                    .bind(&batch.signature[..])
+                    .bind(batch.received_at.unix_micros())
+                    .bind(committed_at)
+                    .bind(count_to_db(batch.readings.len() as u64))
+                    .bind(first_time)
+                    .bind(last_time);
+            }
+            let stored: HashMap<(String, String, i64), i64> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?), r.try_get(3)?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+            for &(i, batch) in chunk {
+                let key = (
+                    batch.tenant.to_string(),
+                    batch.gateway.to_string(),
+                    seq_to_db(batch.seq)?,
+                );
+                if let Some(&id) = stored.get(&key) {
+                    outcomes[i] = CommitOutcome::Stored;
+                    batch_ids[i] = Some(id);
+                }
             }
         }
-        for (tenant, sensor, unit) in &new_sensors {
-            sqlx::query(
-                "INSERT INTO sensors (tenant, id, kind, unit) VALUES (?, ?, 'unknown', ?) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(tenant.as_str())
-            .bind(sensor.as_str())
-            .bind(unit.as_deref())
-            .execute(&mut *tx)
-            .await?;
-        }
-        insert_readings(&mut tx, &reading_rows(batches, Some(&outcomes))?).await?;
+        insert_readings(&mut tx, &reading_rows(batches, &batch_ids, &series)?).await?;
 
         let mut per_gateway: BTreeMap<(&TenantId, &GatewayId), (Vec<u64>, i64)> = BTreeMap::new();
         for (batch, outcome) in batches.iter().zip(&outcomes) {
@@ -80,9 +97,6 @@ impl SqliteStore {
             advance_gateway(&mut tx, tenant, gateway, &seqs, seen).await?;
         }
         tx.commit().await?;
-        drop(_w);
-        self.known
-            .remember(new_sensors.into_iter().map(|(t, s, _)| (t, s)));
         Ok(outcomes)
     }
 
@@ -159,17 +173,26 @@ impl SqliteStore {
 
     pub(super) async fn delete_older(&self, older_than: Timestamp) -> Result<u64> {
         let _w = self.write.lock().await;
-        let done = sqlx::query("DELETE FROM readings WHERE time < ?")
-            .bind(older_than.unix_micros())
-            .execute(&self.pool)
-            .await?;
+        // Tenant by tenant, through the (tenant, time) index.
+        let done = sqlx::query(
+            "DELETE FROM readings WHERE tenant IN (SELECT key FROM tenants) AND time < ?",
+        )
+        .bind(older_than.unix_micros())
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
     pub(super) async fn load_readings_only(&self, batches: &[CommitBatch]) -> Result<u64> {
         check_batches(batches)?;
-        let rows = reading_rows(batches, None)?;
+        let mut series = self.series.map(batches);
         let _w = self.write.lock().await;
+        self.resolve_series(&mut series).await?;
+        let lowest: Option<i64> = sqlx::query_scalar("SELECT min(id) FROM readings")
+            .fetch_one(&self.pool)
+            .await?;
+        let ids = baseline_batch_ids(lowest, batches.len());
+        let rows = reading_rows(batches, &ids, &series)?;
         let mut tx = self.pool.begin().await?;
         insert_readings(&mut tx, &rows).await?;
         tx.commit().await?;
@@ -179,49 +202,45 @@ impl SqliteStore {
 
 /// Multi-row `INSERT`s of `rows`, in the caller's transaction.
 async fn insert_readings(conn: &mut SqliteConnection, rows: &[ReadingRow<'_>]) -> Result<()> {
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let n = INSERT_CHUNKS
-            .into_iter()
-            .find(|&c| c <= rest.len())
-            .unwrap_or(1);
-        let (chunk, tail) = rest.split_at(n);
-        let sql = insert_sql(n);
+    for chunk in insert_chunks(rows) {
+        let sql = values_sql(
+            "INSERT INTO readings (id, time, tenant, series, value_num, value_bool, value_text) \
+             VALUES ",
+            7,
+            chunk.len(),
+            "",
+        );
         let mut query = sqlx::query(&sql);
         for row in chunk {
             let (num, boolean, text) = value_columns(&row.reading.value)?;
             query = query
+                .bind(row.id)
                 .bind(row.reading.time.unix_micros())
-                .bind(row.tenant)
-                .bind(row.gateway)
-                .bind(row.seq)
-                .bind(row.idx)
-                .bind(row.reading.sensor.as_str())
-                .bind(row.reading.metric.as_str())
-                .bind(row.reading.unit.as_str())
+                .bind(row.keys.tenant)
+                .bind(row.keys.series)
                 .bind(num)
                 .bind(boolean)
                 .bind(text);
         }
         query.execute(&mut *conn).await?;
-        rest = tail;
     }
     Ok(())
 }
 
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::with_capacity(128 + rows * 26);
-    sql.push_str(
-        "INSERT INTO readings (time, tenant, gateway, seq, idx, sensor, metric, unit, \
-         value_num, value_bool, value_text) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?)");
-    }
-    sql
+/// `rows` cut greedily into chunks of the sizes in [`INSERT_CHUNKS`].
+fn insert_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let n = INSERT_CHUNKS.into_iter().find(|&c| c <= rows.len())?;
+        let (chunk, tail) = rows.split_at(n);
+        rows = tail;
+        Some(chunk)
+    })
+}
+
+/// `{head}(?,…),(?,…)…{tail}`: `rows` tuples of `columns` parameters.
+fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let tuple = format!("({})", vec!["?"; columns].join(","));
+    format!("{head}{}{tail}", vec![tuple; rows].join(","))
 }
 
 /// Records the seq a quarantine record settles as the one-seq gap `(seq, seq)` and moves the

@@ -17,6 +17,7 @@ mod ingest;
 mod query;
 mod records;
 mod registry;
+mod series;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use beffroi_protocol::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use crate::gateway_state::KnownSensors;
+use crate::series::SeriesCache;
 use crate::{Backend, OpenOptions, Result};
 
 /// A store in an SQLite database.
@@ -33,7 +34,7 @@ use crate::{Backend, OpenOptions, Result};
 pub struct SqliteStore {
     pool: SqlitePool,
     write: tokio::sync::Mutex<()>,
-    known: KnownSensors,
+    series: SeriesCache,
 }
 
 impl SqliteStore {
@@ -65,7 +66,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             write: tokio::sync::Mutex::new(()),
-            known: KnownSensors::default(),
+            series: SeriesCache::default(),
         })
     }
 

@@ -4,7 +4,7 @@ use beffroi_protocol::{GatewayId, TenantId};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
-use crate::decode::{check_bucket, seq_to_db};
+use crate::decode::{check_bucket, reading_id, seq_to_db};
 use crate::rows::{batch_from, bucket_from, reading_page_from, Columns};
 use crate::{Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch};
 
@@ -16,19 +16,16 @@ impl SqliteStore {
         after: Option<ReadingCursor>,
     ) -> Result<ReadingPage> {
         let limit = limit.max(1);
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, time AS time_us, gateway, seq, sensor, metric, unit, value_num, \
-             value_bool, value_text FROM readings",
-        );
+        let mut q = QueryBuilder::<Sqlite>::new(READING_SELECT);
         push_filter(&mut q, filter);
         if let Some(cursor) = after {
-            q.push(" AND (time, id) > (")
+            q.push(" AND (r.time, r.id) > (")
                 .push_bind(cursor.time_us)
                 .push(", ")
                 .push_bind(cursor.id)
                 .push(")");
         }
-        q.push(" ORDER BY time, id LIMIT ")
+        q.push(" ORDER BY r.time, r.id LIMIT ")
             .push_bind(i64::from(limit) + 1);
         let rows = q.build().fetch_all(&self.pool).await?;
         reading_page_from(&rows, limit)
@@ -41,18 +38,22 @@ impl SqliteStore {
     ) -> Result<Vec<Bucket>> {
         check_bucket(bucket_us)?;
         // Floor division: the bucket of a time before the epoch starts before it too.
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT time - (((time % ");
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT r.time - (((r.time % ");
         q.push_bind(bucket_us)
             .push(") + ")
             .push_bind(bucket_us)
             .push(") % ")
             .push_bind(bucket_us)
             .push(
-                ") AS bucket, sensor, metric, sum(value_num) AS total, min(value_num) AS lo, \
-                 max(value_num) AS hi, count(value_num) AS n FROM readings",
+                ") AS bucket, s.sensor, s.metric, sum(r.value_num) AS total, \
+                 min(r.value_num) AS lo, max(r.value_num) AS hi, count(r.value_num) AS n \
+                 FROM readings r JOIN series s ON s.id = r.series",
             );
         push_filter(&mut q, filter);
-        q.push(" AND value_num IS NOT NULL GROUP BY bucket, sensor, metric ORDER BY bucket, sensor, metric");
+        q.push(
+            " AND r.value_num IS NOT NULL GROUP BY bucket, s.sensor, s.metric \
+             ORDER BY bucket, s.sensor, s.metric",
+        );
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(bucket_from).collect()
     }
@@ -66,7 +67,7 @@ impl SqliteStore {
     ) -> Result<Option<StoredBatch>> {
         let seq_db = seq_to_db(seq)?;
         let row = sqlx::query(
-            "SELECT key_id, signature, received_at, first_time, last_time FROM batches \
+            "SELECT id, key_id, signature, received_at FROM batches \
              WHERE tenant = ? AND gateway = ? AND seq = ?",
         )
         .bind(tenant.as_str())
@@ -75,35 +76,42 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let (first, last) = (row.opt_int("first_time")?, row.opt_int("last_time")?);
         let mut readings = Vec::new();
-        if let (true, Some(first), Some(last)) = (with_readings, first, last) {
-            // The time range leads the (tenant, time) index to the batch's readings.
-            readings = sqlx::query(
-                "SELECT id, time AS time_us, gateway, seq, sensor, metric, unit, value_num, \
-                 value_bool, value_text FROM readings WHERE tenant = ? AND time >= ? \
-                 AND time <= ? AND gateway = ? AND seq = ? ORDER BY idx",
-            )
-            .bind(tenant.as_str())
-            .bind(first)
-            .bind(last)
-            .bind(gateway.as_str())
-            .bind(seq_db)
-            .fetch_all(&self.pool)
-            .await?;
+        if with_readings {
+            // The batch's id range: its readings' rowids.
+            let first_id = reading_id(row.int("id")?, 0)?;
+            let mut q = QueryBuilder::<Sqlite>::new(READING_SELECT);
+            q.push(" WHERE r.id >= ")
+                .push_bind(first_id)
+                .push(" AND r.id <= ")
+                .push_bind(first_id | 0xffff)
+                .push(" ORDER BY r.id");
+            readings = q.build().fetch_all(&self.pool).await?;
         }
         batch_from(&row, tenant, gateway, seq, &readings).map(Some)
     }
 }
 
-/// `WHERE` clause of a reading filter (always tenant-scoped).
+/// The columns [`crate::rows::reading_from`] reads, from `readings r` joined to its series and
+/// batch; a `WHERE` clause follows.
+const READING_SELECT: &str = "SELECT r.id, r.time AS time_us, b.gateway, b.seq, s.sensor, \
+     s.metric, s.unit, r.value_num, r.value_bool, r.value_text FROM readings r \
+     JOIN series s ON s.id = r.series JOIN batches b ON b.id = r.id >> 16";
+
+/// `WHERE` clause of a reading filter over `readings r` (always tenant-scoped).
 fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, filter: &ReadingFilter) {
-    q.push(" WHERE tenant = ")
-        .push_bind(filter.tenant.as_str().to_owned())
-        .push(" AND time >= ")
+    let tenant = filter.tenant.as_str().to_owned();
+    q.push(" WHERE r.tenant = (SELECT key FROM tenants WHERE id = ")
+        .push_bind(tenant.clone())
+        .push(") AND r.time >= ")
         .push_bind(filter.from.unix_micros())
-        .push(" AND time < ")
+        .push(" AND r.time < ")
         .push_bind(filter.to.unix_micros());
+    if filter.sensors.is_empty() && filter.metrics.is_empty() && filter.zone.is_none() {
+        return;
+    }
+    q.push(" AND r.series IN (SELECT id FROM series WHERE tenant = ")
+        .push_bind(tenant.clone());
     if !filter.sensors.is_empty() {
         q.push(" AND sensor IN (");
         let mut list = q.separated(", ");
@@ -122,9 +130,10 @@ fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, filter: &ReadingFilter) {
     }
     if let Some(zone) = &filter.zone {
         q.push(" AND sensor IN (SELECT id FROM sensors WHERE tenant = ")
-            .push_bind(filter.tenant.as_str().to_owned())
+            .push_bind(tenant)
             .push(" AND zone = ")
             .push_bind(zone.as_str().to_owned())
             .push(")");
     }
+    q.push(")");
 }
