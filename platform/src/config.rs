@@ -115,6 +115,7 @@ struct RawIngest {
     max_age_s: u64,
     commit_interval_ms: u64,
     commit_max_readings: usize,
+    commit_lanes: usize,
 }
 
 impl Default for RawIngest {
@@ -124,6 +125,7 @@ impl Default for RawIngest {
             max_age_s: 7 * 86_400,
             commit_interval_ms: 5,
             commit_max_readings: 20_000,
+            commit_lanes: 2,
         }
     }
 }
@@ -216,6 +218,8 @@ pub struct IngestSettings {
     pub commit_interval: Duration,
     /// Readings that trigger a commit before the period ends.
     pub commit_max_readings: usize,
+    /// Group commits in flight at once (one database connection each).
+    pub commit_lanes: usize,
 }
 
 /// A validated platform configuration.
@@ -342,6 +346,9 @@ impl RawConfig {
         if i.commit_max_readings == 0 {
             return Err(invalid("ingest.commit_max_readings", "must be > 0"));
         }
+        if !(1..=16).contains(&i.commit_lanes) {
+            return Err(invalid("ingest.commit_lanes", "must be 1..=16"));
+        }
         if i.max_age_s == 0 {
             return Err(invalid("ingest.max_age_s", "must be > 0"));
         }
@@ -365,6 +372,7 @@ impl RawConfig {
                 max_age: Duration::from_secs(i.max_age_s),
                 commit_interval: Duration::from_millis(i.commit_interval_ms),
                 commit_max_readings: i.commit_max_readings,
+                commit_lanes: i.commit_lanes,
             },
             api_listen: self.api.listen,
             certificate_lifetime: Duration::from_secs(self.pki.certificate_lifetime_days * 86_400),

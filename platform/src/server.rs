@@ -142,6 +142,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         max_age: config.ingest.max_age,
         commit_interval: config.ingest.commit_interval,
         commit_max_readings: config.ingest.commit_max_readings,
+        commit_lanes: config.ingest.commit_lanes,
         ..IngestConfig::default()
     };
     ingest_config.validate()?;

@@ -3,6 +3,13 @@
 //! `commit_max_readings` are waiting; then the trackers learn what is committed, the live
 //! hook gets the new batches and every touched gateway is due one ack.
 //!
+//! Commits run in `commit_lanes` lanes at once, one committer task (and so one database
+//! connection) each. A gateway always goes to the same lane (a hash of tenant and gateway), so
+//! its batches are committed in order by one task, and two lanes never lock the same gateway
+//! row: their transactions never wait for each other. On PostgreSQL, where one connection's
+//! backend saturates a core, lanes spread the writes over the server's cores; SQLite has one
+//! writer, so its lanes take turns.
+//!
 //! The queue is bounded in readings (a semaphore of `4 × commit_max_readings` permits, held
 //! by a batch until its commit): when the store is slower than the broker, the pipeline
 //! waits, then the MQTT event loop, then the broker. A failed commit is retried with backoff
@@ -14,6 +21,7 @@
 //! replay (quarantined, not stored).
 
 use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,17 +48,17 @@ struct Queued {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
-/// The pipeline's end of the commit queue.
+/// The pipeline's end of the commit queues, one per lane.
 #[derive(Clone)]
 pub(crate) struct CommitQueue {
-    tx: mpsc::UnboundedSender<Queued>,
+    lanes: Vec<mpsc::UnboundedSender<Queued>>,
     permits: Arc<Semaphore>,
     max_permits: u32,
     metrics: Arc<Metrics>,
 }
 
 impl CommitQueue {
-    /// Queues a batch, waiting while too many readings are queued.
+    /// Queues a batch in its gateway's lane, waiting while too many readings are queued.
     pub(crate) async fn push(&self, batch: CommitBatch, arrived: std::time::Instant) {
         let wanted = u32::try_from(batch.readings.len())
             .unwrap_or(u32::MAX)
@@ -65,11 +73,20 @@ impl CommitQueue {
             queued: Instant::now(),
             _permit: permit,
         };
-        if self.tx.send(queued).is_err() {
+        let lane = lane_of(&queued.batch, self.lanes.len());
+        if self.lanes[lane].send(queued).is_err() {
             // The committer is gone (shutdown deadline): not committed, so not acked either.
             self.metrics.ingest_queue.add(-1);
         }
     }
+}
+
+/// The lane of a batch's gateway, among `lanes` (at least 1): a hash with fixed keys, so a
+/// gateway keeps its lane for the life of the process.
+fn lane_of(batch: &CommitBatch, lanes: usize) -> usize {
+    let hash = BuildHasherDefault::<DefaultHasher>::default()
+        .hash_one((batch.tenant.as_str(), batch.gateway.as_str()));
+    (hash % lanes.max(1) as u64) as usize
 }
 
 /// The task committing queued batches.
@@ -103,33 +120,40 @@ pub(crate) struct CommitterParts {
     pub interval: Duration,
     /// Group-commit size.
     pub max_readings: usize,
+    /// Commits in flight at once (at least 1).
+    pub lanes: usize,
 }
 
 impl Committer {
-    /// The queue and its committer.
-    pub(crate) fn new(parts: CommitterParts) -> (CommitQueue, Self) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// The queue and one committer per lane.
+    pub(crate) fn new(parts: CommitterParts) -> (CommitQueue, Vec<Self>) {
         let max_permits = u32::try_from(parts.max_readings.saturating_mul(4))
             .unwrap_or(u32::MAX)
             .min(Semaphore::MAX_PERMITS as u32);
+        let (senders, committers) = (0..parts.lanes.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let committer = Self {
+                    rx,
+                    store: parts.store.clone(),
+                    trackers: parts.trackers.clone(),
+                    acks: parts.acks.clone(),
+                    quarantine: parts.quarantine.clone(),
+                    metrics: parts.metrics.clone(),
+                    live: parts.live.clone(),
+                    interval: parts.interval,
+                    max_readings: parts.max_readings,
+                };
+                (tx, committer)
+            })
+            .unzip();
         let queue = CommitQueue {
-            tx,
+            lanes: senders,
             permits: Arc::new(Semaphore::new(max_permits as usize)),
             max_permits,
-            metrics: parts.metrics.clone(),
-        };
-        let committer = Self {
-            rx,
-            store: parts.store,
-            trackers: parts.trackers,
-            acks: parts.acks,
-            quarantine: parts.quarantine,
             metrics: parts.metrics,
-            live: parts.live,
-            interval: parts.interval,
-            max_readings: parts.max_readings,
         };
-        (queue, committer)
+        (queue, committers)
     }
 
     /// Commits rounds until every [`CommitQueue`] is dropped and the queue is empty.
@@ -249,5 +273,42 @@ impl Committer {
                 tracing::warn!(%error, "cannot compare a duplicate with the stored batch")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use beffroi_protocol::{GatewayId, KeyId, TenantId, Timestamp};
+
+    use super::*;
+
+    fn batch(gateway: &str, seq: u64) -> CommitBatch {
+        CommitBatch {
+            tenant: TenantId::new("lyon").unwrap(),
+            gateway: GatewayId::new(gateway).unwrap(),
+            seq,
+            key_id: KeyId::new("k").unwrap(),
+            signature: [0; 64],
+            received_at: Timestamp::from_unix_micros(0),
+            readings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_gateway_keeps_its_lane_and_gateways_spread_over_lanes() {
+        let mut used = [0usize; 2];
+        for g in 0..20 {
+            let gateway = format!("gw-{g}");
+            let lane = lane_of(&batch(&gateway, 1), 2);
+            assert_eq!(lane, lane_of(&batch(&gateway, 99), 2), "{gateway}");
+            used[lane] += 1;
+        }
+        assert!(used.iter().all(|&n| n >= 5), "{used:?}");
+        assert_eq!(lane_of(&batch("gw-1", 1), 1), 0);
+        assert_eq!(
+            lane_of(&batch("gw-1", 1), 0),
+            0,
+            "no lane count is treated as one"
+        );
     }
 }

@@ -20,6 +20,9 @@ const fn default_commit_interval() -> Duration {
 const fn default_commit_max_readings() -> usize {
     20_000
 }
+const fn default_commit_lanes() -> usize {
+    2
+}
 const fn default_key_cache_ttl() -> Duration {
     Duration::from_secs(30)
 }
@@ -35,6 +38,9 @@ const fn default_reconnect_max() -> Duration {
 const fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(5)
 }
+
+/// Most commit lanes (each holds a database connection).
+const MAX_COMMIT_LANES: usize = 16;
 
 /// Default shared-subscription group: every platform node in the group gets each message once.
 pub const DEFAULT_SHARE_GROUP: &str = "beffroi-ingest";
@@ -58,6 +64,9 @@ pub struct IngestConfig {
     pub commit_interval: Duration,
     /// A group commit starts as soon as this many readings are waiting.
     pub commit_max_readings: usize,
+    /// Group commits in flight at once, each on its own connection, for disjoint sets of
+    /// gateways (see the `committer` module).
+    pub commit_lanes: usize,
     /// How long a looked-up key (or its absence) is trusted; a revocation takes effect on
     /// ingest within this time (the gate cuts the connection at once).
     pub key_cache_ttl: Duration,
@@ -83,6 +92,7 @@ impl Default for IngestConfig {
             max_age: default_max_age(),
             commit_interval: default_commit_interval(),
             commit_max_readings: default_commit_max_readings(),
+            commit_lanes: default_commit_lanes(),
             key_cache_ttl: default_key_cache_ttl(),
             inbound_capacity: default_inbound_capacity(),
             keep_alive: default_keep_alive(),
@@ -128,6 +138,9 @@ impl IngestConfig {
         if self.commit_max_readings == 0 {
             return bad("commit_max_readings", "must be at least 1");
         }
+        if !(1..=MAX_COMMIT_LANES).contains(&self.commit_lanes) {
+            return bad("commit_lanes", "must be 1..=16");
+        }
         if self.key_cache_ttl > Duration::from_secs(3600) {
             return bad("key_cache_ttl", "must be at most 1 h (revocation delay)");
         }
@@ -169,7 +182,7 @@ mod tests {
     #[test]
     fn default_is_valid_and_fields_are_named() {
         assert!(IngestConfig::default().validate().is_ok());
-        let cases: [(&str, IngestConfig); 4] = [
+        let cases: [(&str, IngestConfig); 5] = [
             (
                 "share_group",
                 IngestConfig {
@@ -195,6 +208,13 @@ mod tests {
                 "commit_max_readings",
                 IngestConfig {
                     commit_max_readings: 0,
+                    ..IngestConfig::default()
+                },
+            ),
+            (
+                "commit_lanes",
+                IngestConfig {
+                    commit_lanes: 0,
                     ..IngestConfig::default()
                 },
             ),

@@ -14,7 +14,8 @@
 //!    │                                  ▼                                 ▼
 //!    │                         quarantine writer                  health writer (gaps)
 //!    │                                                                    │
-//!    │      committer: one transaction per round (≤ commit_interval, ≤ commit_max_readings)
+//!    │      committers (commit_lanes, gateways hashed to lanes): one transaction per round
+//!    │                (≤ commit_interval, ≤ commit_max_readings)
 //!    │                ─► trackers ─► live hook (broadcast) ─► gateways due an ack
 //!    └──────────────── ack publisher: beffroi/v1/{t}/{g}/ack, QoS 1, one per gateway per round
 //! ```
@@ -120,7 +121,7 @@ impl Ingest {
         let acks = Arc::new(Acks::default());
         let (quarantine, quarantine_writer) =
             Quarantine::new(events, metrics.clone(), acks.clone());
-        let (commits, committer) = Committer::new(CommitterParts {
+        let (commits, committers) = Committer::new(CommitterParts {
             store: store.clone(),
             trackers: trackers.clone(),
             acks: acks.clone(),
@@ -129,6 +130,7 @@ impl Ingest {
             live,
             interval: config.commit_interval,
             max_readings: config.commit_max_readings,
+            lanes: config.commit_lanes,
         });
         let (health_tx, health_rx) = mpsc::channel(health::QUEUE);
         let (subscriber, mut inbound) = Subscriber::start(&config);
@@ -137,8 +139,11 @@ impl Ingest {
             trackers.clone(),
             metrics.clone(),
         ));
-        let mut tasks: [JoinHandle<()>; 3] = [
-            tokio::spawn(committer.run()),
+        let mut tasks: Vec<JoinHandle<()>> = committers
+            .into_iter()
+            .map(|committer| tokio::spawn(committer.run()))
+            .collect();
+        tasks.extend([
             tokio::spawn(quarantine_writer.run(store.clone(), trackers.clone())),
             tokio::spawn(health::write_reports(
                 health_rx,
@@ -147,7 +152,7 @@ impl Ingest {
                 acks.clone(),
                 metrics.clone(),
             )),
-        ];
+        ]);
         let mut pipeline = Pipeline {
             store,
             keys: Arc::new(KeyCache::new(config.key_cache_ttl)),
