@@ -219,11 +219,14 @@ async fn refresh_revocations(
     store: &dyn Store,
     revocations: &Revocations,
 ) -> Result<(), beffroi_store::Error> {
-    let fingerprints = store.revoked_fingerprints().await?;
+    let revoked = store.revoked_gateways().await?;
     revocations.replace(
-        fingerprints
+        revoked
             .iter()
-            .filter_map(|f| Fingerprint::parse(f).ok()),
+            .filter_map(|r| Fingerprint::parse(r.cert_fingerprint.as_deref()?).ok()),
+        revoked
+            .iter()
+            .map(|r| (r.tenant.clone(), r.gateway.clone())),
     );
     Ok(())
 }

@@ -141,21 +141,21 @@ pub(crate) async fn run(
     };
 
     let token = shutdown.child_token();
-    let Some(_live) = shared
-        .revocations
-        .register(&identity.fingerprint, token.clone())
-    else {
-        shared.refused("revoked");
-        let detail = format!(
-            "revoked certificate {} refused at handshake",
-            identity.fingerprint
-        );
-        return shared.event(
-            Some(&identity),
-            peer,
-            SecurityEventKind::RevokedCertificate,
-            detail,
-        );
+    let _live = match shared.revocations.register(&identity, token.clone()) {
+        Ok(live) => live,
+        Err(revoked) => {
+            shared.refused("revoked");
+            let detail = format!(
+                "refused at handshake: {revoked} (certificate {})",
+                identity.fingerprint
+            );
+            return shared.event(
+                Some(&identity),
+                peer,
+                SecurityEventKind::RevokedCertificate,
+                detail,
+            );
+        }
     };
     let Some(_tenant) = shared.tenants.acquire(&identity.tenant) else {
         shared.refused("connection_limit");
@@ -385,10 +385,10 @@ impl Session<'_> {
                 refusal(stage, *code)
             }
             End::Cancelled => {
-                if shared.revocations.is_revoked(&self.identity.fingerprint) {
+                if let Some(revoked) = shared.revocations.check(self.identity) {
                     shared.refused("revoked");
                     let detail = format!(
-                        "live connection cut: certificate {} revoked",
+                        "live connection cut: {revoked} (certificate {})",
                         self.identity.fingerprint
                     );
                     shared.event(

@@ -1,80 +1,141 @@
-//! Revoked certificates, and the live connections to cut when one is revoked.
+//! Revoked certificates and gateways, and the live connections to cut when one is revoked.
 //!
-//! Every established connection registers a cancellation token under its certificate's
-//! fingerprint; [`Revocations::revoke`] (or [`Revocations::replace`]) cancels the tokens of
-//! newly revoked certificates, so their connections close at once. Registration checks the
-//! revoked set under the same lock, so a revocation racing with a handshake cannot be missed.
+//! A revocation names a certificate (by fingerprint) or a whole gateway (tenant and gateway
+//! id, whatever certificate it presents: a revoked gateway's older certificates, still within
+//! their validity, are refused too). Every established connection registers a cancellation
+//! token with its identity; [`Revocations::revoke`], [`Revocations::revoke_gateway`] and
+//! [`Revocations::replace`] cancel the tokens of newly revoked connections, so they close at
+//! once. Registration checks the revoked sets under the same lock, so a revocation racing with
+//! a handshake cannot be missed.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use beffroi_protocol::{GatewayId, TenantId};
 use tokio_util::sync::CancellationToken;
 
-use crate::identity::Fingerprint;
+use crate::identity::{Fingerprint, Identity};
 
-/// A cloneable handle on the revoked set, shared by the platform and the gate.
+/// A cloneable handle on the revoked sets, shared by the platform and the gate.
 #[derive(Debug, Clone, Default)]
 pub struct Revocations {
     inner: Arc<Mutex<State>>,
 }
 
+/// Why a connection is refused or cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// Its certificate is revoked.
+    Certificate,
+    /// Its gateway is revoked (any certificate).
+    Gateway,
+}
+
+impl fmt::Display for Revoked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Revoked::Certificate => "certificate revoked",
+            Revoked::Gateway => "gateway revoked",
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    revoked: HashSet<Fingerprint>,
-    live: HashMap<Fingerprint, Vec<(u64, CancellationToken)>>,
+    certificates: HashSet<Fingerprint>,
+    gateways: HashSet<(TenantId, GatewayId)>,
+    live: HashMap<u64, (Identity, CancellationToken)>,
     next_id: u64,
 }
 
+impl State {
+    fn check(&self, identity: &Identity) -> Option<Revoked> {
+        if self.certificates.contains(&identity.fingerprint) {
+            Some(Revoked::Certificate)
+        } else if self
+            .gateways
+            .contains(&(identity.tenant.clone(), identity.gateway.clone()))
+        {
+            Some(Revoked::Gateway)
+        } else {
+            None
+        }
+    }
+
+    /// Cancels and forgets every live connection revoked now.
+    fn cut(&mut self) {
+        let Self {
+            certificates,
+            gateways,
+            live,
+            ..
+        } = self;
+        live.retain(|_, (identity, token)| {
+            let revoked = certificates.contains(&identity.fingerprint)
+                || gateways.contains(&(identity.tenant.clone(), identity.gateway.clone()));
+            if revoked {
+                token.cancel();
+            }
+            !revoked
+        });
+    }
+}
+
 impl Revocations {
-    /// An empty set.
+    /// Empty sets.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Replaces the whole revoked set (e.g. loaded from the store at start or on reload) and
-    /// cuts the live connections of every certificate in it.
-    pub fn replace(&self, fingerprints: impl IntoIterator<Item = Fingerprint>) {
+    /// Replaces both revoked sets (loaded from the store at start and on every reload) and
+    /// cuts the live connections they cover.
+    pub fn replace(
+        &self,
+        certificates: impl IntoIterator<Item = Fingerprint>,
+        gateways: impl IntoIterator<Item = (TenantId, GatewayId)>,
+    ) {
         let mut state = self.lock();
-        state.revoked = fingerprints.into_iter().collect();
-        let State { revoked, live, .. } = &mut *state;
-        for fingerprint in revoked.iter() {
-            cut(live, fingerprint);
-        }
+        state.certificates = certificates.into_iter().collect();
+        state.gateways = gateways.into_iter().collect();
+        state.cut();
     }
 
     /// Revokes one certificate and cuts its live connections.
     pub fn revoke(&self, fingerprint: Fingerprint) {
         let mut state = self.lock();
-        cut(&mut state.live, &fingerprint);
-        state.revoked.insert(fingerprint);
+        state.certificates.insert(fingerprint);
+        state.cut();
     }
 
-    /// Whether a certificate is revoked.
-    pub fn is_revoked(&self, fingerprint: &Fingerprint) -> bool {
-        self.lock().revoked.contains(fingerprint)
+    /// Revokes a gateway, whatever its certificate, and cuts its live connections.
+    pub fn revoke_gateway(&self, tenant: TenantId, gateway: GatewayId) {
+        let mut state = self.lock();
+        state.gateways.insert((tenant, gateway));
+        state.cut();
     }
 
-    /// Registers a live connection: `None` if the certificate is revoked, else a guard that
-    /// keeps `token` registered until dropped.
+    /// Whether, and why, a connection with this identity is revoked.
+    pub fn check(&self, identity: &Identity) -> Option<Revoked> {
+        self.lock().check(identity)
+    }
+
+    /// Registers a live connection: why it is revoked, or a guard that keeps `token`
+    /// registered until dropped.
     pub(crate) fn register(
         &self,
-        fingerprint: &Fingerprint,
+        identity: &Identity,
         token: CancellationToken,
-    ) -> Option<LiveConnection> {
+    ) -> Result<LiveConnection, Revoked> {
         let mut state = self.lock();
-        if state.revoked.contains(fingerprint) {
-            return None;
+        if let Some(revoked) = state.check(identity) {
+            return Err(revoked);
         }
         let id = state.next_id;
         state.next_id += 1;
-        state
-            .live
-            .entry(fingerprint.clone())
-            .or_default()
-            .push((id, token));
-        Some(LiveConnection {
+        state.live.insert(id, (identity.clone(), token));
+        Ok(LiveConnection {
             revocations: self.clone(),
-            fingerprint: fingerprint.clone(),
             id,
         })
     }
@@ -85,32 +146,16 @@ impl Revocations {
     }
 }
 
-/// Cancels and forgets every live connection of `fingerprint`.
-fn cut(live: &mut HashMap<Fingerprint, Vec<(u64, CancellationToken)>>, fingerprint: &Fingerprint) {
-    if let Some(tokens) = live.remove(fingerprint) {
-        for (_, token) in tokens {
-            token.cancel();
-        }
-    }
-}
-
 /// A registered live connection; unregisters itself when dropped.
 #[derive(Debug)]
 pub(crate) struct LiveConnection {
     revocations: Revocations,
-    fingerprint: Fingerprint,
     id: u64,
 }
 
 impl Drop for LiveConnection {
     fn drop(&mut self) {
-        let mut state = self.revocations.lock();
-        if let Some(tokens) = state.live.get_mut(&self.fingerprint) {
-            tokens.retain(|(id, _)| *id != self.id);
-            if tokens.is_empty() {
-                state.live.remove(&self.fingerprint);
-            }
-        }
+        self.revocations.lock().live.remove(&self.id);
     }
 }
 
@@ -118,34 +163,90 @@ impl Drop for LiveConnection {
 mod tests {
     use super::*;
 
-    fn fp(byte: u8) -> Fingerprint {
-        Fingerprint::of_der(&[byte])
+    fn identity(gateway: &str, cert: u8) -> Identity {
+        Identity {
+            tenant: TenantId::new("lyon").unwrap(),
+            gateway: GatewayId::new(gateway).unwrap(),
+            fingerprint: Fingerprint::of_der(&[cert]),
+        }
+    }
+
+    fn pair(gateway: &str) -> (TenantId, GatewayId) {
+        (
+            TenantId::new("lyon").unwrap(),
+            GatewayId::new(gateway).unwrap(),
+        )
     }
 
     #[test]
     fn revoke_cuts_live_connections_and_refuses_new_ones() {
         let revocations = Revocations::new();
         let (a, b) = (CancellationToken::new(), CancellationToken::new());
-        let guard_a = revocations.register(&fp(1), a.clone()).unwrap();
-        let _guard_b = revocations.register(&fp(2), b.clone()).unwrap();
-        revocations.revoke(fp(1));
+        let guard_a = revocations
+            .register(&identity("gw-1", 1), a.clone())
+            .unwrap();
+        let _guard_b = revocations
+            .register(&identity("gw-2", 2), b.clone())
+            .unwrap();
+        revocations.revoke(Fingerprint::of_der(&[1]));
         assert!(a.is_cancelled() && !b.is_cancelled());
-        assert!(revocations
-            .register(&fp(1), CancellationToken::new())
-            .is_none());
+        assert_eq!(
+            revocations
+                .register(&identity("gw-1", 1), CancellationToken::new())
+                .unwrap_err(),
+            Revoked::Certificate
+        );
         drop(guard_a);
-        revocations.replace([fp(2)]);
+        revocations.replace([Fingerprint::of_der(&[2])], []);
         assert!(b.is_cancelled());
-        assert!(!revocations.is_revoked(&fp(1)) && revocations.is_revoked(&fp(2)));
+        assert_eq!(revocations.check(&identity("gw-1", 1)), None);
+        assert_eq!(
+            revocations.check(&identity("gw-2", 2)),
+            Some(Revoked::Certificate)
+        );
+    }
+
+    #[test]
+    fn a_revoked_gateway_is_refused_with_any_certificate() {
+        let revocations = Revocations::new();
+        let (old, other) = (CancellationToken::new(), CancellationToken::new());
+        // An older certificate of gw-1 (fingerprint 7), still connected.
+        let _old = revocations
+            .register(&identity("gw-1", 7), old.clone())
+            .unwrap();
+        let _other = revocations
+            .register(&identity("gw-2", 8), other.clone())
+            .unwrap();
+        revocations.replace([Fingerprint::of_der(&[9])], [pair("gw-1")]);
+        assert!(old.is_cancelled() && !other.is_cancelled());
+        for cert in [7, 9, 10] {
+            assert!(revocations
+                .register(&identity("gw-1", cert), CancellationToken::new())
+                .is_err());
+        }
+        assert_eq!(
+            revocations.check(&identity("gw-1", 10)),
+            Some(Revoked::Gateway)
+        );
+        revocations.replace([], []);
+        assert!(revocations
+            .register(&identity("gw-1", 7), CancellationToken::new())
+            .is_ok());
+        revocations.revoke_gateway(pair("gw-2").0, pair("gw-2").1);
+        assert!(other.is_cancelled());
     }
 
     #[test]
     fn dropped_guards_unregister() {
         let revocations = Revocations::new();
         let token = CancellationToken::new();
-        drop(revocations.register(&fp(1), token.clone()).unwrap());
+        drop(
+            revocations
+                .register(&identity("gw-1", 1), token.clone())
+                .unwrap(),
+        );
         assert!(revocations.lock().live.is_empty());
-        revocations.revoke(fp(1));
+        revocations.revoke(Fingerprint::of_der(&[1]));
         assert!(!token.is_cancelled());
     }
 }

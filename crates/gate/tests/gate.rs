@@ -206,6 +206,42 @@ async fn revocation_cuts_live_connections_and_refuses_reconnects() {
 }
 
 #[tokio::test]
+async fn a_revoked_gateway_is_refused_whatever_certificate_it_presents() {
+    let mut harness = Harness::start(|_| {}).await;
+    // Two certificates for gw-1, both valid: an older one and the last one issued.
+    let older = harness.pki.gateway("lyon", "gw-1");
+    let newer = harness.pki.gateway("lyon", "gw-1");
+    assert_ne!(older.fingerprint(), newer.fingerprint());
+    let mut gw = v5_client(harness.gate, tls_config(&harness.pki, Some(&older)), "gw-1");
+    wait_for(&mut gw.events, |p| {
+        matches!(p, V5Packet::ConnAck(_)).then_some(())
+    })
+    .await;
+
+    // The store knows the newer fingerprint only; the gateway itself is revoked.
+    harness.revocations.replace(
+        [newer.fingerprint()],
+        [(
+            beffroi_protocol::TenantId::new("lyon").unwrap(),
+            beffroi_protocol::GatewayId::new("gw-1").unwrap(),
+        )],
+    );
+    let (error, _) = wait_for_error(&mut gw.events).await;
+    assert!(error.contains("NotAuthorized"), "{error}");
+    harness
+        .expect_event(SecurityEventKind::RevokedCertificate, "gateway revoked")
+        .await;
+    for cert in [&older, &newer] {
+        let mut again = v5_client(harness.gate, tls_config(&harness.pki, Some(cert)), "gw-1");
+        let (_, packets) = wait_for_error(&mut again.events).await;
+        assert!(packets.is_empty(), "{packets:?}");
+    }
+    assert_eq!(harness.refused("revoked"), 3);
+    // Another gateway of the tenant still connects.
+    v5_connected(&harness, "lyon", "gw-2").await;
+}
+
+#[tokio::test]
 async fn acl_violations_disconnect_and_are_recorded() {
     let mut harness = Harness::start(|_| {}).await;
     let mut spy = spy(&harness, "#").await;

@@ -15,7 +15,8 @@ macro_rules! forward_store {
             use $crate::{
                 Backend, Bucket, CommitBatch, CommitOutcome, GatewayKey, GatewayRecord, NewGateway,
                 Page, QuarantineRecord, ReadingCursor, ReadingFilter, ReadingPage, Result,
-                SecurityEvent, Sensor, SeqState, Store, StoredBatch, Tenant, TokenRecord, Zone,
+                RevokedGateway, SecurityEvent, Sensor, SeqState, Store, StoredBatch, Tenant,
+                TokenRecord, Zone,
             };
 
             #[async_trait::async_trait]
@@ -51,8 +52,8 @@ macro_rules! forward_store {
                 ) -> Result<()> {
                     self.update_revoked(tenant, gateway).await
                 }
-                async fn revoked_fingerprints(&self) -> Result<Vec<String>> {
-                    self.select_revoked_fingerprints().await
+                async fn revoked_gateways(&self) -> Result<Vec<RevokedGateway>> {
+                    self.select_revoked_gateways().await
                 }
                 async fn list_gateways(&self, tenant: &TenantId) -> Result<Vec<GatewayRecord>> {
                     self.select_gateways(tenant, None).await

@@ -138,8 +138,9 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     /// Marks a gateway revoked (its certificate and key are refused from now on).
     async fn revoke_gateway(&self, tenant: &TenantId, gateway: &GatewayId) -> Result<()>;
-    /// Certificate fingerprints of revoked gateways (checked at every TLS handshake).
-    async fn revoked_fingerprints(&self) -> Result<Vec<String>>;
+    /// Revoked gateways, with the fingerprint of their last issued certificate (checked at
+    /// every TLS handshake: the gate refuses the gateway whatever certificate it presents).
+    async fn revoked_gateways(&self) -> Result<Vec<RevokedGateway>>;
     /// A tenant's gateways with their state.
     async fn list_gateways(&self, tenant: &TenantId) -> Result<Vec<GatewayRecord>>;
     /// One gateway.

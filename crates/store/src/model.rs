@@ -80,6 +80,17 @@ pub struct GatewayRecord {
     pub state: GatewayState,
 }
 
+/// A revoked gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedGateway {
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// The gateway.
+    pub gateway: GatewayId,
+    /// The fingerprint of the last certificate issued to it, if any.
+    pub cert_fingerprint: Option<String>,
+}
+
 /// The verifying key registered under a key id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayKey {

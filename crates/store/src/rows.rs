@@ -21,8 +21,8 @@ use crate::decode::{
 use crate::gateway_state::HealthState;
 use crate::{
     Bucket, GatewayKey, GatewayRecord, Page, QuarantineReason, QuarantineRecord, ReadingCursor,
-    ReadingPage, Result, Role, SecurityEvent, SecurityEventKind, Sensor, StoredBatch,
-    StoredReading, Tenant, TokenRecord, Zone,
+    ReadingPage, Result, RevokedGateway, Role, SecurityEvent, SecurityEventKind, Sensor,
+    StoredBatch, StoredReading, Tenant, TokenRecord, Zone,
 };
 
 /// The typed columns of a result row that the decoders below read.
@@ -170,6 +170,15 @@ pub(crate) fn gateway_key_from(r: &impl Columns) -> Result<GatewayKey> {
         gateway: id("gateways", r.text("id")?, GatewayId::new)?,
         public_key: bytes32("gateways", r.bytes("public_key")?)?,
         revoked: r.bool("revoked")?,
+    })
+}
+
+/// `gateways`: `tenant, id, cert_fingerprint`.
+pub(crate) fn revoked_gateway_from(r: &impl Columns) -> Result<RevokedGateway> {
+    Ok(RevokedGateway {
+        tenant: id("gateways", r.text("tenant")?, TenantId::new)?,
+        gateway: id("gateways", r.text("id")?, GatewayId::new)?,
+        cert_fingerprint: r.opt_text("cert_fingerprint")?.map(str::to_owned),
     })
 }
 

@@ -6,8 +6,12 @@ use sqlx::types::Json;
 use super::{ts, us, PostgresStore};
 use crate::decode::{is_foreign_key_violation, is_unique_violation};
 use crate::outcome::{gateway_found, tenant_found};
-use crate::rows::{gateway_from, gateway_key_from, sensor_from, tenant_from, zone_from};
-use crate::{Error, GatewayKey, GatewayRecord, NewGateway, Result, Sensor, Tenant, Zone};
+use crate::rows::{
+    gateway_from, gateway_key_from, revoked_gateway_from, sensor_from, tenant_from, zone_from,
+};
+use crate::{
+    Error, GatewayKey, GatewayRecord, NewGateway, Result, RevokedGateway, Sensor, Tenant, Zone,
+};
 
 impl PostgresStore {
     pub(super) async fn insert_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
@@ -114,13 +118,13 @@ impl PostgresStore {
         gateway_found(done.rows_affected(), gateway)
     }
 
-    pub(super) async fn select_revoked_fingerprints(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT cert_fingerprint FROM gateways \
-             WHERE revoked AND cert_fingerprint IS NOT NULL ORDER BY cert_fingerprint",
+    pub(super) async fn select_revoked_gateways(&self) -> Result<Vec<RevokedGateway>> {
+        let rows = sqlx::query(
+            "SELECT tenant, id, cert_fingerprint FROM gateways WHERE revoked ORDER BY tenant, id",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.iter().map(revoked_gateway_from).collect()
     }
 
     pub(super) async fn select_gateways(

@@ -5,8 +5,12 @@ use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
 use super::SqliteStore;
 use crate::decode::is_unique_violation;
 use crate::outcome::{gateway_found, tenant_found};
-use crate::rows::{gateway_from, gateway_key_from, sensor_from, tenant_from, zone_from};
-use crate::{Error, GatewayKey, GatewayRecord, NewGateway, Result, Sensor, Tenant, Zone};
+use crate::rows::{
+    gateway_from, gateway_key_from, revoked_gateway_from, sensor_from, tenant_from, zone_from,
+};
+use crate::{
+    Error, GatewayKey, GatewayRecord, NewGateway, Result, RevokedGateway, Sensor, Tenant, Zone,
+};
 
 impl SqliteStore {
     pub(super) async fn insert_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
@@ -121,13 +125,13 @@ impl SqliteStore {
         gateway_found(done.rows_affected(), gateway)
     }
 
-    pub(super) async fn select_revoked_fingerprints(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT cert_fingerprint FROM gateways \
-             WHERE revoked <> 0 AND cert_fingerprint IS NOT NULL ORDER BY cert_fingerprint",
+    pub(super) async fn select_revoked_gateways(&self) -> Result<Vec<RevokedGateway>> {
+        let rows = sqlx::query(
+            "SELECT tenant, id, cert_fingerprint FROM gateways WHERE revoked <> 0 ORDER BY tenant, id",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.iter().map(revoked_gateway_from).collect()
     }
 
     pub(super) async fn select_gateways(

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use beffroi_store::{Error, NewGateway, Sensor, Store, Zone};
+use beffroi_store::{Error, NewGateway, RevokedGateway, Sensor, Store, Zone};
 use serde_json::json;
 
 use crate::fixtures::*;
@@ -62,18 +62,18 @@ pub async fn round_trips(store: Arc<dyn Store>) {
         .set_gateway_certificate(&tenant("lyon"), &gw("gw-1"), "ab12")
         .await
         .expect("cert");
-    assert!(store
-        .revoked_fingerprints()
-        .await
-        .expect("revoked")
-        .is_empty());
+    assert!(store.revoked_gateways().await.expect("revoked").is_empty());
     store
         .revoke_gateway(&tenant("lyon"), &gw("gw-1"))
         .await
         .expect("revoke");
     assert_eq!(
-        store.revoked_fingerprints().await.expect("revoked"),
-        ["ab12"]
+        store.revoked_gateways().await.expect("revoked"),
+        [RevokedGateway {
+            tenant: tenant("lyon"),
+            gateway: gw("gw-1"),
+            cert_fingerprint: Some("ab12".into()),
+        }]
     );
     let k = store
         .gateway_key(&key("k1"))
