@@ -40,8 +40,8 @@ use crate::verify::KeyCache;
 
 /// Most messages checked together.
 pub(crate) const CHUNK: usize = 512;
-/// Smallest share of a chunk checked on its own blocking thread.
-const PARALLEL_MIN: usize = 64;
+/// Smallest share of a chunk checked on its own blocking thread: one full verification group.
+const PARALLEL_MIN: usize = crate::verify::VERIFY_GROUP;
 /// Shortest time between two log lines about store lookups failing.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
