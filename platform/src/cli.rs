@@ -9,7 +9,7 @@ use beffroi::admin;
 use beffroi::config::PlatformConfig;
 use beffroi::pki::Ca;
 use beffroi_protocol::{GatewayId, TenantId};
-use beffroi_store::{OpenOptions, Role, Store};
+use beffroi_store::{Role, Store};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Beffroi platform: TLS gate, embedded broker, verified ingest, storage and API.
@@ -200,7 +200,7 @@ async fn serve(config: PlatformConfig) -> anyhow::Result<()> {
 async fn open_store(config: &PlatformConfig) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("data directory {}", config.data_dir.display()))?;
-    Ok(beffroi_store::open(&config.database, OpenOptions::default()).await?)
+    Ok(beffroi_store::open(&config.database, config.store.clone()).await?)
 }
 
 async fn tenant(config: PlatformConfig, command: TenantCommand) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use beffroi_store::{OpenOptions, TimescaleMode};
 use serde::Deserialize;
 
 /// A configuration problem naming the field.
@@ -56,6 +57,37 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     pki: RawPki,
+    #[serde(default)]
+    store: RawStore,
+}
+
+/// `[store]`: how the database is used.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    timescale: RawTimescale,
+    max_connections: u32,
+    compress_after_days: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        let defaults = OpenOptions::default();
+        Self {
+            timescale: RawTimescale::Auto,
+            max_connections: defaults.max_connections,
+            compress_after_days: defaults.compress_after.as_secs() / 86_400,
+        }
+    }
+}
+
+/// `store.timescale`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawTimescale {
+    Auto,
+    Off,
+    Required,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +261,8 @@ pub struct PlatformConfig {
     pub data_dir: PathBuf,
     /// Database URL (`sqlite://…` or `postgres://…`).
     pub database: String,
+    /// How the store is opened (TimescaleDB use, pool size, compression).
+    pub store: OpenOptions,
     /// The gate.
     pub gate: GateSettings,
     /// The broker.
@@ -280,6 +314,26 @@ impl RawConfig {
         if !(database.starts_with("sqlite:") || database.starts_with("postgres")) {
             return Err(invalid("database", "expected sqlite://… or postgres://…"));
         }
+        let s = self.store;
+        if s.max_connections < 2 + self.ingest.commit_lanes as u32 {
+            return Err(invalid(
+                "store.max_connections",
+                "must leave one connection per commit lane plus two (API, quarantine and health)",
+            ));
+        }
+        if s.compress_after_days == 0 {
+            return Err(invalid("store.compress_after_days", "must be > 0"));
+        }
+        let store = OpenOptions {
+            max_connections: s.max_connections,
+            timescale: match s.timescale {
+                RawTimescale::Auto => TimescaleMode::Auto,
+                RawTimescale::Off => TimescaleMode::Off,
+                RawTimescale::Required => TimescaleMode::Required,
+            },
+            compress_after: Duration::from_secs(s.compress_after_days.saturating_mul(86_400)),
+            ..OpenOptions::default()
+        };
         let g = self.gate;
         if g.names.is_empty() {
             return Err(invalid(
@@ -358,6 +412,7 @@ impl RawConfig {
         Ok(PlatformConfig {
             data_dir,
             database,
+            store,
             gate: GateSettings {
                 listen: g.listen,
                 names: g.names,
@@ -389,6 +444,17 @@ mod tests {
         let config = PlatformConfig::from_toml("").unwrap();
         assert!(config.database.starts_with("sqlite://data/beffroi.db"));
         assert!(matches!(config.broker, BrokerMode::Embedded(_)));
+        assert_eq!(config.store, OpenOptions::default());
+        let required = PlatformConfig::from_toml(
+            "[store]\ntimescale = \"required\"\nmax_connections = 12\ncompress_after_days = 2",
+        )
+        .unwrap();
+        assert_eq!(required.store.timescale, TimescaleMode::Required);
+        assert_eq!(required.store.max_connections, 12);
+        assert_eq!(
+            required.store.compress_after,
+            Duration::from_secs(2 * 86_400)
+        );
         for (toml, field) in [
             ("[gate]\nmax_packet_bytes = 10", "gate.max_packet_bytes"),
             ("[broker]\nlisten_v5 = \"0.0.0.0:1\"", "broker.listen_v5"),
@@ -399,6 +465,12 @@ mod tests {
             ),
             ("[api]\nlisten = \"x\"", "listen"),
             ("[gate]\nlisten_typo = 1", "listen_typo"),
+            ("[ingest]\ncommit_lanes = 0", "ingest.commit_lanes"),
+            ("[store]\ntimescale = \"maybe\"", "unknown variant"),
+            (
+                "[store]\nmax_connections = 3\n[ingest]\ncommit_lanes = 2",
+                "store.max_connections",
+            ),
         ] {
             let err = PlatformConfig::from_toml(toml).unwrap_err().to_string();
             assert!(err.contains(field), "{toml}: {err}");

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use beffroi_gate::{Fingerprint, GateConfig, Revocations};
 use beffroi_ingest::{Ingest, IngestConfig};
-use beffroi_store::{OpenOptions, Store};
+use beffroi_store::Store;
 use beffroi_telemetry::{Metrics, SecurityEvents};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -108,7 +108,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let store = beffroi_store::open(&config.database, OpenOptions::default()).await?;
+    let store = beffroi_store::open(&config.database, config.store.clone()).await?;
     tracing::info!(backend = ?store.backend(), "store open");
 
     let pki_dir = config.pki_dir();

@@ -26,15 +26,8 @@ pub(crate) enum BenchDatabase {
 }
 
 impl BenchDatabase {
-    /// Prepares the run's database from `--database` (or SQLite under `scratch`). With
-    /// `plain_postgres`, the run's database has no `public` schema (tables go to schema
-    /// `beffroi` through the URL's `search_path`): the store then cannot create the
-    /// TimescaleDB extension there and runs on plain PostgreSQL, its documented fallback.
-    pub(crate) async fn prepare(
-        database: Option<&str>,
-        scratch: &Path,
-        plain_postgres: bool,
-    ) -> anyhow::Result<Self> {
+    /// Prepares the run's database from `--database` (or SQLite under `scratch`).
+    pub(crate) async fn prepare(database: Option<&str>, scratch: &Path) -> anyhow::Result<Self> {
         let Some(url) = database else {
             return Ok(Self::Sqlite {
                 url: format!("sqlite://{}?mode=rwc", scratch.join("bench.db").display()),
@@ -61,20 +54,9 @@ impl BenchDatabase {
             .await
             .with_context(|| format!("cannot create database {name}"))?;
         conn.close().await?;
-        let mut run_url = with_database(url, &name);
-        if plain_postgres {
-            let mut conn = PgConnection::connect(&run_url).await?;
-            sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA beffroi")
-                .execute(&mut conn)
-                .await
-                .context("cannot set up schema beffroi")?;
-            conn.close().await?;
-            run_url.push(if run_url.contains('?') { '&' } else { '?' });
-            run_url.push_str("options[search_path]=beffroi");
-        }
         Ok(Self::Postgres {
             admin_url: url.to_owned(),
-            url: run_url,
+            url: with_database(url, &name),
             name,
         })
     }

@@ -81,6 +81,16 @@ pub enum TimescaleArg {
     Off,
 }
 
+impl TimescaleArg {
+    /// The platform's `store.timescale` value.
+    fn as_str(self) -> &'static str {
+        match self {
+            TimescaleArg::Auto => "auto",
+            TimescaleArg::Off => "off",
+        }
+    }
+}
+
 /// One run's message shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -193,12 +203,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
 
 async fn ingest(args: IngestBenchArgs, gateways: tokio::runtime::Handle) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("temporary directory")?;
-    let database = BenchDatabase::prepare(
-        args.database.as_deref(),
-        scratch.path(),
-        args.timescale == TimescaleArg::Off,
-    )
-    .await?;
+    let database = BenchDatabase::prepare(args.database.as_deref(), scratch.path()).await?;
     let load_before = load_average();
     let outcome = run_modes(&args, &database, scratch.path(), &gateways).await;
     let dropped = database.drop_database().await;
@@ -237,9 +242,11 @@ async fn run_modes(
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let config = PlatformConfig::from_toml(&format!(
         "data_dir = {dir:?}\ndatabase = {db:?}\n[gate]\nlisten = \"{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
-         [broker]\nlisten_v4 = \"{v4}\"\nlisten_v5 = \"{v5}\"\n[api]\nlisten = \"{api}\"\n",
+         [broker]\nlisten_v4 = \"{v4}\"\nlisten_v5 = \"{v5}\"\n[api]\nlisten = \"{api}\"\n\
+         [store]\ntimescale = \"{timescale}\"\n",
         dir = data_dir.display().to_string(),
         db = database.url(),
+        timescale = args.timescale.as_str(),
         gate = loopback(0),
         v4 = loopback(free_port()?),
         v5 = loopback(free_port()?),
