@@ -19,6 +19,7 @@
 //! ([`SIGNER_THREAD`]) on the other.
 
 mod baseline;
+mod broker;
 mod database;
 mod gateways;
 mod generator;
@@ -59,6 +60,8 @@ pub const SIGNER_THREAD: &str = "bench-signer";
 pub enum BenchCommand {
     /// Sustained ingest over the full path against the raw bulk load (issue #3).
     Ingest(IngestBenchArgs),
+    /// The embedded broker's memory while its consumer is stalled (issue #3).
+    Broker(broker::BrokerBenchArgs),
 }
 
 /// Which runs to make.
@@ -183,7 +186,10 @@ impl IngestBenchArgs {
 
 /// Runs a benchmark; builds its own runtimes (the platform's and the gateways').
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Ingest(args) = command;
+    let args = match command {
+        BenchCommand::Ingest(args) => args,
+        BenchCommand::Broker(args) => return broker::run(args),
+    };
     args.validate()?;
     let platform = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -159,6 +159,11 @@ fn status_bytes(field: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Resident set size of the process now, in bytes.
+pub(crate) fn resident() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
 /// Peak resident set size of the process so far, in bytes.
 pub(crate) fn peak_rss() -> Option<u64> {
     status_bytes("VmHWM:")
