@@ -440,6 +440,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shipped_examples_are_valid() {
+        let example =
+            PlatformConfig::from_toml(include_str!("../../deploy/platform/beffroi.toml")).unwrap();
+        assert_eq!(example.ingest.commit_lanes, 2);
+        let compose =
+            PlatformConfig::from_toml(include_str!("../../deploy/platform/beffroi.compose.toml"))
+                .unwrap();
+        assert_eq!(compose.store.timescale, TimescaleMode::Required);
+    }
+
+    #[test]
     fn defaults_and_errors() {
         let config = PlatformConfig::from_toml("").unwrap();
         assert!(config.database.starts_with("sqlite://data/beffroi.db"));
