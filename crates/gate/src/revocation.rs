@@ -43,13 +43,19 @@ impl fmt::Display for Revoked {
 
 #[derive(Debug, Default)]
 struct State {
-    certificates: HashSet<Fingerprint>,
-    gateways: HashSet<(TenantId, GatewayId)>,
+    revoked: RevokedSets,
     live: HashMap<u64, (Identity, CancellationToken)>,
     next_id: u64,
 }
 
-impl State {
+/// What is revoked: certificates, and gateways whatever their certificate.
+#[derive(Debug, Default)]
+struct RevokedSets {
+    certificates: HashSet<Fingerprint>,
+    gateways: HashSet<(TenantId, GatewayId)>,
+}
+
+impl RevokedSets {
     fn check(&self, identity: &Identity) -> Option<Revoked> {
         if self.certificates.contains(&identity.fingerprint) {
             Some(Revoked::Certificate)
@@ -62,22 +68,18 @@ impl State {
             None
         }
     }
+}
 
+impl State {
     /// Cancels and forgets every live connection revoked now.
     fn cut(&mut self) {
-        let Self {
-            certificates,
-            gateways,
-            live,
-            ..
-        } = self;
+        let Self { revoked, live, .. } = self;
         live.retain(|_, (identity, token)| {
-            let revoked = certificates.contains(&identity.fingerprint)
-                || gateways.contains(&(identity.tenant.clone(), identity.gateway.clone()));
-            if revoked {
+            let cut = revoked.check(identity).is_some();
+            if cut {
                 token.cancel();
             }
-            !revoked
+            !cut
         });
     }
 }
@@ -96,28 +98,30 @@ impl Revocations {
         gateways: impl IntoIterator<Item = (TenantId, GatewayId)>,
     ) {
         let mut state = self.lock();
-        state.certificates = certificates.into_iter().collect();
-        state.gateways = gateways.into_iter().collect();
+        state.revoked = RevokedSets {
+            certificates: certificates.into_iter().collect(),
+            gateways: gateways.into_iter().collect(),
+        };
         state.cut();
     }
 
     /// Revokes one certificate and cuts its live connections.
     pub fn revoke(&self, fingerprint: Fingerprint) {
         let mut state = self.lock();
-        state.certificates.insert(fingerprint);
+        state.revoked.certificates.insert(fingerprint);
         state.cut();
     }
 
     /// Revokes a gateway, whatever its certificate, and cuts its live connections.
     pub fn revoke_gateway(&self, tenant: TenantId, gateway: GatewayId) {
         let mut state = self.lock();
-        state.gateways.insert((tenant, gateway));
+        state.revoked.gateways.insert((tenant, gateway));
         state.cut();
     }
 
     /// Whether, and why, a connection with this identity is revoked.
     pub fn check(&self, identity: &Identity) -> Option<Revoked> {
-        self.lock().check(identity)
+        self.lock().revoked.check(identity)
     }
 
     /// Registers a live connection: why it is revoked, or a guard that keeps `token`
@@ -128,7 +132,7 @@ impl Revocations {
         token: CancellationToken,
     ) -> Result<LiveConnection, Revoked> {
         let mut state = self.lock();
-        if let Some(revoked) = state.check(identity) {
+        if let Some(revoked) = state.revoked.check(identity) {
             return Err(revoked);
         }
         let id = state.next_id;
