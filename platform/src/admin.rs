@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use beffroi_protocol::{key_id_for, GatewayId, KeyId, TenantId, VerifyingKey};
-use beffroi_store::{GatewayRecord, NewGateway, Role, Store, Tenant};
+use beffroi_store::{GatewayRecord, NewGateway, Role, Store, Tenant, TokenScope};
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 
 use crate::config::PlatformConfig;
@@ -95,6 +95,7 @@ pub async fn register_gateway(
             key_id: key_id.clone(),
             public_key: signing_key.to_bytes(),
             cert_fingerprint: Some(certificate.fingerprint.clone()),
+            cert_not_after: Some(certificate.not_after),
         })
         .await?;
     Ok(Registration {
@@ -131,7 +132,19 @@ pub async fn create_token(
     if store.tenant(tenant).await?.is_none() {
         return Err(AdminError::NoTenant(tenant.clone()));
     }
-    let (secret, record) = beffroi_api::tokens::issue(tenant.clone(), role, name)?;
+    let scope = TokenScope::Tenant {
+        tenant: tenant.clone(),
+        role,
+    };
+    let (secret, record) = beffroi_api::tokens::issue(scope, name)?;
+    store.create_token(&record).await?;
+    Ok(secret)
+}
+
+/// Creates a platform operator's token (security events of no tenant; no tenant's data);
+/// returns the secret, shown once.
+pub async fn create_platform_token(store: &dyn Store, name: &str) -> Result<String, AdminError> {
+    let (secret, record) = beffroi_api::tokens::issue(TokenScope::Platform, name)?;
     store.create_token(&record).await?;
     Ok(secret)
 }

@@ -1,5 +1,5 @@
-//! Subcommands: `serve`, `demo`, administration (`tenant`, `gateway`, `token`), `probe` and
-//! `bench`.
+//! Subcommands: `serve`, `demo`, administration (`tenant`, `gateway`, `token`), `watch`,
+//! `probe` and `bench`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +56,8 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Tail a live view (readings, alarms, security events or gateway states).
+    Watch(beffroi::watch::WatchArgs),
     /// Exit 0 if `GET /readyz` at this address answers 200 (container health checks).
     Probe {
         /// host:port of the HTTP API.
@@ -123,11 +125,15 @@ enum TokenCommand {
     /// Create an API token; the secret is printed once.
     Create {
         /// The tenant it grants access to.
-        #[arg(long)]
-        tenant: TenantId,
+        #[arg(long, required_unless_present = "platform", requires = "role")]
+        tenant: Option<TenantId>,
         /// viewer, operator or admin.
-        #[arg(long, value_parser = parse_role)]
-        role: Role,
+        #[arg(long, value_parser = parse_role, requires = "tenant")]
+        role: Option<Role>,
+        /// A platform operator's token instead: the security events that belong to no tenant,
+        /// and no tenant's data.
+        #[arg(long, conflicts_with_all = ["tenant", "role"])]
+        platform: bool,
         /// A label.
         #[arg(long)]
         name: String,
@@ -171,6 +177,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => runtime()?.block_on(serve(config()?)),
         Command::Demo(args) => runtime()?.block_on(beffroi::demo::run(args)),
         Command::Probe { address } => probe(&address),
+        Command::Watch(args) => runtime()?.block_on(beffroi::watch::run(args)),
         Command::Bench(command) => beffroi::bench::run(command),
         Command::Tenant { command } => runtime()?.block_on(tenant(config()?, command)),
         Command::Gateway { command } => runtime()?.block_on(gateway(config()?, command)),
@@ -285,8 +292,17 @@ async fn gateway(config: PlatformConfig, command: GatewayCommand) -> anyhow::Res
 
 async fn token(config: PlatformConfig, command: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let TokenCommand::Create { tenant, role, name } = command;
-    let secret = admin::create_token(&store, &tenant, role, &name).await?;
+    let TokenCommand::Create {
+        tenant,
+        role,
+        platform,
+        name,
+    } = command;
+    let secret = match (tenant, role) {
+        (Some(tenant), Some(role)) => admin::create_token(&store, &tenant, role, &name).await?,
+        _ if platform => admin::create_platform_token(store.as_ref(), &name).await?,
+        _ => anyhow::bail!("give --tenant and --role, or --platform"),
+    };
     println!("{secret}");
     Ok(())
 }

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use beffroi_api::routes::dashboard::DashboardConfig;
+use beffroi_live::LiveConfig;
 use beffroi_store::{OpenOptions, TimescaleMode};
 use serde::Deserialize;
 
@@ -59,6 +61,43 @@ struct RawConfig {
     pki: RawPki,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    live: RawLive,
+    #[serde(default)]
+    dashboard: RawDashboard,
+}
+
+/// `[live]`: live-view limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLive {
+    max_subscriptions: usize,
+    max_fps: u32,
+    event_queue: usize,
+    send_timeout_ms: u64,
+    bucket_grace_ms: u64,
+}
+
+impl Default for RawLive {
+    fn default() -> Self {
+        let d = LiveConfig::default();
+        Self {
+            max_subscriptions: d.max_subscriptions,
+            max_fps: d.max_fps,
+            event_queue: d.event_capacity,
+            send_timeout_ms: u64::try_from(d.send_timeout.as_millis()).unwrap_or(u64::MAX),
+            bucket_grace_ms: u64::try_from(d.bucket_grace.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// `[dashboard]`: the operators' web app.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDashboard {
+    dir: Option<PathBuf>,
+    tile_url: Option<String>,
+    tile_attribution: Option<String>,
 }
 
 /// `[store]`: how the database is used.
@@ -273,6 +312,10 @@ pub struct PlatformConfig {
     pub api_listen: SocketAddr,
     /// Lifetime of issued gateway certificates.
     pub certificate_lifetime: Duration,
+    /// Live views.
+    pub live: LiveConfig,
+    /// The dashboard.
+    pub dashboard: DashboardConfig,
 }
 
 impl PlatformConfig {
@@ -409,6 +452,48 @@ impl RawConfig {
         if !(1..=3650).contains(&self.pki.certificate_lifetime_days) {
             return Err(invalid("pki.certificate_lifetime_days", "must be 1..=3650"));
         }
+        let l = self.live;
+        if !(1..=256).contains(&l.max_subscriptions) {
+            return Err(invalid("live.max_subscriptions", "must be 1..=256"));
+        }
+        if !(1..=1000).contains(&l.max_fps) {
+            return Err(invalid("live.max_fps", "must be 1..=1000"));
+        }
+        if !(16..=1_000_000).contains(&l.event_queue) {
+            return Err(invalid("live.event_queue", "must be 16..=1000000"));
+        }
+        if !(100..=120_000).contains(&l.send_timeout_ms) {
+            return Err(invalid("live.send_timeout_ms", "must be 100..=120000"));
+        }
+        if l.bucket_grace_ms > 3_600_000 {
+            return Err(invalid(
+                "live.bucket_grace_ms",
+                "must be at most 3600000 (1 h)",
+            ));
+        }
+        let live = LiveConfig {
+            max_subscriptions: l.max_subscriptions,
+            max_fps: l.max_fps,
+            event_capacity: l.event_queue,
+            send_timeout: Duration::from_millis(l.send_timeout_ms),
+            bucket_grace: Duration::from_millis(l.bucket_grace_ms),
+            ..LiveConfig::default()
+        };
+        let d = self.dashboard;
+        if let Some(url) = &d.tile_url {
+            let template = url.contains("{z}") && url.contains("{x}") && url.contains("{y}");
+            if !(url.starts_with("https://") || url.starts_with("http://")) || !template {
+                return Err(invalid(
+                    "dashboard.tile_url",
+                    "expected an http(s) URL template with {z}, {x} and {y}",
+                ));
+            }
+        }
+        let dashboard = DashboardConfig {
+            dir: d.dir,
+            tile_url: d.tile_url,
+            tile_attribution: d.tile_attribution,
+        };
         Ok(PlatformConfig {
             data_dir,
             database,
@@ -431,6 +516,8 @@ impl RawConfig {
             },
             api_listen: self.api.listen,
             certificate_lifetime: Duration::from_secs(self.pki.certificate_lifetime_days * 86_400),
+            live,
+            dashboard,
         })
     }
 }
@@ -477,6 +564,15 @@ mod tests {
             ("[api]\nlisten = \"x\"", "listen"),
             ("[gate]\nlisten_typo = 1", "listen_typo"),
             ("[ingest]\ncommit_lanes = 0", "ingest.commit_lanes"),
+            ("[live]\nmax_fps = 0", "live.max_fps"),
+            (
+                "[dashboard]\ntile_url = \"ftp://x/{z}/{x}/{y}\"",
+                "dashboard.tile_url",
+            ),
+            (
+                "[dashboard]\ntile_url = \"https://x/a.png\"",
+                "dashboard.tile_url",
+            ),
             ("[store]\ntimescale = \"maybe\"", "unknown variant"),
             (
                 "[store]\nmax_connections = 3\n[ingest]\ncommit_lanes = 2",

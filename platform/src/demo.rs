@@ -1,8 +1,11 @@
 //! `beffroi demo`: the platform with its embedded broker and SQLite in a local data directory,
-//! a demo tenant with zones and sensors, and simulated gateways running the real agent
-//! pipeline (in-process, each with its own keys, spool and mTLS connection through the gate).
-//! It prints the URLs and an API token and runs until Ctrl-C (or `--duration`), then stops in
-//! order: agents, gate, ingest (drained and committed), HTTP.
+//! a demo tenant with zones, sensors and alarm rules, simulated gateways running the real
+//! agent pipeline (in-process, each with its own keys, spool and mTLS connection through the
+//! gate), and the operators' dashboard (built with npm on first use, see [`crate::webapp`]).
+//! It prints the dashboard's link (with an operator token in its fragment) and writes
+//! `demo.json` (addresses and token, for scripts and browser tests) in the data directory, then
+//! runs until Ctrl-C (or `--duration`) and stops in order: agents, gate, ingest (drained and
+//! committed), live views, HTTP.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,14 +14,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use beffroi_agent::keys;
 use beffroi_agent::source::simulator::{Simulator, SimulatorSpec};
-use beffroi_protocol::{GatewayId, TenantId, Timestamp};
-use beffroi_store::{Role, Sensor, Store, Zone, ZoneId};
+use beffroi_protocol::{GapReason, GatewayId, MetricName, TenantId, Timestamp};
+use beffroi_store::{
+    AlarmRule, Comparison, Role, RuleCondition, RuleId, Sensor, Severity, Store, Zone, ZoneId,
+};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::config::PlatformConfig;
 use crate::server::{self, Running};
+use crate::webapp;
 
 /// Demo options.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,6 +47,12 @@ pub struct DemoArgs {
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long)]
     pub duration: Option<u64>,
+    /// The dashboard's source directory (default: `dashboards/` of this source tree).
+    #[arg(long)]
+    pub dashboard_dir: Option<PathBuf>,
+    /// Serve the API only, without building or serving the dashboard.
+    #[arg(long)]
+    pub no_dashboard: bool,
 }
 
 const TENANT: &str = "demo";
@@ -62,7 +74,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
-    let config = PlatformConfig::from_toml(&format!(
+    let dashboard = dashboard(&args);
+    let mut toml = format!(
         "data_dir = {dir:?}\n[gate]\nlisten = \"127.0.0.1:{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
          [broker]\nlisten_v4 = \"127.0.0.1:{v4}\"\nlisten_v5 = \"127.0.0.1:{v5}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n",
         dir = data_dir.display().to_string(),
@@ -70,7 +83,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         v4 = available_port(0)?,
         v5 = available_port(0)?,
         api = available_port(args.api_port)?,
-    ))?;
+    );
+    if let Some(dist) = &dashboard {
+        toml.push_str(&format!(
+            "[dashboard]\ndir = {:?}\n",
+            dist.display().to_string()
+        ));
+    }
+    let config = PlatformConfig::from_toml(&toml)?;
     let running = server::start(config.clone()).await?;
     let store = running.store.clone();
 
@@ -78,6 +98,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     admin::create_tenant(store.as_ref(), &tenant, "Ville de démonstration").await?;
     for (id, name, offset) in ZONES {
         store.upsert_zone(&zone(&tenant, id, name, offset)?).await?;
+    }
+    for rule in rules(&tenant)? {
+        store.create_alarm_rule(&rule).await?;
     }
     let stop_agents = CancellationToken::new();
     let mut agents = JoinSet::new();
@@ -91,7 +114,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         });
     }
     let token = admin::create_token(&store, &tenant, Role::Admin, "demo").await?;
-    print_banner(&running, &token, args.gateways);
+    // The alert engine loaded the (then empty) rule set at start: tell it.
+    running.alerts.rules_changed(tenant.clone());
+    write_demo_file(&data_dir, &running, &token)?;
+    print_banner(&running, &token, args.gateways, dashboard.is_some());
 
     match args.duration {
         Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
@@ -229,10 +255,110 @@ async fn register_sensors(
     Ok(())
 }
 
-fn print_banner(running: &Running, token: &str, gateways: usize) {
+/// The built dashboard to serve, unless `--no-dashboard`; a failed build is reported and the
+/// demo goes on with the API only.
+fn dashboard(args: &DemoArgs) -> Option<PathBuf> {
+    if args.no_dashboard {
+        return None;
+    }
+    let dir = args
+        .dashboard_dir
+        .clone()
+        .unwrap_or_else(webapp::source_dir);
+    match webapp::ensure_built(&dir) {
+        Ok(dist) => Some(dist),
+        Err(error) => {
+            eprintln!("the dashboard is not available ({error:#}); the API runs without it");
+            None
+        }
+    }
+}
+
+/// The demo's alarm rules: thresholds (the WHO 24-hour PM2.5 guideline, road noise), gateways
+/// offline, spool gaps and security events.
+fn rules(tenant: &TenantId) -> anyhow::Result<Vec<AlarmRule>> {
+    let now = Timestamp::now();
+    let rule = |id: &str, name: &str, severity, condition| -> anyhow::Result<AlarmRule> {
+        Ok(AlarmRule {
+            tenant: tenant.clone(),
+            id: RuleId::new(id)?,
+            name: name.to_owned(),
+            severity,
+            enabled: true,
+            condition,
+            created_at: now,
+            updated_at: now,
+        })
+    };
+    let threshold = |metric: &str, value, for_s| -> anyhow::Result<RuleCondition> {
+        Ok(RuleCondition::Threshold {
+            metric: MetricName::new(metric)?,
+            zone: None,
+            sensors: Vec::new(),
+            op: Comparison::Gt,
+            value,
+            for_s,
+        })
+    };
+    Ok(vec![
+        rule(
+            "pm25-who",
+            "PM2.5 above 15 µg/m³ (WHO 24-h guideline) for 1 min",
+            Severity::Warning,
+            threshold("air.pm25", 15.0, 60)?,
+        )?,
+        rule(
+            "noise-high",
+            "Noise above 68 dB(A) for 2 min",
+            Severity::Warning,
+            threshold("noise.laeq", 68.0, 120)?,
+        )?,
+        rule(
+            "gateway-offline",
+            "Gateway silent for 1 min",
+            Severity::Major,
+            RuleCondition::GatewayOffline {
+                after_s: 60,
+                gateways: Vec::new(),
+            },
+        )?,
+        rule(
+            "spool-gap",
+            "Readings lost on a gateway",
+            Severity::Major,
+            RuleCondition::SpoolGap {
+                reasons: vec![GapReason::SpoolFull],
+            },
+        )?,
+        rule(
+            "security",
+            "Security event",
+            Severity::Critical,
+            RuleCondition::Security { events: Vec::new() },
+        )?,
+    ])
+}
+
+/// `demo.json`: the addresses and the token, for scripts and browser tests (owner-only: it
+/// holds a token).
+fn write_demo_file(data_dir: &Path, running: &Running, token: &str) -> anyhow::Result<()> {
+    let json = serde_json::json!({
+        "api": format!("http://{}", running.api_addr),
+        "gate": running.gate_addr.to_string(),
+        "token": token,
+        "tenant": TENANT,
+    });
+    crate::pki::write_private(&data_dir.join("demo.json"), &format!("{json:#}\n"))?;
+    Ok(())
+}
+
+fn print_banner(running: &Running, token: &str, gateways: usize, dashboard: bool) {
     let api: SocketAddr = running.api_addr;
     println!();
-    println!("Beffroi demo is running: {gateways} simulated gateways → gate (mTLS) → broker → ingest → SQLite");
+    println!("Beffroi demo is running: {gateways} simulated gateways → gate (mTLS) → broker → ingest → SQLite → live views");
+    if dashboard {
+        println!("  dashboard: http://{api}/#token={token}");
+    }
     println!("  gate (MQTT over mutual TLS): {}", running.gate_addr);
     println!("  API:       http://{api}/api/v1/");
     println!("  OpenAPI:   http://{api}/api/v1/openapi.json");

@@ -1,14 +1,18 @@
 //! `beffroi`, the platform server.
 //!
 //! It wires the parts that live in their own crates — the gate (`beffroi-gate`), the ingest
-//! (`beffroi-ingest`), the store (`beffroi-store`), the HTTP API (`beffroi-api`) — around the
-//! embedded broker and the platform CA, and runs them with an ordered shutdown: stop accepting
-//! at the gate → drain and commit the ingest → stop HTTP.
+//! (`beffroi-ingest`), the store (`beffroi-store`), live views (`beffroi-live`), alerts
+//! (`beffroi-alerts`), the HTTP API (`beffroi-api`) — around the embedded broker and the
+//! platform CA, and runs them with an ordered shutdown: stop accepting at the gate → drain and
+//! commit the ingest → close live views → stop HTTP.
 
 pub mod admin;
 pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod demo;
+pub mod fanout;
 pub mod pki;
 pub mod server;
+pub mod watch;
+pub mod webapp;

@@ -13,7 +13,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use beffroi_protocol::{identity_uri, GatewayId, TenantId};
+use beffroi_protocol::{identity_uri, GatewayId, TenantId, Timestamp};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType, SubjectPublicKeyInfo,
@@ -75,6 +75,8 @@ pub struct Issued {
     pub cert_pem: String,
     /// SHA-256 of the certificate DER, lowercase hex (what revocation lists name).
     pub fingerprint: String,
+    /// When the certificate expires (whole seconds, as the certificate states it).
+    pub not_after: Timestamp,
 }
 
 /// The platform certificate authority.
@@ -177,12 +179,17 @@ impl Ca {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         validity(&mut params, lifetime);
+        // X.509 validity times have whole seconds: the sub-second part is not encoded.
+        let not_after = Timestamp::from_unix_micros(
+            params.not_after.unix_timestamp().saturating_mul(1_000_000),
+        );
         let cert = params
             .signed_by(&public_key, &self.issuer)
             .map_err(cert_error("gateway certificate"))?;
         Ok(Issued {
             fingerprint: hex::encode(Sha256::digest(cert.der())),
             cert_pem: cert.pem(),
+            not_after,
         })
     }
 }

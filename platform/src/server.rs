@@ -2,9 +2,11 @@
 //! stopped in order.
 //!
 //! ```text
-//! start: store → CA + gate certificate → broker → security-event writer → ingest → gate → API
+//! start: store → CA + gate certificate → broker → live hub, alerts and the fan-out after
+//!        commit → security-event writer → ingest → gate → API (with the dashboard)
 //! stop (deadline 5 s): gate stops accepting and closes clients → ingest drains and commits →
-//!                      HTTP stops → security events flushed
+//!                      live views closed (1001) → HTTP stops → security events flushed →
+//!                      fan-out drained → alerts apply what they were handed
 //! ```
 //! Tests and the demo call [`start`] with port 0 listeners and stop with [`Running::stop`];
 //! `main` does the same with the configured ports and a signal.
@@ -14,11 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use beffroi_alerts::Alerts;
 use beffroi_gate::{Fingerprint, GateConfig, Revocations};
 use beffroi_ingest::{Ingest, IngestConfig};
+use beffroi_live::Hub;
 use beffroi_store::Store;
 use beffroi_telemetry::{Metrics, SecurityEvents};
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +90,10 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     /// The revoked-certificate set the gate checks.
     pub revocations: Revocations,
+    /// Live views.
+    pub live: Hub,
+    /// The alert engine's handle (tell it when rules change behind the API's back).
+    pub alerts: Alerts,
     ready: Arc<AtomicBool>,
     stop_gate: CancellationToken,
     stop_ingest: CancellationToken,
@@ -94,6 +103,10 @@ pub struct Running {
     api: JoinHandle<std::io::Result<()>>,
     events_writer: JoinHandle<()>,
     revocation_refresher: JoinHandle<()>,
+    fanout: JoinHandle<()>,
+    stop_background: CancellationToken,
+    alert_task: JoinHandle<()>,
+    hub_maintenance: JoinHandle<()>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -126,8 +139,27 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     let broker_v5 = config.broker.v5();
 
     let metrics = Arc::new(Metrics::default());
+    let live = Hub::new(config.live.clone(), store.clone(), metrics.clone());
+    let (alerts, alert_task) = Alerts::new(store.clone(), live.clone(), metrics.clone());
+    let (ingest_events, _) = broadcast::channel(crate::fanout::INGEST_EVENTS);
+    let (security_events, _) = broadcast::channel(crate::fanout::SECURITY_EVENTS);
+    let fanout = tokio::spawn(crate::fanout::run(
+        ingest_events.subscribe(),
+        security_events.subscribe(),
+        live.clone(),
+        alerts.clone(),
+        metrics.clone(),
+    ));
+    let stop_background = CancellationToken::new();
+    let alert_task = tokio::spawn(alert_task.run(stop_background.clone()));
+    let hub_maintenance = tokio::spawn(live.clone().maintain(stop_background.clone()));
+
     let (events, events_rx) = SecurityEvents::channel(metrics.clone());
-    let events_writer = tokio::spawn(SecurityEvents::write_to(store.clone(), events_rx));
+    let events_writer = tokio::spawn(SecurityEvents::write_to(
+        store.clone(),
+        events_rx,
+        Some(security_events),
+    ));
 
     let revocations = Revocations::new();
     refresh_revocations(store.as_ref(), &revocations).await?;
@@ -154,6 +186,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
             events.clone(),
             metrics.clone(),
         )
+        .with_events(ingest_events)
         .run(stop_ingest.clone()),
     );
 
@@ -186,6 +219,9 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         store: store.clone(),
         metrics: metrics.clone(),
         ready: ready.clone(),
+        live: live.clone(),
+        alerts: alerts.clone(),
+        dashboard: Arc::new(config.dashboard.clone()),
     });
     let stop_api = CancellationToken::new();
     let api = tokio::spawn(beffroi_api::serve(api_listener, router, stop_api.clone()));
@@ -199,6 +235,8 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         ca,
         metrics,
         revocations,
+        live,
+        alerts,
         ready,
         stop_gate,
         stop_ingest,
@@ -208,6 +246,10 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         api,
         events_writer,
         revocation_refresher,
+        fanout,
+        stop_background,
+        alert_task,
+        hub_maintenance,
     })
 }
 
@@ -257,13 +299,20 @@ impl Running {
                 Ok(Err(error)) => tracing::error!(%error, "ingest stopped with an error"),
                 Err(error) => tracing::error!(%error, "ingest task failed"),
             }
+            // Live views hear 1001 and reconnect elsewhere; then HTTP stops.
+            self.live.close_all();
             self.stop_api.cancel();
             if let Ok(Err(error)) = self.api.await {
                 tracing::error!(%error, "HTTP server stopped with an error");
             }
             // The gate and the ingest held the last event handles: the writer now drains
-            // what is buffered and ends.
+            // what is buffered and ends, then the fan-out (both of its sources closed).
             let _ = self.events_writer.await;
+            let _ = self.fanout.await;
+            // The alert task applies what it was handed, then ends.
+            self.stop_background.cancel();
+            let _ = self.alert_task.await;
+            let _ = self.hub_maintenance.await;
         };
         self.revocation_refresher.abort();
         let in_time = tokio::time::timeout(SHUTDOWN_DEADLINE, ordered)

@@ -101,6 +101,20 @@ impl Api {
         self.request("PUT", path, Some(body.to_string())).await
     }
 
+    /// `POST path` with a JSON body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<Response> {
+        self.request("POST", path, Some(body.to_string())).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Response> {
+        self.request("DELETE", path, None).await
+    }
+
     /// `GET path`, which must answer 200 with JSON.
     pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         let response = self.get(path).await?;

@@ -6,7 +6,8 @@
 //! number of `beffroi-agent` processes ([`agent`]); [`input`] makes known readings to feed them
 //! and [`record`] holds what the consumer saw. The platform's scenarios run the real `beffroi`
 //! binary instead of the stand-in ([`platform`]), enroll gateways with its CLI, read its API
-//! with [`http`] and play hostile gateways with [`gate_client`]. Every wait is bounded
+//! with [`http`], follow its live views with [`live`] and play hostile gateways with
+//! [`gate_client`]. Every wait is bounded
 //! ([`wait`]) and fails with what it waited for and the state it saw; every process is killed
 //! when its handle is dropped, and a failing test prints the logs of the processes it started
 //! and keeps its directory.
@@ -17,6 +18,7 @@ pub mod consumer;
 pub mod gate_client;
 pub mod http;
 pub mod input;
+pub mod live;
 pub mod pki;
 pub mod platform;
 pub mod process;

@@ -16,6 +16,7 @@
 //! 5. `cluster`: two platform processes share one broker and one database.
 //! 6. `isolation`: a tenant's token never reads another tenant's data.
 //! 7. `demo`: `beffroi demo` runs and commits readings.
+//! 8. `live`: live views, alarms and `beffroi watch` (issue #7).
 
 #![allow(clippy::unwrap_used)]
 
@@ -33,5 +34,7 @@ mod demo;
 mod gate;
 #[path = "platform/isolation.rs"]
 mod isolation;
+#[path = "platform/live.rs"]
+mod live;
 #[path = "platform/rejections.rs"]
 mod rejections;

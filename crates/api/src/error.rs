@@ -31,6 +31,12 @@ pub enum ApiError {
         /// The token's role.
         actual: &'static str,
     },
+    /// A platform token was presented where a tenant's data is served.
+    #[error("a platform token reads no tenant's data; use a token of the tenant")]
+    PlatformToken,
+    /// A tenant token was presented where only platform operators are served.
+    #[error("this is for platform operators; a tenant token cannot read it")]
+    TenantToken,
     /// Nothing with this id in the caller's tenant (or no such route).
     #[error("{0}")]
     NotFound(String),
@@ -84,7 +90,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::PlatformToken | ApiError::TenantToken => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -95,6 +103,7 @@ impl ApiError {
             ApiError::Store(e) => match e {
                 beffroi_store::Error::NotFound { .. } => StatusCode::NOT_FOUND,
                 beffroi_store::Error::AlreadyExists { .. } => StatusCode::CONFLICT,
+                beffroi_store::Error::Conflict { .. } => StatusCode::CONFLICT,
                 beffroi_store::Error::Invalid { .. } => StatusCode::BAD_REQUEST,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },

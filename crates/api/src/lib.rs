@@ -10,7 +10,9 @@
 //! Use: build an [`ApiState`], pass [`router`] to [`serve`] with a bound listener and a
 //! shutdown token. Limits: request bodies [`BODY_LIMIT_BYTES`], requests
 //! [`REQUEST_TIMEOUT`]; every response is counted in `beffroi_http_requests_total` by status
-//! class.
+//! class. The live-view websocket is `/api/v1/live` ([`routes::live`], protocol in
+//! `docs/live.md`); the operators' dashboard is served at `/` from
+//! [`routes::dashboard::DashboardConfig::dir`].
 
 pub mod auth;
 pub mod error;
@@ -25,14 +27,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::Method;
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::Router;
+use beffroi_alerts::Alerts;
+use beffroi_live::Hub;
 use beffroi_store::Store;
 use beffroi_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+use crate::routes::dashboard::DashboardConfig;
 
 pub use error::{ApiError, Result};
 
@@ -51,6 +58,20 @@ pub struct ApiState {
     /// Set by the platform once ingest and the broker are up (and cleared when stopping);
     /// `/readyz` answers 200 only while it is set and the store answers.
     pub ready: Arc<AtomicBool>,
+    /// Live views (websocket clients; alarm changes are pushed to it).
+    pub live: Hub,
+    /// The alert engine (told when rules change).
+    pub alerts: Alerts,
+    /// How the dashboard is served.
+    pub dashboard: Arc<DashboardConfig>,
+}
+
+impl ApiState {
+    /// A tenant's sensors or zones changed: live views and alarm rules scoped by zone follow.
+    pub fn registry_changed(&self, tenant: &beffroi_protocol::TenantId) {
+        self.live.registry_changed(tenant);
+        self.alerts.registry_changed(tenant.clone());
+    }
 }
 
 impl std::fmt::Debug for ApiState {
@@ -99,6 +120,22 @@ impl RouteTable {
     {
         self.add(Method::PUT, path, handler)
     }
+
+    fn post<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, ApiState>,
+        T: 'static,
+    {
+        self.add(Method::POST, path, handler)
+    }
+
+    fn delete<H, T>(self, path: &'static str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, ApiState>,
+        T: 'static,
+    {
+        self.add(Method::DELETE, path, handler)
+    }
 }
 
 fn route_table() -> RouteTable {
@@ -111,6 +148,9 @@ fn route_table() -> RouteTable {
     .get("/readyz", health::readyz)
     .get("/metrics", metrics::metrics)
     .get("/api/v1/openapi.json", openapi::openapi)
+    .get("/api/v1/dashboard-config", dashboard::config)
+    .get("/api/v1/me", me::me)
+    .get("/api/v1/live", live::live)
     .get("/api/v1/tenant", tenants::tenant)
     .get("/api/v1/gateways", gateways::list)
     .get("/api/v1/gateways/{id}", gateways::one)
@@ -122,6 +162,19 @@ fn route_table() -> RouteTable {
     .get("/api/v1/readings/buckets", readings::buckets)
     .get("/api/v1/quarantine", quarantine::list)
     .get("/api/v1/security-events", security_events::list)
+    .get("/api/v1/alarm-rules", alarm_rules::list)
+    .post("/api/v1/alarm-rules", alarm_rules::create)
+    .get("/api/v1/alarm-rules/{id}", alarm_rules::one)
+    .put("/api/v1/alarm-rules/{id}", alarm_rules::update)
+    .delete("/api/v1/alarm-rules/{id}", alarm_rules::delete)
+    .get("/api/v1/alarms", alarms::list)
+    .get("/api/v1/alarms/{id}", alarms::one)
+    .post("/api/v1/alarms/{id}/acknowledge", alarms::acknowledge)
+    .post("/api/v1/alarms/{id}/clear", alarms::clear)
+    .get(
+        "/api/v1/platform/security-events",
+        platform::security_events,
+    )
 }
 
 /// Every `(method, path)` the [`router`] serves, paths in axum/OpenAPI template syntax.
@@ -134,7 +187,7 @@ pub fn router(state: ApiState) -> Router {
     let metrics = state.metrics.clone();
     route_table()
         .router
-        .fallback(not_found)
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn(timeout))
@@ -154,8 +207,44 @@ pub async fn serve(
         .await
 }
 
-async fn not_found() -> ApiError {
+fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".to_owned())
+}
+
+/// What no route matched: the dashboard's files (GET and HEAD outside `/api/`), else a 404
+/// problem.
+async fn fallback(State(state): State<ApiState>, request: Request) -> Response {
+    let Some(dir) = &state.dashboard.dir else {
+        return not_found().into_response();
+    };
+    if request.uri().path().starts_with("/api/") {
+        return not_found().into_response();
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    let immutable = request.uri().path().starts_with("/assets/");
+    let files = tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true);
+    let response = match files.oneshot(request).await {
+        Ok(response) if response.status() != StatusCode::NOT_FOUND => {
+            response.map(axum::body::Body::new)
+        }
+        _ => return not_found().into_response(),
+    };
+    let mut response = routes::dashboard::secure(
+        response,
+        &routes::dashboard::content_security_policy(&state.dashboard),
+    );
+    // Vite names assets by content hash: they never change; the page itself is revalidated.
+    let cache = if immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -192,9 +281,7 @@ async fn count_responses(
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::StatusCode;
     use axum::routing::get;
-    use tower::ServiceExt as _;
 
     #[tokio::test(start_paused = true)]
     async fn slow_requests_time_out_with_a_problem() {
@@ -225,6 +312,6 @@ mod tests {
         let unique: std::collections::BTreeSet<_> =
             routes.iter().map(|(m, p)| (m.as_str(), *p)).collect();
         assert_eq!(unique.len(), routes.len());
-        assert_eq!(routes.len(), 15);
+        assert_eq!(routes.len(), 28);
     }
 }

@@ -88,7 +88,13 @@ pub const MAX_PAGE_LIMIT: u32 = 1000;
 impl Paging {
     /// Reads `?limit=1..=1000` (default 100) and `?offset=` (default 0), refusing anything else.
     pub fn from_query(query: &QueryParams) -> Result<Self> {
-        query.allow_only(&["limit", "offset"])?;
+        Self::with_keys(query, &[])
+    }
+
+    /// [`Paging::from_query`] on a listing that also takes the keys `filters`.
+    pub fn with_keys(query: &QueryParams, filters: &[&str]) -> Result<Self> {
+        let allowed: Vec<&str> = ["limit", "offset"].iter().chain(filters).copied().collect();
+        query.allow_only(&allowed)?;
         let limit = query
             .parsed("limit", |v| parse_limit(v, MAX_PAGE_LIMIT))?
             .unwrap_or(DEFAULT_PAGE_LIMIT);

@@ -8,8 +8,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use beffroi_protocol::{TenantId, Timestamp};
-use beffroi_store::{Role, TokenRecord};
+use beffroi_protocol::Timestamp;
+use beffroi_store::{TokenRecord, TokenScope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -21,13 +21,9 @@ pub const TOKEN_PREFIX: &str = "bfr_";
 pub const SECRET_BYTES: usize = 32;
 const ID_BYTES: usize = 8;
 
-/// Issues a new token for `tenant` with `role`: returns the token text (shown once, never
-/// stored) and the record to store with `Store::create_token`.
-pub fn issue(
-    tenant: TenantId,
-    role: Role,
-    name: impl Into<String>,
-) -> Result<(String, TokenRecord)> {
+/// Issues a new token with `scope` (a tenant and a role, or the platform): returns the token
+/// text (shown once, never stored) and the record to store with `Store::create_token`.
+pub fn issue(scope: TokenScope, name: impl Into<String>) -> Result<(String, TokenRecord)> {
     let mut id = [0u8; ID_BYTES];
     let mut secret = [0u8; SECRET_BYTES];
     getrandom::getrandom(&mut id).map_err(|e| ApiError::Random(e.to_string()))?;
@@ -36,8 +32,7 @@ pub fn issue(
     let text = format!("{TOKEN_PREFIX}{id}_{}", URL_SAFE_NO_PAD.encode(secret));
     let record = TokenRecord {
         id,
-        tenant,
-        role,
+        scope,
         name: name.into(),
         secret_sha256: hash_secret(&secret),
         created_at: Timestamp::now(),
@@ -82,13 +77,28 @@ pub(crate) fn matches(record: &TokenRecord, parsed: &ParsedToken<'_>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use beffroi_protocol::TenantId;
+    use beffroi_store::Role;
+
     use super::*;
+
+    fn scope(role: Role) -> TokenScope {
+        TokenScope::Tenant {
+            tenant: TenantId::new("lyon").expect("valid id"),
+            role,
+        }
+    }
 
     #[test]
     fn issued_tokens_parse_and_match() {
-        let tenant = TenantId::new("lyon").expect("valid id");
-        for _ in 0..50 {
-            let (text, record) = issue(tenant.clone(), Role::Viewer, "wall").expect("entropy");
+        for i in 0..50 {
+            let scope = if i % 2 == 0 {
+                scope(Role::Viewer)
+            } else {
+                TokenScope::Platform
+            };
+            let (text, record) = issue(scope.clone(), "wall").expect("entropy");
+            assert_eq!(record.scope, scope);
             assert!(text.starts_with("bfr_"));
             let parsed = parse(&text).expect("parses");
             assert_eq!(parsed.id, record.id);
@@ -98,8 +108,7 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        let tenant = TenantId::new("lyon").expect("valid id");
-        let (text, record) = issue(tenant, Role::Admin, "x").expect("entropy");
+        let (text, record) = issue(scope(Role::Admin), "x").expect("entropy");
         assert!(parse("").is_none());
         assert!(parse("bfr_").is_none());
         assert!(parse(&text[..text.len() - 1]).is_none());

@@ -2,7 +2,16 @@
 //! seeded with two tenants, exercised with a real HTTP/1.1 client.
 //!
 //! Tenant A is `lyon`, tenant B is `paris`. Every name of B's data carries the marker
-//! `paris` so that a leak shows up as the marker in a 2xx body.
+//! `paris` so that a leak shows up as the marker in a 2xx body. The router runs with its live
+//! hub, alert task and (when a test asks) dashboard files; the alarm routes, the live
+//! websocket and the session routes have their own modules.
+
+#[path = "api/alarms.rs"]
+mod alarms;
+#[path = "api/live.rs"]
+mod live;
+#[path = "api/session.rs"]
+mod session;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -13,14 +22,18 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use axum::body::Bytes;
 use axum::http::{header, Method, Request, StatusCode};
+use beffroi_alerts::Alerts;
+use beffroi_api::routes::dashboard::DashboardConfig;
 use beffroi_api::{router, serve, tokens, ApiState};
+use beffroi_live::{Hub, LiveConfig};
 use beffroi_protocol::{
     Gap, GapReason, GatewayId, Health, KeyId, MetricName, Reading, SensorId, TenantId, Timestamp,
     Unit, Value as ReadingValue,
 };
 use beffroi_store::{
-    CommitBatch, NewGateway, QuarantineReason, QuarantineRecord, Role, SecurityEvent,
-    SecurityEventKind, Store, Zone,
+    AlarmRule, AlarmSubject, CommitBatch, Comparison, NewAlarm, NewGateway, QuarantineReason,
+    QuarantineRecord, Role, RuleCondition, RuleId, SecurityEvent, SecurityEventKind, Severity,
+    Store, TokenScope, Zone,
 };
 use beffroi_telemetry::Metrics;
 use http_body_util::{BodyExt as _, Full};
@@ -49,6 +62,8 @@ struct Tokens {
 struct Harness {
     addr: SocketAddr,
     store: Arc<dyn Store>,
+    live: Hub,
+    metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -64,6 +79,7 @@ struct Response {
     status: StatusCode,
     content_type: String,
     www_authenticate: Option<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 }
 
@@ -119,6 +135,10 @@ fn at(t0: Timestamp, minutes: i64) -> Timestamp {
 
 impl Harness {
     async fn start() -> Result<Self> {
+        Self::start_with(LiveConfig::default(), DashboardConfig::default()).await
+    }
+
+    async fn start_with(live_config: LiveConfig, dashboard: DashboardConfig) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("api.db").display());
         let store = beffroi_store::open(&url, beffroi_store::OpenOptions::default()).await?;
@@ -136,18 +156,28 @@ impl Harness {
         };
 
         let ready = Arc::new(AtomicBool::new(true));
+        let metrics = Arc::new(Metrics::default());
+        let live = Hub::new(live_config, store.clone(), metrics.clone());
+        let (alerts, alert_task) = Alerts::new(store.clone(), live.clone(), metrics.clone());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(alert_task.run(shutdown.clone()));
+        tokio::spawn(live.clone().maintain(shutdown.clone()));
         let state = ApiState {
             store: store.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics: metrics.clone(),
             ready: ready.clone(),
+            live: live.clone(),
+            alerts,
+            dashboard: Arc::new(dashboard),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(listener, router(state), shutdown.clone()));
         Ok(Self {
             addr,
             store,
+            live,
+            metrics,
             ready,
             shutdown,
             server,
@@ -210,11 +240,13 @@ impl Harness {
         };
         let content_type = header_text(header::CONTENT_TYPE).unwrap_or_default();
         let www_authenticate = header_text(header::WWW_AUTHENTICATE);
+        let headers = response.headers().clone();
         let body = response.into_body().collect().await?.to_bytes();
         Ok(Response {
             status,
             content_type,
             www_authenticate,
+            headers,
             body,
         })
     }
@@ -246,6 +278,21 @@ impl Harness {
         .await
     }
 
+    async fn post_json(&self, path: &str, token: &str, body: &Value) -> Result<Response> {
+        let bytes = serde_json::to_vec(body)?;
+        self.send(
+            Method::POST,
+            path,
+            Some(token),
+            Some(("application/json", bytes)),
+        )
+        .await
+    }
+
+    async fn delete(&self, path: &str, token: &str) -> Result<Response> {
+        self.send(Method::DELETE, path, Some(token), None).await
+    }
+
     /// `from`/`to` covering all of A's readings.
     fn range(&self) -> String {
         format!("from={}&to={}", ts(self.t0), ts(at(self.t0, 60)))
@@ -261,7 +308,11 @@ impl Harness {
 }
 
 async fn issue_token(store: &dyn Store, tenant: &str, role: Role) -> Result<String> {
-    let (text, record) = tokens::issue(TenantId::new(tenant)?, role, "test")?;
+    let scope = TokenScope::Tenant {
+        tenant: TenantId::new(tenant)?,
+        role,
+    };
+    let (text, record) = tokens::issue(scope, "test")?;
     store.create_token(&record).await?;
     Ok(text)
 }
@@ -299,6 +350,49 @@ fn a_value(sensor: &str, metric: &str, step: i64) -> f64 {
     base + step as f64
 }
 
+/// Gives `tenant` a threshold rule `r-{tenant}` and an open alarm from it whose message names
+/// the tenant; returns the alarm's id.
+async fn seed_alarm(store: &dyn Store, tenant: &str) -> Result<i64> {
+    let now = Timestamp::now();
+    let rule = RuleId::new(format!("r-{tenant}"))?;
+    store
+        .create_alarm_rule(&AlarmRule {
+            tenant: TenantId::new(tenant)?,
+            id: rule.clone(),
+            name: format!("{tenant} PM2.5"),
+            severity: Severity::Major,
+            enabled: true,
+            condition: RuleCondition::Threshold {
+                metric: MetricName::new("air.pm25")?,
+                zone: None,
+                sensors: Vec::new(),
+                op: Comparison::Gt,
+                value: 50.0,
+                for_s: 0,
+            },
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
+    let raised = store
+        .raise_alarm(&NewAlarm {
+            tenant: TenantId::new(tenant)?,
+            rule,
+            rule_name: format!("{tenant} PM2.5"),
+            severity: Severity::Major,
+            subject: AlarmSubject::Series {
+                sensor: SensorId::new("shared")?,
+                metric: MetricName::new("air.pm25")?,
+            },
+            zone: None,
+            message: format!("air.pm25 = 9000 in {tenant}"),
+            value: Some(9000.0),
+            at: now,
+        })
+        .await?;
+    Ok(raised.alarm.id)
+}
+
 /// Seeds both tenants; returns how many readings tenant A has.
 async fn seed(store: &dyn Store, t0: Timestamp) -> Result<usize> {
     let now = Timestamp::now();
@@ -320,6 +414,7 @@ async fn seed(store: &dyn Store, t0: Timestamp) -> Result<usize> {
                 key_id: KeyId::new(key)?,
                 public_key: [fill; 32],
                 cert_fingerprint: None,
+                cert_not_after: None,
             })
             .await?;
     }
@@ -504,10 +599,12 @@ async fn registry_endpoints_have_stable_shapes() -> Result<()> {
         keys(&gateway),
         [
             "cert_fingerprint",
+            "cert_not_after",
             "created_at",
             "id",
             "key_id",
             "public_key_hex",
+            "rejected_batches",
             "revoked",
             "state",
             "tenant"
@@ -853,13 +950,22 @@ async fn a_tenant_never_sees_another_tenants_data() -> Result<()> {
         .await?;
     assert!(String::from_utf8(serde_json::to_vec(&b_page)?)?.contains(B));
 
-    // Every GET route, with B's ids substituted into paths and named in parameters.
+    // Every GET route, with B's ids substituted into paths and named in parameters (the live
+    // websocket has its own isolation tests).
+    let b_alarm = seed_alarm(&*h.store, B).await?;
     let mut paths = Vec::new();
     for (method, route) in beffroi_api::routes() {
-        if method != Method::GET {
+        if method != Method::GET || route.ends_with("/live") {
             continue;
         }
-        let path = route.replace("{id}", "gw-paris");
+        let id = if route.starts_with("/api/v1/alarm-rules") {
+            "r-paris".to_owned()
+        } else if route.starts_with("/api/v1/alarms") {
+            b_alarm.to_string()
+        } else {
+            "gw-paris".to_owned()
+        };
+        let path = route.replace("{id}", &id);
         paths.push(path.clone());
         if route.contains("/readings") {
             for params in [
@@ -880,7 +986,10 @@ async fn a_tenant_never_sees_another_tenants_data() -> Result<()> {
     for token in [&h.tokens.a_viewer, &h.tokens.a_admin] {
         for path in &paths {
             let response = h.get(path, token).await?;
-            if response.status.is_success() {
+            if path.starts_with("/api/v1/platform/") {
+                // Platform operators only; a tenant token reads none of it.
+                response.problem(StatusCode::FORBIDDEN);
+            } else if response.status.is_success() {
                 let text = response.text();
                 if path.starts_with("/api/v1/openapi") || path == "/metrics" {
                     continue;
@@ -1005,15 +1114,23 @@ async fn listings_page_by_offset() -> Result<()> {
 #[tokio::test]
 async fn bad_credentials_are_401_problems() -> Result<()> {
     let h = Harness::start().await?;
-    let (_, unknown) = tokens::issue(TenantId::new(A)?, Role::Admin, "never stored")?;
+    let scope = TokenScope::Tenant {
+        tenant: TenantId::new(A)?,
+        role: Role::Admin,
+    };
+    let (_, unknown) = tokens::issue(scope, "never stored")?;
     // `bfr_` + 16 hex digits is the id part; keep it and change the secret.
     let wrong_secret = format!("{}_{}", &h.tokens.a_admin[..20], "A".repeat(43));
     let unknown_text = format!("bfr_{}_{}", unknown.id, "A".repeat(43));
     let authed: Vec<(Method, &str)> = beffroi_api::routes()
         .into_iter()
-        .filter(|(_, p)| p.starts_with("/api/v1/") && !p.ends_with("openapi.json"))
+        .filter(|(_, p)| {
+            p.starts_with("/api/v1/")
+                && !p.ends_with("openapi.json")
+                && !p.ends_with("dashboard-config")
+        })
         .collect();
-    assert_eq!(authed.len(), 11);
+    assert_eq!(authed.len(), 23);
     for (method, route) in &authed {
         let path = route.replace("{id}", "x1");
         for header in [
@@ -1024,7 +1141,7 @@ async fn bad_credentials_are_401_problems() -> Result<()> {
             Some(format!("Bearer {wrong_secret}")),
             Some(format!("Bearer {unknown_text}")),
         ] {
-            let body = (*method == Method::PUT)
+            let body = matches!(*method, Method::PUT | Method::POST)
                 .then(|| ("application/json", br#"{"kind":"air"}"#.to_vec()));
             let response = h
                 .request(method.clone(), &path, header.as_deref(), body)
@@ -1035,6 +1152,18 @@ async fn bad_credentials_are_401_problems() -> Result<()> {
                 Some("Bearer realm=\"beffroi\"")
             );
         }
+    }
+    h.stop().await
+}
+
+#[tokio::test]
+async fn platform_tokens_are_403_on_tenant_routes() -> Result<()> {
+    let h = Harness::start().await?;
+    let (text, record) = tokens::issue(TokenScope::Platform, "operations")?;
+    h.store.create_token(&record).await?;
+    for path in ["/api/v1/gateways", "/api/v1/security-events"] {
+        let detail = h.get(path, &text).await?.problem(StatusCode::FORBIDDEN);
+        assert!(detail.contains("platform token"), "{detail}");
     }
     h.stop().await
 }
@@ -1181,7 +1310,7 @@ async fn health_readiness_metrics_and_openapi() -> Result<()> {
     );
     assert!(doc["components"]["schemas"]["Problem"]["properties"]["detail"].is_object());
     let routes = beffroi_api::routes();
-    assert_eq!(routes.len(), 15);
+    assert_eq!(routes.len(), 28);
     for (method, path) in &routes {
         let operation = &doc["paths"][*path][method.as_str().to_lowercase()];
         assert!(

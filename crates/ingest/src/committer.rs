@@ -1,7 +1,7 @@
 //! Group commit: every verified batch since the last commit goes to the store in one
 //! transaction, at most `commit_interval` after the first of them was queued or as soon as
-//! `commit_max_readings` are waiting; then the trackers learn what is committed, the live
-//! hook gets the new batches and every touched gateway is due one ack.
+//! `commit_max_readings` are waiting; then the trackers learn what is committed, the new
+//! batches are published (live views, alerts) and every touched gateway is due one ack.
 //!
 //! Commits run in `commit_lanes` lanes at once, one committer task (and so one database
 //! connection) each. A gateway always goes to the same lane (a hash of tenant and gateway), so
@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use crate::acks::Acks;
 use crate::quarantine::{Quarantine, Rejection};
 use crate::sequence::{GatewayKey, Trackers};
-use crate::CommittedBatch;
+use crate::IngestEvent;
 
 const RETRY_MIN: Duration = Duration::from_millis(10);
 const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -97,7 +97,7 @@ pub(crate) struct Committer {
     acks: Arc<Acks>,
     quarantine: Quarantine,
     metrics: Arc<Metrics>,
-    live: Option<broadcast::Sender<Arc<CommittedBatch>>>,
+    after_commit: Option<broadcast::Sender<IngestEvent>>,
     interval: Duration,
     max_readings: usize,
 }
@@ -114,8 +114,8 @@ pub(crate) struct CommitterParts {
     pub quarantine: Quarantine,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// The live hook.
-    pub live: Option<broadcast::Sender<Arc<CommittedBatch>>>,
+    /// Where committed batches are published.
+    pub after_commit: Option<broadcast::Sender<IngestEvent>>,
     /// Group-commit interval.
     pub interval: Duration,
     /// Group-commit size.
@@ -140,7 +140,7 @@ impl Committer {
                     acks: parts.acks.clone(),
                     quarantine: parts.quarantine.clone(),
                     metrics: parts.metrics.clone(),
-                    live: parts.live.clone(),
+                    after_commit: parts.after_commit.clone(),
                     interval: parts.interval,
                     max_readings: parts.max_readings,
                 };
@@ -204,10 +204,10 @@ impl Committer {
                     self.metrics
                         .ingest_commit_latency
                         .observe(now.saturating_duration_since(arrived));
-                    if let Some(live) = &self.live {
-                        if live.receiver_count() > 0 {
-                            // No receiver or a lagging one is the live hub's business.
-                            let _ = live.send(Arc::new(batch));
+                    if let Some(events) = &self.after_commit {
+                        if events.receiver_count() > 0 {
+                            // A lagging receiver is counted on its side; ingest never waits.
+                            let _ = events.send(IngestEvent::Committed(Arc::new(batch)));
                         }
                     }
                 }

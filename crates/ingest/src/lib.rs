@@ -16,7 +16,7 @@
 //!    │                                                                    │
 //!    │      committers (commit_lanes, gateways hashed to lanes): one transaction per round
 //!    │                (≤ commit_interval, ≤ commit_max_readings)
-//!    │                ─► trackers ─► live hook (broadcast) ─► gateways due an ack
+//!    │                ─► trackers ─► after-commit events (broadcast) ─► gateways due an ack
 //!    └──────────────── ack publisher: beffroi/v1/{t}/{g}/ack, QoS 1, one per gateway per round
 //! ```
 //!
@@ -65,8 +65,17 @@ use crate::subscriber::Subscriber;
 use crate::verify::KeyCache;
 
 /// A batch as committed (its readings in batch order, its signature and key id), published
-/// to the live hook after its transaction committed. Duplicates are never published.
+/// after its transaction committed. Duplicates are never published.
 pub type CommittedBatch = beffroi_store::CommitBatch;
+
+/// What ingest publishes once it is durable, for live views and alerts.
+#[derive(Debug, Clone)]
+pub enum IngestEvent {
+    /// A batch was committed.
+    Committed(Arc<CommittedBatch>),
+    /// A health report was recorded.
+    Health(Arc<beffroi_protocol::Health>),
+}
 
 /// How long shutdown waits for the DISCONNECT to be written.
 const DISCONNECT_WAIT: Duration = Duration::from_millis(500);
@@ -77,7 +86,7 @@ pub struct Ingest {
     store: Arc<dyn Store>,
     events: SecurityEvents,
     metrics: Arc<Metrics>,
-    live: Option<broadcast::Sender<Arc<CommittedBatch>>>,
+    after_commit: Option<broadcast::Sender<IngestEvent>>,
 }
 
 impl Ingest {
@@ -93,15 +102,15 @@ impl Ingest {
             store,
             events,
             metrics,
-            live: None,
+            after_commit: None,
         }
     }
 
-    /// Publishes every newly committed batch on `live` (for live views and alerts), after its
-    /// transaction committed. Sending never waits: a receiver that lags loses the oldest
-    /// batches (`RecvError::Lagged`), ingest does not slow down.
-    pub fn with_live(mut self, live: broadcast::Sender<Arc<CommittedBatch>>) -> Self {
-        self.live = Some(live);
+    /// Publishes on `events` every newly committed batch and every recorded health report
+    /// (for live views and alerts), once durable. Sending never waits: a receiver that lags
+    /// loses the oldest events (`RecvError::Lagged`), ingest does not slow down.
+    pub fn with_events(mut self, events: broadcast::Sender<IngestEvent>) -> Self {
+        self.after_commit = Some(events);
         self
     }
 
@@ -115,7 +124,7 @@ impl Ingest {
             store,
             events,
             metrics,
-            live,
+            after_commit,
         } = self;
         let trackers = Arc::new(Trackers::default());
         let acks = Arc::new(Acks::default());
@@ -127,7 +136,7 @@ impl Ingest {
             acks: acks.clone(),
             quarantine: quarantine.clone(),
             metrics: metrics.clone(),
-            live,
+            after_commit: after_commit.clone(),
             interval: config.commit_interval,
             max_readings: config.commit_max_readings,
             lanes: config.commit_lanes,
@@ -147,10 +156,13 @@ impl Ingest {
             tokio::spawn(quarantine_writer.run(store.clone(), trackers.clone())),
             tokio::spawn(health::write_reports(
                 health_rx,
-                store.clone(),
-                trackers.clone(),
-                acks.clone(),
-                metrics.clone(),
+                health::Writer {
+                    store: store.clone(),
+                    trackers: trackers.clone(),
+                    acks: acks.clone(),
+                    metrics: metrics.clone(),
+                    after_commit,
+                },
             )),
         ]);
         let mut pipeline = Pipeline {

@@ -45,6 +45,12 @@ impl Timestamp {
         let micros = i64::try_from(delta.as_micros()).unwrap_or(i64::MAX);
         Self(self.0.saturating_add(micros))
     }
+
+    /// This instant moved back by `delta`, saturating.
+    pub fn saturating_sub(self, delta: Duration) -> Self {
+        let micros = i64::try_from(delta.as_micros()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(micros))
+    }
 }
 
 impl From<SystemTime> for Timestamp {

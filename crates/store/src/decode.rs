@@ -5,9 +5,10 @@
 //! or damaged on disk becomes [`Error::Corrupt`], never a panic.
 
 use beffroi_protocol::{Reading, Timestamp, Value};
+use serde::Serialize;
 
 use crate::series::{SeriesIds, SeriesMap};
-use crate::{CommitBatch, Error, Result};
+use crate::{AlarmAction, AlarmRule, CommitBatch, Error, Result, TokenScope};
 
 /// Readings a batch may hold: a reading's id keeps its position in the low 16 bits.
 const MAX_BATCH_READINGS: usize = 1 << 16;
@@ -227,6 +228,59 @@ pub(crate) fn check_bucket(bucket_us: i64) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The `role` of a platform token (whose `tenant` is NULL).
+pub(crate) const PLATFORM_ROLE: &str = "platform";
+
+/// A token scope as its `(tenant, role)` columns: a platform token has no tenant and the role
+/// [`PLATFORM_ROLE`].
+pub(crate) fn scope_columns(scope: &TokenScope) -> (Option<&str>, &str) {
+    match scope {
+        TokenScope::Tenant { tenant, role } => (Some(tenant.as_str()), role.as_str()),
+        TokenScope::Platform => (None, PLATFORM_ROLE),
+    }
+}
+
+/// The four columns of an alarm action: `(at, by token id, by name, comment)`.
+pub(crate) type ActionColumns<'a> = (i64, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// Splits an acknowledgement or a clearance into its columns.
+pub(crate) fn action_columns(action: &AlarmAction) -> ActionColumns<'_> {
+    (
+        action.at.unix_micros(),
+        action.by.as_ref().map(|a| a.token_id.as_str()),
+        action.by.as_ref().map(|a| a.name.as_str()),
+        action.comment.as_deref(),
+    )
+}
+
+/// `value` as JSON text, for a column that keeps JSON as text (SQLite).
+pub(crate) fn json_text<T: Serialize>(what: &'static str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Invalid {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// Refuses a rule that breaks its own invariants ([`AlarmRule::validate`]): among them, a
+/// non-finite threshold would be written as JSON `null` and never read back.
+pub(crate) fn check_rule(rule: &AlarmRule) -> Result<()> {
+    rule.validate().map_err(|reason| Error::Invalid {
+        what: "alarm rule",
+        reason,
+    })
+}
+
+/// Refuses a value the database could not keep faithfully (SQLite stores NaN as NULL).
+pub(crate) fn check_finite(what: &'static str, value: Option<f64>) -> Result<()> {
+    match value {
+        Some(v) if !v.is_finite() => Err(Error::Invalid {
+            what,
+            reason: format!("{v} is not finite"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A timestamp column (SQLite: integer microseconds).

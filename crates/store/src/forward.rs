@@ -1,8 +1,8 @@
 //! The `impl Store` of both SQL backends, written once.
 //!
 //! Each backend does the work in inherent methods of the same names and signatures
-//! (`insert_*`, `select_*`, `write_*`… in its `registry`, `records`, `ingest` and `query`
-//! modules), plus `backend_kind` and `refresh`; [`forward_store!`] maps the [`crate::Store`]
+//! (`insert_*`, `select_*`, `write_*`… in its `registry`, `records`, `ingest`, `query`,
+//! `alarm_rules` and `alarms` modules), plus `backend_kind` and `refresh`; [`forward_store!`] maps the [`crate::Store`]
 //! methods onto them. One `#[async_trait]` impl must be a single block, so this cannot be
 //! split over the backends' modules.
 
@@ -12,11 +12,13 @@ macro_rules! forward_store {
         const _: () = {
             use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};
 
+            use $crate::outcome::AlarmChange;
             use $crate::{
-                Backend, Bucket, CommitBatch, CommitOutcome, GatewayKey, GatewayRecord, NewGateway,
-                Page, QuarantineRecord, ReadingCursor, ReadingFilter, ReadingPage, Result,
-                RevokedGateway, SecurityEvent, Sensor, SeqState, Store, StoredBatch, Tenant,
-                TokenRecord, Zone,
+                Alarm, AlarmAction, AlarmFilter, AlarmRule, AlarmSubject, Backend, Bucket,
+                CommitBatch, CommitOutcome, EventScope, GatewayKey, GatewayRecord, NewAlarm,
+                NewGateway, Page, QuarantineRecord, Raised, ReadingCursor, ReadingFilter,
+                ReadingPage, Result, RevokedGateway, RuleId, SecurityEvent, Sensor, SeqState,
+                Store, StoredBatch, StoredReading, Tenant, TokenRecord, Zone,
             };
 
             #[async_trait::async_trait]
@@ -42,8 +44,10 @@ macro_rules! forward_store {
                     tenant: &TenantId,
                     gateway: &GatewayId,
                     fingerprint: &str,
+                    not_after: Timestamp,
                 ) -> Result<()> {
-                    self.update_certificate(tenant, gateway, fingerprint).await
+                    self.update_certificate(tenant, gateway, fingerprint, not_after)
+                        .await
                 }
                 async fn revoke_gateway(
                     &self,
@@ -141,11 +145,86 @@ macro_rules! forward_store {
                 }
                 async fn list_security_events(
                     &self,
-                    tenant: &TenantId,
+                    scope: &EventScope,
                     limit: u32,
                     offset: u64,
                 ) -> Result<Page<SecurityEvent>> {
-                    self.select_security_events(tenant, limit, offset).await
+                    self.select_security_events(scope, limit, offset).await
+                }
+                async fn latest_readings(
+                    &self,
+                    tenant: &TenantId,
+                    since: Timestamp,
+                ) -> Result<Vec<StoredReading>> {
+                    self.select_latest(tenant, since).await
+                }
+
+                async fn create_alarm_rule(&self, rule: &AlarmRule) -> Result<()> {
+                    self.insert_alarm_rule(rule).await
+                }
+                async fn update_alarm_rule(&self, rule: &AlarmRule) -> Result<()> {
+                    self.replace_alarm_rule(rule).await
+                }
+                async fn delete_alarm_rule(&self, tenant: &TenantId, id: &RuleId) -> Result<()> {
+                    self.remove_alarm_rule(tenant, id).await
+                }
+                async fn alarm_rule(
+                    &self,
+                    tenant: &TenantId,
+                    id: &RuleId,
+                ) -> Result<Option<AlarmRule>> {
+                    Ok(self.select_alarm_rules(Some(tenant), Some(id)).await?.pop())
+                }
+                async fn list_alarm_rules(&self, tenant: &TenantId) -> Result<Vec<AlarmRule>> {
+                    self.select_alarm_rules(Some(tenant), None).await
+                }
+                async fn all_alarm_rules(&self) -> Result<Vec<AlarmRule>> {
+                    self.select_alarm_rules(None, None).await
+                }
+                async fn raise_alarm(&self, alarm: &NewAlarm) -> Result<Raised> {
+                    self.upsert_alarm(alarm).await
+                }
+                async fn resolve_alarm(
+                    &self,
+                    tenant: &TenantId,
+                    rule: &RuleId,
+                    subject: &AlarmSubject,
+                    at: Timestamp,
+                ) -> Result<Option<Alarm>> {
+                    self.clear_by_subject(tenant, rule, subject, at).await
+                }
+                async fn acknowledge_alarm(
+                    &self,
+                    tenant: &TenantId,
+                    id: i64,
+                    action: &AlarmAction,
+                ) -> Result<Alarm> {
+                    self.change_alarm(tenant, id, action, AlarmChange::Acknowledge)
+                        .await
+                }
+                async fn clear_alarm(
+                    &self,
+                    tenant: &TenantId,
+                    id: i64,
+                    action: &AlarmAction,
+                ) -> Result<Alarm> {
+                    self.change_alarm(tenant, id, action, AlarmChange::Clear)
+                        .await
+                }
+                async fn alarm(&self, tenant: &TenantId, id: i64) -> Result<Option<Alarm>> {
+                    self.select_alarm(tenant, id).await
+                }
+                async fn list_alarms(
+                    &self,
+                    tenant: &TenantId,
+                    filter: &AlarmFilter,
+                    limit: u32,
+                    offset: u64,
+                ) -> Result<Page<Alarm>> {
+                    self.select_alarms(tenant, filter, limit, offset).await
+                }
+                async fn active_alarms(&self) -> Result<Vec<Alarm>> {
+                    self.select_active_alarms().await
                 }
 
                 async fn create_token(&self, token: &TokenRecord) -> Result<()> {

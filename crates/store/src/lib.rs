@@ -19,6 +19,7 @@
 //! `postgres://user@host/db`. The module docs of `sqlite` and `postgres` state the schema and
 //! the durability choices.
 
+mod alarms;
 mod decode;
 mod forward;
 mod gateway_state;
@@ -33,6 +34,7 @@ mod sqlite;
 
 use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};
 
+pub use alarms::*;
 pub use model::*;
 pub use open::{open, OpenOptions, TimescaleMode};
 pub use postgres::PostgresStore;
@@ -86,6 +88,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The change conflicts with the record's current state (e.g. acknowledging a cleared
+    /// alarm).
+    #[error("{what} {id}: {reason}")]
+    Conflict {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its id.
+        id: String,
+        /// Why the change cannot be made.
+        reason: String,
+    },
     /// The operation is not available on this store (e.g. TimescaleDB required but absent).
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -129,12 +142,13 @@ pub trait Store: Send + Sync {
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     /// Registers a gateway (its tenant must exist; its key id must be unused).
     async fn register_gateway(&self, gateway: &NewGateway) -> Result<()>;
-    /// Sets the fingerprint of a newly issued certificate.
+    /// Sets the fingerprint and expiry of a newly issued certificate.
     async fn set_gateway_certificate(
         &self,
         tenant: &TenantId,
         gateway: &GatewayId,
         fingerprint: &str,
+        not_after: Timestamp,
     ) -> Result<()>;
     /// Marks a gateway revoked (its certificate and key are refused from now on).
     async fn revoke_gateway(&self, tenant: &TenantId, gateway: &GatewayId) -> Result<()>;
@@ -203,19 +217,80 @@ pub trait Store: Send + Sync {
         limit: u32,
         offset: u64,
     ) -> Result<Page<QuarantineRecord>>;
-    /// A tenant's security events, newest first.
+    /// A tenant's security events, or those of no tenant ([`EventScope::Platform`]), newest
+    /// first.
     async fn list_security_events(
         &self,
-        tenant: &TenantId,
+        scope: &EventScope,
         limit: u32,
         offset: u64,
     ) -> Result<Page<SecurityEvent>>;
+    /// The latest reading of each of a tenant's series measured at or after `since` (seeds
+    /// live views after a restart), in no particular order.
+    async fn latest_readings(
+        &self,
+        tenant: &TenantId,
+        since: Timestamp,
+    ) -> Result<Vec<StoredReading>>;
+
+    // ---- alarm rules and alarms ----
+
+    /// Creates a rule; [`Error::AlreadyExists`] if its id is taken in its tenant,
+    /// [`Error::NotFound`] if the tenant does not exist.
+    async fn create_alarm_rule(&self, rule: &AlarmRule) -> Result<()>;
+    /// Replaces a rule (keeping its `created_at`); [`Error::NotFound`] if there is none.
+    async fn update_alarm_rule(&self, rule: &AlarmRule) -> Result<()>;
+    /// Deletes a rule; its alarms are kept. [`Error::NotFound`] if there is none.
+    async fn delete_alarm_rule(&self, tenant: &TenantId, id: &RuleId) -> Result<()>;
+    /// One rule.
+    async fn alarm_rule(&self, tenant: &TenantId, id: &RuleId) -> Result<Option<AlarmRule>>;
+    /// A tenant's rules, by id.
+    async fn list_alarm_rules(&self, tenant: &TenantId) -> Result<Vec<AlarmRule>>;
+    /// Every tenant's rules (the alert engine), by tenant and id.
+    async fn all_alarm_rules(&self) -> Result<Vec<AlarmRule>>;
+    /// Raises an alarm: opens one, or, when one is already active for the same
+    /// `(tenant, rule, subject)`, counts an occurrence on it (`last_at`, `value`, `message`
+    /// updated). Atomic, so two nodes raising the same alarm open it once.
+    async fn raise_alarm(&self, alarm: &NewAlarm) -> Result<Raised>;
+    /// Clears the active alarm of `(tenant, rule, subject)` automatically (its condition
+    /// ended), if there is one; returns it cleared.
+    async fn resolve_alarm(
+        &self,
+        tenant: &TenantId,
+        rule: &RuleId,
+        subject: &AlarmSubject,
+        at: Timestamp,
+    ) -> Result<Option<Alarm>>;
+    /// Acknowledges an open alarm. [`Error::NotFound`] if the tenant has no such alarm,
+    /// [`Error::Conflict`] unless it is open.
+    async fn acknowledge_alarm(
+        &self,
+        tenant: &TenantId,
+        id: i64,
+        action: &AlarmAction,
+    ) -> Result<Alarm>;
+    /// Clears an active alarm by hand. [`Error::NotFound`] if the tenant has no such alarm,
+    /// [`Error::Conflict`] if it is already cleared.
+    async fn clear_alarm(&self, tenant: &TenantId, id: i64, action: &AlarmAction) -> Result<Alarm>;
+    /// One alarm.
+    async fn alarm(&self, tenant: &TenantId, id: i64) -> Result<Option<Alarm>>;
+    /// A tenant's alarms, newest opened first.
+    async fn list_alarms(
+        &self,
+        tenant: &TenantId,
+        filter: &AlarmFilter,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<Alarm>>;
+    /// Every tenant's active (open or acknowledged) alarms: what the alert engine resumes
+    /// from after a restart.
+    async fn active_alarms(&self) -> Result<Vec<Alarm>>;
 
     // ---- tokens ----
 
     /// Stores a token (its secret only as a hash).
     async fn create_token(&self, token: &TokenRecord) -> Result<()>;
-    /// The token whose secret hashes to `secret_sha256`.
+    /// The token (tenant or platform) whose secret hashes to `secret_sha256`.
     async fn token_by_hash(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>>;
 
     // ---- maintenance ----

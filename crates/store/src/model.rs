@@ -32,6 +32,8 @@ pub struct NewGateway {
     pub public_key: [u8; 32],
     /// SHA-256 of its client certificate (DER), lowercase hex, if one was issued.
     pub cert_fingerprint: Option<String>,
+    /// When that certificate expires.
+    pub cert_not_after: Option<Timestamp>,
 }
 
 /// What the platform last heard from a gateway's health reports and commits.
@@ -72,6 +74,10 @@ pub struct GatewayRecord {
     pub public_key_hex: String,
     /// Its certificate fingerprint, if issued.
     pub cert_fingerprint: Option<String>,
+    /// When its certificate expires, if issued.
+    pub cert_not_after: Option<Timestamp>,
+    /// Messages from it that were quarantined (bad signature, replay, stale…), all time.
+    pub rejected_batches: u64,
     /// Revoked gateways are refused at the gate and their signatures rejected.
     pub revoked: bool,
     /// When it was registered.
@@ -438,21 +444,45 @@ impl Role {
     }
 }
 
+/// What a token grants access to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum TokenScope {
+    /// One tenant's data, with a role within it.
+    Tenant {
+        /// The tenant.
+        tenant: TenantId,
+        /// What the token may do there.
+        role: Role,
+    },
+    /// The instance itself (platform operators): security events that belong to no tenant
+    /// (clients without a certificate, unknown CAs, flooding sources). It reads no tenant's
+    /// data.
+    Platform,
+}
+
 /// A stored API token (only its hash is kept).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRecord {
     /// Token id (public, for listing and revocation).
     pub id: String,
-    /// The tenant it grants access to.
-    pub tenant: TenantId,
-    /// What it may do.
-    pub role: Role,
+    /// What it grants access to.
+    pub scope: TokenScope,
     /// A label ("dashboard wall screen").
     pub name: String,
     /// SHA-256 of the secret.
     pub secret_sha256: [u8; 32],
     /// When it was created.
     pub created_at: Timestamp,
+}
+
+/// Whose security events a listing returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventScope {
+    /// One tenant's.
+    Tenant(TenantId),
+    /// Those that belong to no tenant (platform operators).
+    Platform,
 }
 
 /// Which of a gateway's seqs are committed: what the commit ack reports.

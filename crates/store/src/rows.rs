@@ -17,12 +17,14 @@ use sqlx::Row;
 
 use crate::decode::{
     bytes32, bytes64, corrupt, id, next_offset, opt_id, time, unsigned, value_from_columns,
+    PLATFORM_ROLE,
 };
 use crate::gateway_state::HealthState;
 use crate::{
-    Bucket, GatewayKey, GatewayRecord, Page, QuarantineReason, QuarantineRecord, ReadingCursor,
-    ReadingPage, Result, RevokedGateway, Role, SecurityEvent, SecurityEventKind, Sensor,
-    StoredBatch, StoredReading, Tenant, TokenRecord, Zone,
+    Actor, Alarm, AlarmAction, AlarmRule, AlarmState, Bucket, GatewayKey, GatewayRecord, Page,
+    QuarantineReason, QuarantineRecord, Raised, ReadingCursor, ReadingPage, Result, RevokedGateway,
+    Role, SecurityEvent, SecurityEventKind, Sensor, Severity, StoredBatch, StoredReading, Tenant,
+    TokenRecord, TokenScope, Zone,
 };
 
 /// The typed columns of a result row that the decoders below read.
@@ -142,8 +144,9 @@ pub(crate) fn tenant_from(r: &impl Columns) -> Result<Tenant> {
     })
 }
 
-/// `gateways`: `tenant, id, key_id, public_key, cert_fingerprint, revoked, created_at,
-/// last_seen, last_committed_seq, health`.
+/// `gateways`: `tenant, id, key_id, public_key, cert_fingerprint, cert_not_after, revoked,
+/// created_at, last_seen, last_committed_seq, health`, and `rejected_batches` (the count of
+/// its quarantine rows).
 pub(crate) fn gateway_from(r: &impl Columns) -> Result<GatewayRecord> {
     let public_key = bytes32("gateways", r.bytes("public_key")?)?;
     let health: HealthState = r.opt_json("gateways", "health")?.unwrap_or_default();
@@ -157,6 +160,8 @@ pub(crate) fn gateway_from(r: &impl Columns) -> Result<GatewayRecord> {
         key_id: id("gateways", r.text("key_id")?, KeyId::new)?,
         public_key_hex: hex::encode(public_key),
         cert_fingerprint: r.opt_text("cert_fingerprint")?.map(str::to_owned),
+        cert_not_after: r.opt_time("cert_not_after")?,
+        rejected_batches: unsigned("quarantine", r.int("rejected_batches")?)?,
         revoked: r.bool("revoked")?,
         created_at: r.time("created_at")?,
         state: health.into_state(r.opt_time("last_seen")?, last_committed),
@@ -242,13 +247,27 @@ pub(crate) fn security_event_from(r: &impl Columns) -> Result<SecurityEvent> {
     })
 }
 
-/// `api_tokens`: `id, tenant, role, name, secret_sha256, created_at`.
+/// `api_tokens`: `id, tenant, role, name, secret_sha256, created_at`; a platform token has no
+/// tenant and the role `platform`.
 pub(crate) fn token_from(r: &impl Columns) -> Result<TokenRecord> {
     let role = r.text("role")?;
+    let scope = match opt_id("api_tokens", r.opt_text("tenant")?, TenantId::new)? {
+        None if role == PLATFORM_ROLE => TokenScope::Platform,
+        Some(tenant) => TokenScope::Tenant {
+            tenant,
+            role: Role::parse(role)
+                .ok_or_else(|| corrupt("api_tokens", format!("role {role:?}")))?,
+        },
+        None => {
+            return Err(corrupt(
+                "api_tokens",
+                format!("role {role:?} without tenant"),
+            ))
+        }
+    };
     Ok(TokenRecord {
         id: r.text("id")?.to_owned(),
-        tenant: id("api_tokens", r.text("tenant")?, TenantId::new)?,
-        role: Role::parse(role).ok_or_else(|| corrupt("api_tokens", format!("role {role:?}")))?,
+        scope,
         name: r.text("name")?.to_owned(),
         secret_sha256: bytes32("api_tokens", r.bytes("secret_sha256")?)?,
         created_at: r.time("created_at")?,
@@ -270,6 +289,115 @@ pub(crate) fn page_from<R, T>(
             .map(decode)
             .collect::<Result<_>>()?,
         next_offset: next_offset(offset, limit, rows.len()),
+    })
+}
+
+// ---- alarm rules and alarms ----
+
+/// A stored severity.
+fn severity(table: &'static str, r: &impl Columns) -> Result<Severity> {
+    let text = r.text("severity")?;
+    Severity::parse(text).ok_or_else(|| corrupt(table, format!("severity {text:?}")))
+}
+
+/// `alarm_rules`: `tenant, id, name, severity, enabled, condition, created_at, updated_at`.
+pub(crate) fn alarm_rule_from(r: &impl Columns) -> Result<AlarmRule> {
+    Ok(AlarmRule {
+        tenant: id("alarm_rules", r.text("tenant")?, TenantId::new)?,
+        id: id("alarm_rules", r.text("id")?, SensorId::new)?,
+        name: r.text("name")?.to_owned(),
+        severity: severity("alarm_rules", r)?,
+        enabled: r.bool("enabled")?,
+        condition: r.json("alarm_rules", "condition")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// The column names of one alarm action (acknowledgement or clearance).
+struct ActionNames {
+    at: &'static str,
+    by_token: &'static str,
+    by_name: &'static str,
+    comment: &'static str,
+}
+
+const ACKNOWLEDGED: ActionNames = ActionNames {
+    at: "acknowledged_at",
+    by_token: "acknowledged_by_token",
+    by_name: "acknowledged_by_name",
+    comment: "acknowledged_comment",
+};
+
+const CLEARED: ActionNames = ActionNames {
+    at: "cleared_at",
+    by_token: "cleared_by_token",
+    by_name: "cleared_by_name",
+    comment: "cleared_comment",
+};
+
+/// An alarm action, `None` when its time is NULL (not acknowledged, not cleared).
+fn action_from(r: &impl Columns, cols: &ActionNames) -> Result<Option<AlarmAction>> {
+    let Some(at) = r.opt_time(cols.at)? else {
+        return Ok(None);
+    };
+    let by = match (r.opt_text(cols.by_token)?, r.opt_text(cols.by_name)?) {
+        (Some(token_id), Some(name)) => Some(Actor {
+            token_id: token_id.to_owned(),
+            name: name.to_owned(),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(corrupt(
+                "alarms",
+                format!(
+                    "{} and {} must both be set or both NULL",
+                    cols.by_token, cols.by_name
+                ),
+            ))
+        }
+    };
+    Ok(Some(AlarmAction {
+        at,
+        by,
+        comment: r.opt_text(cols.comment)?.map(str::to_owned),
+    }))
+}
+
+/// `alarms`: `id, tenant, rule, rule_name, severity, subject, zone, state, message, value,
+/// opened_at, last_at, occurrences, acknowledged_at, acknowledged_by_token,
+/// acknowledged_by_name, acknowledged_comment, cleared_at, cleared_by_token, cleared_by_name,
+/// cleared_comment, updated_at`.
+pub(crate) fn alarm_from(r: &impl Columns) -> Result<Alarm> {
+    let state = r.text("state")?;
+    Ok(Alarm {
+        id: r.int("id")?,
+        tenant: id("alarms", r.text("tenant")?, TenantId::new)?,
+        rule: id("alarms", r.text("rule")?, SensorId::new)?,
+        rule_name: r.text("rule_name")?.to_owned(),
+        severity: severity("alarms", r)?,
+        subject: r.json("alarms", "subject")?,
+        zone: opt_id("alarms", r.opt_text("zone")?, SensorId::new)?,
+        state: AlarmState::parse(state)
+            .ok_or_else(|| corrupt("alarms", format!("state {state:?}")))?,
+        message: r.text("message")?.to_owned(),
+        value: r.opt_float("value")?,
+        opened_at: r.time("opened_at")?,
+        last_at: r.time("last_at")?,
+        occurrences: unsigned("alarms", r.int("occurrences")?)?,
+        acknowledged: action_from(r, &ACKNOWLEDGED)?,
+        cleared: action_from(r, &CLEARED)?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// The alarm a raising upsert returned: it opened when it has counted one occurrence (an
+/// active alarm that counts another goes from n ≥ 1 to n + 1 ≥ 2).
+pub(crate) fn raised_from(r: &impl Columns) -> Result<Raised> {
+    let alarm = alarm_from(r)?;
+    Ok(Raised {
+        opened: alarm.occurrences == 1,
+        alarm,
     })
 }
 

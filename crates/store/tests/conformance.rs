@@ -5,6 +5,8 @@
 //! Without `TEST_DATABASE_URL` the PostgreSQL runs are skipped with a notice, except when `CI`
 //! is set: then they fail, because a missing database in CI is a failure, not a pass.
 
+#[path = "conformance/alarms.rs"]
+mod alarms;
 #[path = "conformance/fixtures.rs"]
 mod fixtures;
 #[path = "conformance/harness.rs"]
@@ -45,6 +47,7 @@ macro_rules! conformance {
 conformance! {
     registry_round_trips => crate::registry::round_trips,
     registry_errors => crate::registry::errors,
+    gateway_certificate_and_rejections => crate::registry::gateway_certificate_and_rejections,
     tenant_isolation => crate::query::tenant_isolation,
     commit_and_duplicates => crate::ingest::commit_and_duplicates,
     signature_stored_once => crate::ingest::signature_stored_once,
@@ -59,7 +62,15 @@ conformance! {
     reading_filters => crate::query::reading_filters,
     bucket_aggregates => crate::query::bucket_aggregates,
     retention => crate::query::retention,
+    latest_readings => crate::query::latest_readings,
     quarantine_newest_first => crate::records::quarantine_newest_first,
     security_events_newest_first => crate::records::security_events_newest_first,
     tokens_by_hash => crate::records::tokens_by_hash,
+    platform_tokens => crate::records::platform_tokens,
+    alarm_rules_crud => crate::alarms::rules_crud,
+    alarm_raise_counts_occurrences => crate::alarms::raise_counts_occurrences,
+    alarm_acknowledge_and_clear => crate::alarms::acknowledge_and_clear,
+    alarm_tenant_isolation => crate::alarms::alarm_tenant_isolation,
+    alarm_listings => crate::alarms::alarm_listings,
+    alarm_concurrent_raises_open_once => crate::alarms::concurrent_raises_open_once,
 }

@@ -1,9 +1,10 @@
-//! The security-event channel: report without waiting, write in the background.
+//! The security-event channel: report without waiting, write in the background, then publish
+//! for live views and alerts.
 
 use std::sync::Arc;
 
 use beffroi_store::{SecurityEvent, Store};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::Metrics;
 
@@ -25,11 +26,21 @@ impl SecurityEvents {
         (Self { tx, metrics }, rx)
     }
 
-    /// Writes received events to `store` until every handle is dropped.
-    pub async fn write_to(store: Arc<dyn Store>, mut events: mpsc::Receiver<SecurityEvent>) {
+    /// Writes received events to `store` until every handle is dropped, publishing each on
+    /// `published` afterwards (also when the write failed: operators must see an attack even
+    /// while the database is down). Publishing never waits.
+    pub async fn write_to(
+        store: Arc<dyn Store>,
+        mut events: mpsc::Receiver<SecurityEvent>,
+        published: Option<broadcast::Sender<Arc<SecurityEvent>>>,
+    ) {
         while let Some(event) = events.recv().await {
             if let Err(error) = store.security_event(&event).await {
                 tracing::error!(%error, kind = event.kind.as_str(), "cannot record a security event");
+            }
+            if let Some(published) = &published {
+                // No receiver, or a lagging one, is the receiver's business.
+                let _ = published.send(Arc::new(event));
             }
         }
     }

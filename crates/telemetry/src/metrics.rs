@@ -152,6 +152,17 @@ metrics! {
     security_events: Counter => "beffroi_security_events_total", "Security events recorded.";
     security_events_dropped: Counter => "beffroi_security_events_dropped_total", "Security events dropped because the writer was behind.";
     http_requests: Labeled ["class"] => "beffroi_http_requests_total", "HTTP requests, by status class.";
+    live_clients: Gauge => "beffroi_live_clients", "Open live-view websocket connections.";
+    live_subscriptions: Gauge => "beffroi_live_subscriptions", "Live-view subscriptions held.";
+    live_frames: Counter => "beffroi_live_frames_total", "Live-view frames sent.";
+    live_values: Counter => "beffroi_live_values_total", "Values and buckets sent in live-view frames.";
+    live_coalesced: Counter => "beffroi_live_coalesced_total", "Live values replaced by a newer one of the same series before a client's next frame.";
+    live_closed: Labeled => "beffroi_live_closed_total", "Live-view connections closed by the server, by reason.";
+    live_fanout_lagged: Counter => "beffroi_live_fanout_lagged_total", "Committed batches or events the fan-out missed because it fell behind (live views and alerts did not see them; they are stored).";
+    live_late_readings: Counter => "beffroi_live_late_readings_total", "Readings for a bucket that live views no longer track (older than the last closed bucket); in history, not re-sent live.";
+    alarms_raised: Counter => "beffroi_alarms_raised_total", "Alarms opened.";
+    alarms_resolved: Counter => "beffroi_alarms_resolved_total", "Alarms cleared automatically because their condition ended.";
+    alert_errors: Counter => "beffroi_alert_store_errors_total", "Alarm writes that failed (retried at the next evaluation).";
 }
 
 /// How a metric kind renders itself.

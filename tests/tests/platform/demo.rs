@@ -24,6 +24,8 @@ async fn demo_smoke() -> anyhow::Result<()> {
             "0".into(),
             "--data-dir".into(),
             data_dir.clone().into(),
+            // The browser scenario (dashboards/e2e) runs the demo with its dashboard.
+            "--no-dashboard".into(),
         ]),
     )
     .await??;

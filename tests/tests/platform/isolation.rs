@@ -22,9 +22,11 @@ const B_GATEWAY: &str = "gw-bravo-secret";
 const B_SENSOR: &str = "sensor-03";
 const B_ZONE: &str = "zone-bravo-secret";
 const B_METRIC: &str = "air.pm25";
+const B_RULE: &str = "rule-bravo-secret";
 
-/// Every GET path of the OpenAPI document, with B's ids substituted.
-async fn get_paths(api: &Api) -> anyhow::Result<Vec<String>> {
+/// Every GET path of the OpenAPI document, with B's ids substituted (`b_alarm`: one of B's
+/// alarm ids).
+async fn get_paths(api: &Api, b_alarm: i64) -> anyhow::Result<Vec<String>> {
     let document = api.get_json("/api/v1/openapi.json").await?;
     let paths = document["paths"]
         .as_object()
@@ -34,11 +36,19 @@ async fn get_paths(api: &Api) -> anyhow::Result<Vec<String>> {
         if item.get("get").is_none() {
             continue;
         }
-        anyhow::ensure!(
-            !path.contains('{') || path == "/api/v1/gateways/{id}",
-            "a GET path this scenario does not know how to fill: {path}"
-        );
-        out.push(path.replace("{id}", B_GATEWAY));
+        let id = match path.as_str() {
+            "/api/v1/gateways/{id}" => B_GATEWAY.to_owned(),
+            "/api/v1/alarm-rules/{id}" => B_RULE.to_owned(),
+            "/api/v1/alarms/{id}" => b_alarm.to_string(),
+            _ => {
+                anyhow::ensure!(
+                    !path.contains('{'),
+                    "a GET path this scenario does not know how to fill: {path}"
+                );
+                String::new()
+            }
+        };
+        out.push(path.replace("{id}", &id));
     }
     Ok(out)
 }
@@ -69,6 +79,11 @@ async fn tenant_isolation() -> anyhow::Result<()> {
         .put_json(&format!("/api/v1/sensors/{B_SENSOR}"), &sensor)
         .await?;
     assert_eq!(put.status, 200, "{}", put.body);
+    // A rule that turns B's security events into alarms.
+    let rule = json!({ "id": B_RULE, "name": "Bravo secret rule", "severity": "critical",
+        "condition": { "kind": "security" } });
+    let created = api_b.post_json("/api/v1/alarm-rules", &rule).await?;
+    assert_eq!(created.status, 201, "{}", created.body);
 
     let base = recent_base();
     let readings = input::readings_from(base, 0, 200);
@@ -95,21 +110,23 @@ async fn tenant_isolation() -> anyhow::Result<()> {
     intruder.publish_acked(&topic.to_string(), envelope).await?;
     intruder.client.subscribe("#", QoS::AtLeastOnce).await?;
     intruder.closed(Duration::from_secs(10)).await?;
-    let seen = std::sync::Mutex::new((0, 0));
-    poll_until(
-        "B's quarantine and security events",
+    let seen = std::sync::Mutex::new((0, 0, 0));
+    let b_alarm = poll_until(
+        "B's quarantine, security events and alarms",
         Duration::from_secs(20),
         || async {
             let q = api_b.quarantine().await?;
             let e = api_b.security_events().await?;
-            *seen.lock().unwrap() = (q.len(), e.len());
-            Ok((!q.is_empty() && e.len() >= 2).then_some(()))
+            let a = api_b.all_items("/api/v1/alarms").await?;
+            *seen.lock().unwrap() = (q.len(), e.len(), a.len());
+            let alarm = a.first().and_then(|a| a["id"].as_i64());
+            Ok((!q.is_empty() && e.len() >= 2).then_some(alarm).flatten())
         },
         || {
-            let (q, e) = *seen.lock().unwrap();
+            let (q, e, a) = *seen.lock().unwrap();
             format!(
-                "API: {q} quarantined, {e} security events; {}",
-                platform.sqlite_counts(&["quarantine", "security_events"])
+                "API: {q} quarantined, {e} security events, {a} alarms; {}",
+                platform.sqlite_counts(&["quarantine", "security_events", "alarms"])
             )
         },
     )
@@ -128,6 +145,10 @@ async fn tenant_isolation() -> anyhow::Result<()> {
         format!("/api/v1/readings/buckets?{window}&bucket=1h&metric={B_METRIC}"),
         "/api/v1/quarantine".to_owned(),
         "/api/v1/security-events".to_owned(),
+        "/api/v1/alarm-rules".to_owned(),
+        format!("/api/v1/alarm-rules/{B_RULE}"),
+        "/api/v1/alarms".to_owned(),
+        format!("/api/v1/alarms/{b_alarm}"),
     ];
     for path in &b_view {
         let response = api_b.get(path).await?;
@@ -136,7 +157,8 @@ async fn tenant_isolation() -> anyhow::Result<()> {
             response.body.contains(&tenant_b)
                 || response.body.contains(B_GATEWAY)
                 || response.body.contains(B_SENSOR)
-                || response.body.contains(B_ZONE),
+                || response.body.contains(B_ZONE)
+                || response.body.contains(B_RULE),
             "B's own {path} shows nothing of B's: {}",
             response.body
         );
@@ -157,9 +179,11 @@ async fn tenant_isolation() -> anyhow::Result<()> {
         B_ZONE,
         "Bravo secret zone",
         &gw_b.key_id,
+        B_RULE,
+        "Bravo secret rule",
     ];
     let mut checked = 0;
-    for path in get_paths(&api_a).await? {
+    for path in get_paths(&api_a, b_alarm).await? {
         for filter in &filters {
             let url = if filter.is_empty() {
                 path.clone()
@@ -184,8 +208,9 @@ async fn tenant_isolation() -> anyhow::Result<()> {
                         }
                     }
                 }
-                // Not found in A's tenant, or a filter A's tenant cannot use.
-                400 | 404 => {
+                // Not found in A's tenant, a filter A's tenant cannot use, the live
+                // websocket asked without an upgrade, or the platform operators' routes.
+                400 | 403 | 404 => {
                     assert!(
                         !response.body.contains(&tenant_b) && !response.body.contains(&gw_b.key_id),
                         "A's GET {url} error names B's data: {}",

@@ -3,10 +3,16 @@
 //! Lists answer `{"items": [...]}`; offset-paginated lists add `next_offset`, raw readings add
 //! `next_cursor`.
 
+pub mod alarm_rules;
+pub mod alarms;
+pub mod dashboard;
 pub mod gateways;
 pub mod health;
+pub mod live;
+pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod platform;
 pub mod quarantine;
 pub mod readings;
 pub mod security_events;

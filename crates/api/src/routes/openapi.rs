@@ -3,6 +3,9 @@
 //! A test checks that every route of the router (see [`crate::routes()`]) is described here
 //! and that nothing else is.
 
+mod alarms;
+mod session;
+
 use serde_json::{json, Value};
 
 use crate::json::ApiJson;
@@ -31,6 +34,7 @@ fn response_name(code: &str) -> &'static str {
         "401" => "Unauthorized",
         "403" => "Forbidden",
         "404" => "NotFound",
+        "409" => "Conflict",
         "413" => "PayloadTooLarge",
         "415" => "UnsupportedMediaType",
         "503" => "Unavailable",
@@ -82,6 +86,20 @@ fn id_param(description: &str) -> Value {
 
 /// The OpenAPI 3.1 document.
 pub fn document() -> Value {
+    let mut doc = core_document();
+    if let Some(Value::Object(paths)) = doc.get_mut("paths") {
+        paths.extend(alarms::paths());
+        paths.extend(session::paths());
+    }
+    if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
+        schemas.extend(alarms::schemas());
+        schemas.extend(session::schemas());
+    }
+    doc
+}
+
+/// The document's frame and the data endpoints.
+fn core_document() -> Value {
     let read_errors = ["400", "401"];
     let filter_params = [
         param_ref("sensor"),
@@ -215,6 +233,7 @@ pub fn document() -> Value {
                 "Unauthorized": problem_response("Missing, malformed or unknown bearer token."),
                 "Forbidden": problem_response("The token's role does not allow this."),
                 "NotFound": problem_response("No such thing in the caller's tenant."),
+                "Conflict": problem_response("The change conflicts with the current state."),
                 "PayloadTooLarge": problem_response("The body exceeds 1 MiB."),
                 "UnsupportedMediaType": problem_response("The body is not application/json."),
                 "Unavailable": problem_response("Not ready, or the request timed out."),
@@ -266,7 +285,10 @@ fn schemas() -> Value {
             "required": ["tenant", "id", "key_id", "public_key_hex", "revoked", "created_at", "state"],
             "properties": { "tenant": schema_ref("Slug"), "id": schema_ref("Slug"),
                 "key_id": schema_ref("Slug"), "public_key_hex": { "type": "string" },
-                "cert_fingerprint": { "type": ["string", "null"] }, "revoked": { "type": "boolean" },
+                "cert_fingerprint": { "type": ["string", "null"] },
+                "cert_not_after": { "type": ["string", "null"], "format": "date-time" },
+                "rejected_batches": { "type": "integer", "description": "Messages from it quarantined, all time." },
+                "revoked": { "type": "boolean" },
                 "created_at": time, "state": schema_ref("GatewayState") } },
         "Sensor": { "type": "object", "required": ["tenant", "id", "kind"],
             "properties": { "tenant": schema_ref("Slug"), "id": schema_ref("Slug"),

@@ -1,7 +1,7 @@
 //! `GET /api/v1/security-events?limit&offset`: the caller's security events, newest first.
 
 use axum::extract::State;
-use beffroi_store::SecurityEvent;
+use beffroi_store::{EventScope, SecurityEvent};
 
 use crate::auth::Caller;
 use crate::error::Result;
@@ -19,7 +19,11 @@ pub async fn list(
     let paging = Paging::from_query(&query)?;
     let page = state
         .store
-        .list_security_events(&caller.tenant, paging.limit, paging.offset)
+        .list_security_events(
+            &EventScope::Tenant(caller.tenant),
+            paging.limit,
+            paging.offset,
+        )
         .await?;
     Ok(ApiJson(OffsetPage {
         items: page.items,

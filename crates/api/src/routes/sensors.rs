@@ -109,5 +109,6 @@ pub async fn put(
         zone,
     };
     state.store.upsert_sensor(&sensor).await?;
+    state.registry_changed(&sensor.tenant);
     Ok(ApiJson(sensor))
 }

@@ -215,6 +215,7 @@ impl Sandbox {
                     key_id: signer.key_id().clone(),
                     public_key: signer.verifying_key().to_bytes(),
                     cert_fingerprint: None,
+                    cert_not_after: None,
                 })
                 .await?;
         }

@@ -1,6 +1,6 @@
 //! The PostgreSQL backend, with TimescaleDB when the server has it.
 //!
-//! Schema: `migrations/postgres/0001_init.sql`; the TimescaleDB objects (hypertable,
+//! Schema: `migrations/postgres/` (`0001_init.sql`, then forward-only changes); the TimescaleDB objects (hypertable,
 //! compression, continuous aggregates, retention policy) are created in code after the
 //! migrations, idempotently, only when the extension is present (see `timescale`).
 //!
@@ -9,6 +9,8 @@
 //! are written with binary `COPY` (see `copy`). Every commit locks the rows of its gateways
 //! first, in a fixed order, so that concurrent group commits never deadlock.
 
+mod alarm_rules;
+mod alarms;
 mod copy;
 mod ingest;
 mod query;

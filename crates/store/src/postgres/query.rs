@@ -1,12 +1,15 @@
-//! PostgreSQL: raw readings (keyset pages), bucket aggregates, stored batches.
+//! PostgreSQL: raw readings (keyset pages), latest readings, bucket aggregates, stored
+//! batches.
 
-use beffroi_protocol::{GatewayId, TenantId};
+use beffroi_protocol::{GatewayId, TenantId, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
-use super::{timescale, us, PostgresStore};
+use super::{timescale, ts, us, PostgresStore};
 use crate::decode::{check_bucket, reading_id, seq_to_db};
-use crate::rows::{batch_from, bucket_from, reading_page_from, Columns};
-use crate::{Backend, Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch};
+use crate::rows::{batch_from, bucket_from, reading_from, reading_page_from, Columns};
+use crate::{
+    Backend, Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch, StoredReading,
+};
 
 impl PostgresStore {
     pub(super) async fn select_readings(
@@ -27,6 +30,30 @@ impl PostgresStore {
             .push_bind(i64::from(limit) + 1);
         let rows = q.build().fetch_all(&self.pool).await?;
         reading_page_from(&rows, limit)
+    }
+
+    pub(super) async fn select_latest(
+        &self,
+        tenant: &TenantId,
+        since: Timestamp,
+    ) -> Result<Vec<StoredReading>> {
+        // Per series, one step down the (series, time) index from its end (on TimescaleDB,
+        // in the newest chunk that has the series, older chunks excluded by `since`).
+        let rows = sqlx::query(&format!(
+            "SELECT r.id, {} AS time_us, b.gateway, b.seq, s.sensor, s.metric, s.unit, \
+             r.value_num, r.value_bool, r.value_text FROM series s \
+             CROSS JOIN LATERAL (SELECT x.id, x.time, x.value_num, x.value_bool, x.value_text \
+             FROM readings x WHERE x.series = s.id AND x.time >= {} \
+             ORDER BY x.time DESC, x.id DESC LIMIT 1) r \
+             JOIN batches b ON b.id = r.id >> 16 WHERE s.tenant = $1",
+            us("r.time"),
+            ts("$2")
+        ))
+        .bind(tenant.as_str())
+        .bind(since.unix_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(reading_from).collect()
     }
 
     pub(super) async fn select_buckets(

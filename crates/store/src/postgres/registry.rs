@@ -53,15 +53,17 @@ impl PostgresStore {
 
     pub(super) async fn insert_gateway(&self, gateway: &NewGateway) -> Result<()> {
         let done = sqlx::query(&format!(
-            "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, created_at) \
-             VALUES ($1, $2, $3, $4, $5, {})",
-            ts("$6")
+            "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
+             cert_not_after, created_at) VALUES ($1, $2, $3, $4, $5, {}, {})",
+            ts("$6"),
+            ts("$7")
         ))
         .bind(gateway.tenant.as_str())
         .bind(gateway.id.as_str())
         .bind(gateway.key_id.as_str())
         .bind(&gateway.public_key[..])
         .bind(gateway.cert_fingerprint.as_deref())
+        .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
         .bind(Timestamp::now().unix_micros())
         .execute(&self.pool)
         .await;
@@ -94,14 +96,19 @@ impl PostgresStore {
         tenant: &TenantId,
         gateway: &GatewayId,
         fingerprint: &str,
+        not_after: Timestamp,
     ) -> Result<()> {
-        let done =
-            sqlx::query("UPDATE gateways SET cert_fingerprint = $1 WHERE tenant = $2 AND id = $3")
-                .bind(fingerprint)
-                .bind(tenant.as_str())
-                .bind(gateway.as_str())
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(&format!(
+            "UPDATE gateways SET cert_fingerprint = $1, cert_not_after = {} \
+             WHERE tenant = $3 AND id = $4",
+            ts("$2")
+        ))
+        .bind(fingerprint)
+        .bind(not_after.unix_micros())
+        .bind(tenant.as_str())
+        .bind(gateway.as_str())
+        .execute(&self.pool)
+        .await?;
         gateway_found(done.rows_affected(), gateway)
     }
 
@@ -133,9 +140,12 @@ impl PostgresStore {
         only: Option<&GatewayId>,
     ) -> Result<Vec<GatewayRecord>> {
         let rows = sqlx::query(&format!(
-            "SELECT tenant, id, key_id, public_key, cert_fingerprint, revoked, \
-             {} AS created_at, {} AS last_seen, last_committed_seq, health FROM gateways \
+            "SELECT tenant, id, key_id, public_key, cert_fingerprint, {} AS cert_not_after, \
+             revoked, {} AS created_at, {} AS last_seen, last_committed_seq, health, \
+             (SELECT count(*) FROM quarantine q WHERE q.tenant = g.tenant AND q.gateway = g.id) \
+             AS rejected_batches FROM gateways g \
              WHERE tenant = $1 AND ($2::text IS NULL OR id = $2) ORDER BY id",
+            us("cert_not_after"),
             us("created_at"),
             us("last_seen")
         ))

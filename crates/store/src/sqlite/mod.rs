@@ -1,6 +1,6 @@
 //! The embedded SQLite backend: one file under the data directory, no server.
 //!
-//! Schema: `migrations/sqlite/0001_init.sql`; times are INTEGER microseconds since the epoch.
+//! Schema: `migrations/sqlite/` (`0001_init.sql`, then forward-only changes); times are INTEGER microseconds since the epoch.
 //!
 //! Durability: WAL journal with `synchronous = FULL`. WAL with `NORMAL` already survives a
 //! process kill -9 (committed pages are in the WAL file, the OS keeps them), but can lose the
@@ -13,6 +13,8 @@
 //! Concurrency: readers run in parallel on the pool (WAL); writers take one async lock, so
 //! transactions never fight over SQLite's single writer lock (no `SQLITE_BUSY` at upgrade).
 
+mod alarm_rules;
+mod alarms;
 mod ingest;
 mod query;
 mod records;

@@ -1,12 +1,14 @@
-//! SQLite: raw readings (keyset pages), bucket aggregates, stored batches.
+//! SQLite: raw readings (keyset pages), latest readings, bucket aggregates, stored batches.
 
-use beffroi_protocol::{GatewayId, TenantId};
+use beffroi_protocol::{GatewayId, TenantId, Timestamp};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use crate::decode::{check_bucket, reading_id, seq_to_db};
-use crate::rows::{batch_from, bucket_from, reading_page_from, Columns};
-use crate::{Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch};
+use crate::rows::{batch_from, bucket_from, reading_from, reading_page_from, Columns};
+use crate::{
+    Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch, StoredReading,
+};
 
 impl SqliteStore {
     pub(super) async fn select_readings(
@@ -29,6 +31,25 @@ impl SqliteStore {
             .push_bind(i64::from(limit) + 1);
         let rows = q.build().fetch_all(&self.pool).await?;
         reading_page_from(&rows, limit)
+    }
+
+    pub(super) async fn select_latest(
+        &self,
+        tenant: &TenantId,
+        since: Timestamp,
+    ) -> Result<Vec<StoredReading>> {
+        // Per series, one step down the (series, time) index from its end (the index ends
+        // with the rowid, so ties on time go to the highest id).
+        let rows = sqlx::query(&format!(
+            "{READING_SELECT} WHERE r.id IN (SELECT (SELECT x.id FROM readings x \
+             WHERE x.series = t.id AND x.time >= ?2 ORDER BY x.time DESC, x.id DESC LIMIT 1) \
+             FROM series t WHERE t.tenant = ?1)"
+        ))
+        .bind(tenant.as_str())
+        .bind(since.unix_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(reading_from).collect()
     }
 
     pub(super) async fn select_buckets(

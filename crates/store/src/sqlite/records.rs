@@ -4,11 +4,11 @@ use beffroi_protocol::{GatewayId, TenantId};
 
 use super::ingest::settle_seq;
 use super::SqliteStore;
-use crate::decode::{capped_payload, count_to_db, seq_to_db};
+use crate::decode::{capped_payload, count_to_db, scope_columns, seq_to_db};
 use crate::outcome::token_inserted;
 use crate::rows::{page_from, quarantine_from, security_event_from, token_from};
 use crate::seq::{settled_gap, SETTLED_PREFIX};
-use crate::{Page, QuarantineRecord, Result, SecurityEvent, TokenRecord};
+use crate::{EventScope, Page, QuarantineRecord, Result, SecurityEvent, TokenRecord};
 
 impl SqliteStore {
     pub(super) async fn insert_quarantine(&self, record: &QuarantineRecord) -> Result<()> {
@@ -77,15 +77,20 @@ impl SqliteStore {
 
     pub(super) async fn select_security_events(
         &self,
-        tenant: &TenantId,
+        scope: &EventScope,
         limit: u32,
         offset: u64,
     ) -> Result<Page<SecurityEvent>> {
+        // `IS`: equal, NULL included (the platform's events have no tenant); uses the index.
+        let tenant = match scope {
+            EventScope::Tenant(tenant) => Some(tenant.as_str()),
+            EventScope::Platform => None,
+        };
         let rows = sqlx::query(
             "SELECT time, tenant, gateway, address, kind, detail FROM security_events \
-             WHERE tenant = ? ORDER BY time DESC, id DESC LIMIT ? OFFSET ?",
+             WHERE tenant IS ? ORDER BY time DESC, id DESC LIMIT ? OFFSET ?",
         )
-        .bind(tenant.as_str())
+        .bind(tenant)
         .bind(i64::from(limit) + 1)
         .bind(count_to_db(offset))
         .fetch_all(&self.pool)
@@ -94,14 +99,15 @@ impl SqliteStore {
     }
 
     pub(super) async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
+        let (tenant, role) = scope_columns(&token.scope);
         let _w = self.write.lock().await;
         let done = sqlx::query(
             "INSERT INTO api_tokens (id, tenant, role, name, secret_sha256, created_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&token.id)
-        .bind(token.tenant.as_str())
-        .bind(token.role.as_str())
+        .bind(tenant)
+        .bind(role)
         .bind(&token.name)
         .bind(&token.secret_sha256[..])
         .bind(token.created_at.unix_micros())

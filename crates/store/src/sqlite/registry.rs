@@ -73,14 +73,15 @@ impl SqliteStore {
             });
         }
         let inserted = sqlx::query(
-            "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
+             cert_not_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(gateway.tenant.as_str())
         .bind(gateway.id.as_str())
         .bind(gateway.key_id.as_str())
         .bind(&gateway.public_key[..])
         .bind(gateway.cert_fingerprint.as_deref())
+        .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
         .bind(Timestamp::now().unix_micros())
         .execute(&mut *tx)
         .await;
@@ -99,15 +100,19 @@ impl SqliteStore {
         tenant: &TenantId,
         gateway: &GatewayId,
         fingerprint: &str,
+        not_after: Timestamp,
     ) -> Result<()> {
         let _w = self.write.lock().await;
-        let done =
-            sqlx::query("UPDATE gateways SET cert_fingerprint = ? WHERE tenant = ? AND id = ?")
-                .bind(fingerprint)
-                .bind(tenant.as_str())
-                .bind(gateway.as_str())
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE gateways SET cert_fingerprint = ?, cert_not_after = ? \
+             WHERE tenant = ? AND id = ?",
+        )
+        .bind(fingerprint)
+        .bind(not_after.unix_micros())
+        .bind(tenant.as_str())
+        .bind(gateway.as_str())
+        .execute(&self.pool)
+        .await?;
         gateway_found(done.rows_affected(), gateway)
     }
 
@@ -140,8 +145,10 @@ impl SqliteStore {
         only: Option<&GatewayId>,
     ) -> Result<Vec<GatewayRecord>> {
         let rows = sqlx::query(
-            "SELECT tenant, id, key_id, public_key, cert_fingerprint, revoked, created_at, \
-             last_seen, last_committed_seq, health FROM gateways \
+            "SELECT tenant, id, key_id, public_key, cert_fingerprint, cert_not_after, revoked, \
+             created_at, last_seen, last_committed_seq, health, \
+             (SELECT count(*) FROM quarantine q WHERE q.tenant = g.tenant AND q.gateway = g.id) \
+             AS rejected_batches FROM gateways g \
              WHERE tenant = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id",
         )
         .bind(tenant.as_str())

@@ -95,6 +95,7 @@ pub async fn tenant_with_gateway(store: &Arc<dyn Store>, t: &str, g: &str) {
             key_id: key(&format!("{g}-{t}-key")),
             public_key: [7; 32],
             cert_fingerprint: Some(format!("fp-{t}-{g}")),
+            cert_not_after: Some(at(T0 + 365 * 86_400 * SEC)),
         })
         .await
         .expect("register gateway");

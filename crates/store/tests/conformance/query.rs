@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use beffroi_protocol::Value;
 use beffroi_store::{
-    Bucket, QuarantineReason, QuarantineRecord, ReadingFilter, SecurityEvent, SecurityEventKind,
-    Sensor, Store,
+    Bucket, EventScope, QuarantineReason, QuarantineRecord, ReadingFilter, SecurityEvent,
+    SecurityEventKind, Sensor, Store,
 };
 
 use crate::fixtures::*;
@@ -99,7 +99,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
         .is_empty());
     assert_eq!(
         store
-            .list_security_events(&tenant("lyon"), 10, 0)
+            .list_security_events(&EventScope::Tenant(tenant("lyon")), 10, 0)
             .await
             .expect("e")
             .items
@@ -107,7 +107,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
         1
     );
     assert!(store
-        .list_security_events(&tenant("brest"), 10, 0)
+        .list_security_events(&EventScope::Tenant(tenant("brest")), 10, 0)
         .await
         .expect("e")
         .items
@@ -429,4 +429,126 @@ pub async fn retention(store: Arc<dyn Store>) {
             .contiguous,
         3
     );
+}
+
+/// One reading per series: the latest at or after `since` (ties on time: the highest id, i.e.
+/// the later batch position), whatever order the batches were committed in; other tenants'
+/// series and series quiet since `since` are left out.
+pub async fn latest_readings(store: Arc<dyn Store>) {
+    tenant_with_gateway(&store, "lyon", "gw-1").await;
+    tenant_with_gateway(&store, "lyon", "gw-2").await;
+    tenant_with_gateway(&store, "brest", "gw-1").await;
+    let since = T0 + 10 * SEC;
+    assert!(store
+        .latest_readings(&tenant("lyon"), at(since))
+        .await
+        .expect("latest")
+        .is_empty());
+    store
+        .commit(&[
+            batch(
+                "lyon",
+                "gw-1",
+                1,
+                vec![
+                    num("s1", "air.pm25", T0 + 20 * SEC, 1.0),
+                    num("s1", "air.pm25", T0 + 30 * SEC, 2.0),
+                    // A tie on time: the later position wins.
+                    num("s1", "air.pm25", T0 + 30 * SEC, 3.0),
+                    num("s1", "air.pm10", T0 + 15 * SEC, 4.0),
+                    // Only before `since`: no latest reading.
+                    num("s3", "air.pm25", T0 + 5 * SEC, 5.0),
+                ],
+            ),
+            // A later batch with an older time does not win.
+            batch(
+                "lyon",
+                "gw-1",
+                2,
+                vec![num("s1", "air.pm25", T0 + 25 * SEC, 6.0)],
+            ),
+            batch(
+                "lyon",
+                "gw-2",
+                1,
+                vec![
+                    num("s2", "air.pm25", since, 7.0),
+                    reading("s4", "door.open", T0 + 40 * SEC, Value::Bool(true)),
+                    reading("s4", "door.open", T0 + 41 * SEC, Value::Bool(false)),
+                ],
+            ),
+            batch(
+                "brest",
+                "gw-1",
+                1,
+                vec![num("s1", "air.pm25", T0 + 50 * SEC, 8.0)],
+            ),
+        ])
+        .await
+        .expect("commit");
+    // Many quiet series: each is looked up, none is returned.
+    let quiet: Vec<_> = (0..50)
+        .map(|i| num(&format!("q{i}"), "air.pm25", T0, 0.0))
+        .collect();
+    store
+        .commit(&[batch("lyon", "gw-2", 2, quiet)])
+        .await
+        .expect("commit");
+
+    let mut got = store
+        .latest_readings(&tenant("lyon"), at(since))
+        .await
+        .expect("latest");
+    got.sort_by(|a, b| (&a.sensor, &a.metric).cmp(&(&b.sensor, &b.metric)));
+    let summary: Vec<_> = got
+        .iter()
+        .map(|r| {
+            (
+                r.sensor.as_str(),
+                r.metric.as_str(),
+                r.time.unix_micros() - T0,
+                r.value.clone(),
+                r.gateway.as_str(),
+                r.seq,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("s1", "air.pm10", 15 * SEC, Value::Number(4.0), "gw-1", 1),
+            ("s1", "air.pm25", 30 * SEC, Value::Number(3.0), "gw-1", 1),
+            ("s2", "air.pm25", 10 * SEC, Value::Number(7.0), "gw-2", 1),
+            ("s4", "door.open", 41 * SEC, Value::Bool(false), "gw-2", 1),
+        ]
+    );
+    assert_eq!(got[1].unit.as_str(), "ug/m3");
+
+    // `since` is inclusive, and later than every reading leaves nothing.
+    let later = store
+        .latest_readings(&tenant("lyon"), at(T0 + 30 * SEC))
+        .await
+        .expect("latest");
+    let mut sensors: Vec<_> = later
+        .iter()
+        .map(|r| (r.sensor.as_str(), r.metric.as_str()))
+        .collect();
+    sensors.sort_unstable();
+    assert_eq!(sensors, [("s1", "air.pm25"), ("s4", "door.open")]);
+    assert!(store
+        .latest_readings(&tenant("lyon"), at(T0 + 42 * SEC))
+        .await
+        .expect("latest")
+        .is_empty());
+    let brest = store
+        .latest_readings(&tenant("brest"), at(T0))
+        .await
+        .expect("latest");
+    assert_eq!(brest.len(), 1);
+    assert_eq!(brest[0].value, Value::Number(8.0));
+    assert!(store
+        .latest_readings(&tenant("nantes"), at(T0))
+        .await
+        .expect("unknown tenant: nothing")
+        .is_empty());
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use beffroi_store::{
-    Error, QuarantineReason, QuarantineRecord, Role, SecurityEvent, SecurityEventKind, Store,
-    TokenRecord,
+    Error, EventScope, QuarantineReason, QuarantineRecord, Role, SecurityEvent, SecurityEventKind,
+    Store, TokenRecord, TokenScope,
 };
 
 use crate::fixtures::*;
@@ -92,19 +92,40 @@ pub async fn security_events_newest_first(store: Arc<dyn Store>) {
             .await
             .expect("event");
     }
+    for (i, kind) in [
+        SecurityEventKind::ConnectionLimit,
+        SecurityEventKind::TlsRejected,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .security_event(&SecurityEvent {
+                time: at(T0 + (50 + i as i64) * SEC),
+                tenant: None,
+                gateway: None,
+                address: Some("198.51.100.7:1234".into()),
+                kind,
+                detail: format!("unknown client {i}"),
+            })
+            .await
+            .expect("event");
+    }
+    // Another tenant's event: neither Lyon's nor the platform's.
     store
         .security_event(&SecurityEvent {
-            time: at(T0 + 50 * SEC),
-            tenant: None,
+            time: at(T0 + 60 * SEC),
+            tenant: Some(tenant("brest")),
             gateway: None,
-            address: Some("198.51.100.7:1234".into()),
-            kind: SecurityEventKind::ConnectionLimit,
-            detail: "unknown client".into(),
+            address: None,
+            kind: SecurityEventKind::AclViolation,
+            detail: "brest".into(),
         })
         .await
         .expect("event");
+    let lyon = EventScope::Tenant(tenant("lyon"));
     let page = store
-        .list_security_events(&tenant("lyon"), 10, 0)
+        .list_security_events(&lyon, 10, 0)
         .await
         .expect("list");
     assert_eq!(page.next_offset, None);
@@ -120,12 +141,26 @@ pub async fn security_events_newest_first(store: Arc<dyn Store>) {
     );
     assert_eq!(page.items[3].address, None);
     assert_eq!(page.items[0].time, at(T0 + 3 * SEC));
-    let page = store
-        .list_security_events(&tenant("lyon"), 2, 2)
-        .await
-        .expect("list");
+    let page = store.list_security_events(&lyon, 2, 2).await.expect("list");
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.items[0].detail, "event 1");
+    assert_eq!(page.next_offset, None);
+
+    // The platform's events: only those of no tenant, newest first, paged the same way.
+    let page = store
+        .list_security_events(&EventScope::Platform, 1, 0)
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].detail, "unknown client 1");
+    assert_eq!(page.items[0].tenant, None);
+    assert_eq!(page.next_offset, Some(1));
+    let page = store
+        .list_security_events(&EventScope::Platform, 10, 1)
+        .await
+        .expect("list");
+    let details: Vec<_> = page.items.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(details, ["unknown client 0"]);
     assert_eq!(page.next_offset, None);
 }
 
@@ -136,8 +171,10 @@ pub async fn tokens_by_hash(store: Arc<dyn Store>) {
         .expect("tenant");
     let token = TokenRecord {
         id: "tok-1".into(),
-        tenant: tenant("lyon"),
-        role: Role::Operator,
+        scope: TokenScope::Tenant {
+            tenant: tenant("lyon"),
+            role: Role::Operator,
+        },
         name: "wall screen".into(),
         secret_sha256: [3; 32],
         created_at: at(T0),
@@ -154,12 +191,76 @@ pub async fn tokens_by_hash(store: Arc<dyn Store>) {
     ));
     let orphan = TokenRecord {
         id: "tok-2".into(),
-        tenant: tenant("nowhere"),
+        scope: TokenScope::Tenant {
+            tenant: tenant("nowhere"),
+            role: Role::Admin,
+        },
         secret_sha256: [5; 32],
         ..token
     };
     assert!(matches!(
         store.create_token(&orphan).await,
-        Err(Error::NotFound { what: "tenant", .. })
+        Err(Error::NotFound { what: "tenant", id }) if id == "nowhere"
     ));
+    assert_eq!(store.token_by_hash(&[5; 32]).await.expect("lookup"), None);
+}
+
+/// Platform tokens belong to no tenant (none need exist) and come back by hash like tenant
+/// tokens; their ids and hashes share one namespace with tenant tokens.
+pub async fn platform_tokens(store: Arc<dyn Store>) {
+    let platform = TokenRecord {
+        id: "tok-p".into(),
+        scope: TokenScope::Platform,
+        name: "operations".into(),
+        secret_sha256: [8; 32],
+        created_at: at(T0 + 7),
+    };
+    store.create_token(&platform).await.expect("platform token");
+    assert_eq!(
+        store.token_by_hash(&[8; 32]).await.expect("lookup"),
+        Some(platform.clone())
+    );
+    store
+        .create_tenant(&tenant("lyon"), "Lyon")
+        .await
+        .expect("tenant");
+    let viewer = TokenRecord {
+        id: "tok-v".into(),
+        scope: TokenScope::Tenant {
+            tenant: tenant("lyon"),
+            role: Role::Viewer,
+        },
+        name: "screen".into(),
+        secret_sha256: [9; 32],
+        created_at: at(T0),
+    };
+    store.create_token(&viewer).await.expect("tenant token");
+    assert_eq!(
+        store.token_by_hash(&[9; 32]).await.expect("lookup"),
+        Some(viewer.clone())
+    );
+    assert_eq!(
+        store.token_by_hash(&[8; 32]).await.expect("lookup"),
+        Some(platform.clone())
+    );
+    for taken in [
+        TokenRecord {
+            secret_sha256: [10; 32],
+            ..platform.clone()
+        },
+        TokenRecord {
+            id: "tok-v".into(),
+            secret_sha256: [11; 32],
+            ..platform.clone()
+        },
+        TokenRecord {
+            id: "tok-other".into(),
+            ..platform
+        },
+    ] {
+        assert!(matches!(
+            store.create_token(&taken).await,
+            Err(Error::AlreadyExists { what: "token", .. })
+        ));
+    }
 }

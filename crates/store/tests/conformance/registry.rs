@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use beffroi_store::{Error, NewGateway, RevokedGateway, Sensor, Store, Zone};
+use beffroi_store::{
+    Error, NewGateway, QuarantineReason, QuarantineRecord, RevokedGateway, Sensor, Store, Zone,
+};
 use serde_json::json;
 
 use crate::fixtures::*;
@@ -34,6 +36,7 @@ pub async fn round_trips(store: Arc<dyn Store>) {
         key_id: key("k1"),
         public_key: [9; 32],
         cert_fingerprint: None,
+        cert_not_after: None,
     };
     store.register_gateway(&new).await.expect("register");
     let record = store
@@ -45,6 +48,8 @@ pub async fn round_trips(store: Arc<dyn Store>) {
     assert_eq!(record.public_key_hex, "09".repeat(32));
     assert!(!record.revoked);
     assert_eq!(record.cert_fingerprint, None);
+    assert_eq!(record.cert_not_after, None);
+    assert_eq!(record.rejected_batches, 0);
     assert_eq!(record.state.last_committed_seq, None);
     assert!(record.created_at.unix_micros() > T0 - 365 * 86_400 * SEC);
 
@@ -58,10 +63,19 @@ pub async fn round_trips(store: Arc<dyn Store>) {
     assert!(!k.revoked);
     assert_eq!(store.gateway_key(&key("nope")).await.expect("key"), None);
 
+    // Certificates expire on whole seconds; the store keeps microseconds anyway.
+    let not_after = at(T0 + 90 * 86_400 * SEC + 123_456);
     store
-        .set_gateway_certificate(&tenant("lyon"), &gw("gw-1"), "ab12")
+        .set_gateway_certificate(&tenant("lyon"), &gw("gw-1"), "ab12", not_after)
         .await
         .expect("cert");
+    let record = store
+        .gateway(&tenant("lyon"), &gw("gw-1"))
+        .await
+        .expect("gateway")
+        .expect("present");
+    assert_eq!(record.cert_fingerprint.as_deref(), Some("ab12"));
+    assert_eq!(record.cert_not_after, Some(not_after));
     assert!(store.revoked_gateways().await.expect("revoked").is_empty());
     store
         .revoke_gateway(&tenant("lyon"), &gw("gw-1"))
@@ -85,6 +99,7 @@ pub async fn round_trips(store: Arc<dyn Store>) {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].revoked);
     assert_eq!(listed[0].cert_fingerprint.as_deref(), Some("ab12"));
+    assert_eq!(listed[0].cert_not_after, Some(not_after));
     assert!(store
         .list_gateways(&tenant("brest"))
         .await
@@ -164,6 +179,7 @@ pub async fn errors(store: Arc<dyn Store>) {
         key_id: key("k1"),
         public_key: [1; 32],
         cert_fingerprint: None,
+        cert_not_after: None,
     };
     assert!(matches!(
         store.register_gateway(&new).await,
@@ -191,7 +207,7 @@ pub async fn errors(store: Arc<dyn Store>) {
     ));
     assert!(matches!(
         store
-            .set_gateway_certificate(&tenant("lyon"), &gw("gw-9"), "x")
+            .set_gateway_certificate(&tenant("lyon"), &gw("gw-9"), "x", at(T0))
             .await,
         Err(Error::NotFound {
             what: "gateway",
@@ -227,4 +243,62 @@ pub async fn errors(store: Arc<dyn Store>) {
             ..
         })
     ));
+}
+
+/// A certificate expiry given at registration is kept; `rejected_batches` counts the
+/// gateway's quarantine rows, in its own tenant only.
+pub async fn gateway_certificate_and_rejections(store: Arc<dyn Store>) {
+    tenant_with_gateway(&store, "lyon", "gw-1").await;
+    tenant_with_gateway(&store, "lyon", "gw-2").await;
+    tenant_with_gateway(&store, "brest", "gw-1").await;
+    let record = store
+        .gateway(&tenant("lyon"), &gw("gw-1"))
+        .await
+        .expect("gateway")
+        .expect("present");
+    assert_eq!(record.cert_not_after, Some(at(T0 + 365 * 86_400 * SEC)));
+    let rejected = |t: &str, g: Option<&str>, i: u64| QuarantineRecord {
+        tenant: Some(tenant(t)),
+        gateway: g.map(gw),
+        topic: format!("beffroi/v1/{t}/x/batch"),
+        seq: Some(i),
+        reason: QuarantineReason::BadSignature,
+        detail: format!("rejected {i}"),
+        received_at: at(T0 + i as i64 * SEC),
+        payload: vec![],
+        settles_seq: false,
+    };
+    for i in 0..3 {
+        store
+            .quarantine(&rejected("lyon", Some("gw-1"), i))
+            .await
+            .expect("quarantine");
+    }
+    for record in [
+        rejected("lyon", Some("gw-2"), 10),
+        rejected("lyon", None, 11),
+        rejected("brest", Some("gw-1"), 12),
+    ] {
+        store.quarantine(&record).await.expect("quarantine");
+    }
+    let counts = |gateways: Vec<beffroi_store::GatewayRecord>| {
+        gateways
+            .into_iter()
+            .map(|g| (g.id.to_string(), g.rejected_batches))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        counts(store.list_gateways(&tenant("lyon")).await.expect("list")),
+        [("gw-1".to_owned(), 3), ("gw-2".to_owned(), 1)]
+    );
+    assert_eq!(
+        counts(store.list_gateways(&tenant("brest")).await.expect("list")),
+        [("gw-1".to_owned(), 1)]
+    );
+    let one = store
+        .gateway(&tenant("lyon"), &gw("gw-1"))
+        .await
+        .expect("gateway")
+        .expect("present");
+    assert_eq!(one.rejected_batches, 3);
 }

@@ -1,0 +1,415 @@
+//! The alert engine: every tenant's enabled rules and the state they need, fed with what
+//! happened, answering with what to do to alarms ([`Action`]). Pure: no IO, no clock — the
+//! caller passes `now` — so every rule is tested with exact times.
+//!
+//! | rule | input | raises | resolves |
+//! |---|---|---|---|
+//! | threshold | committed readings | condition held `for_s` (see `threshold`) | first reading where it does not hold |
+//! | gateway offline | batches, health reports, ticks | no batch nor health for `after_s` | the gateway is heard again |
+//! | spool gap | health reports | each new gap (first time seen) | — (by hand) |
+//! | security | security events of the tenant | each event (repeats count occurrences) | — (by hand) |
+//!
+//! A disabled rule is not loaded. Liveness is known only for gateways heard at least once
+//! (seeded from the store's `last_seen` when a tenant's rules are loaded).
+
+use std::collections::{HashMap, HashSet};
+
+use beffroi_protocol::{Gap, GatewayId, Health, MetricName, SensorId, TenantId, Timestamp, Value};
+use beffroi_store::{
+    Alarm, AlarmRule, AlarmSubject, CommitBatch, GatewayRecord, NewAlarm, RuleCondition, RuleId,
+    SecurityEvent, Sensor, ZoneId,
+};
+
+use crate::threshold::{Step, Threshold};
+
+/// Gaps remembered per gateway (a health report carries at most 64).
+const GAPS_REMEMBERED: usize = 256;
+
+/// What to do to an alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Open it, or count an occurrence on the active one.
+    Raise(NewAlarm),
+    /// Its condition ended: clear the active one automatically.
+    Resolve {
+        /// The tenant.
+        tenant: TenantId,
+        /// The rule.
+        rule: RuleId,
+        /// The subject.
+        subject: AlarmSubject,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Liveness {
+    last_seen: Option<Timestamp>,
+    /// Offline rules whose alarm is active for this gateway.
+    offline: HashSet<RuleId>,
+}
+
+#[derive(Debug, Default)]
+struct TenantRules {
+    rules: Vec<AlarmRule>,
+    zones: HashMap<SensorId, ZoneId>,
+    thresholds: HashMap<(RuleId, SensorId, MetricName), Threshold>,
+    gateways: HashMap<GatewayId, Liveness>,
+    gaps_seen: HashMap<GatewayId, Vec<(u64, u64)>>,
+}
+
+impl TenantRules {
+    /// Records that a gateway was heard at `now`; resolves its offline alarms.
+    fn heard(&mut self, tenant: &TenantId, gateway: &GatewayId, now: Timestamp) -> Vec<Action> {
+        let live = self.gateways.entry(gateway.clone()).or_default();
+        live.last_seen = Some(live.last_seen.map_or(now, |seen| seen.max(now)));
+        live.offline
+            .drain()
+            .map(|rule| Action::Resolve {
+                tenant: tenant.clone(),
+                rule,
+                subject: AlarmSubject::Gateway {
+                    gateway: gateway.clone(),
+                },
+                at: now,
+            })
+            .collect()
+    }
+}
+
+/// Every tenant's rules and state.
+#[derive(Debug, Default)]
+pub struct Engine {
+    tenants: HashMap<TenantId, TenantRules>,
+}
+
+impl Engine {
+    /// Replaces a tenant's rules (disabled ones are dropped). The state of a rule whose
+    /// definition is unchanged (same id and `updated_at`) is kept; others start afresh.
+    pub fn set_rules(&mut self, tenant: &TenantId, rules: Vec<AlarmRule>) {
+        let rules: Vec<AlarmRule> = rules.into_iter().filter(|r| r.enabled).collect();
+        let state = self.tenants.entry(tenant.clone()).or_default();
+        let kept: HashSet<&RuleId> = rules
+            .iter()
+            .filter(|r| {
+                state
+                    .rules
+                    .iter()
+                    .any(|old| old.id == r.id && old.updated_at == r.updated_at)
+            })
+            .map(|r| &r.id)
+            .collect();
+        state
+            .thresholds
+            .retain(|(rule, _, _), _| kept.contains(rule));
+        for live in state.gateways.values_mut() {
+            live.offline.retain(|rule| kept.contains(rule));
+        }
+        state.rules = rules;
+    }
+
+    /// Tenants that have at least one enabled rule.
+    pub fn tenants(&self) -> impl Iterator<Item = &TenantId> {
+        self.tenants
+            .iter()
+            .filter(|(_, t)| !t.rules.is_empty())
+            .map(|(id, _)| id)
+    }
+
+    /// Whether a tenant has a gateway-offline rule (its gateways' `last_seen` is then worth
+    /// seeding).
+    pub fn watches_liveness(&self, tenant: &TenantId) -> bool {
+        self.tenants.get(tenant).is_some_and(|t| {
+            t.rules
+                .iter()
+                .any(|r| matches!(r.condition, RuleCondition::GatewayOffline { .. }))
+        })
+    }
+
+    /// A tenant's sensors (zones of threshold alarms, zone-scoped rules).
+    pub fn set_sensors(&mut self, tenant: &TenantId, sensors: &[Sensor]) {
+        let state = self.tenants.entry(tenant.clone()).or_default();
+        state.zones = sensors
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.zone.clone()?)))
+            .collect();
+    }
+
+    /// Seeds gateways' last contact from the store (what they did while this node was down).
+    pub fn seed_gateways(&mut self, tenant: &TenantId, gateways: &[GatewayRecord]) {
+        let state = self.tenants.entry(tenant.clone()).or_default();
+        for gateway in gateways {
+            if let Some(seen) = gateway.state.last_seen {
+                let live = state.gateways.entry(gateway.id.clone()).or_default();
+                live.last_seen = Some(live.last_seen.map_or(seen, |known| known.max(seen)));
+            }
+        }
+    }
+
+    /// Resumes from the alarms active in the store: their conditions are known to hold, so the
+    /// next normal reading (or contact) resolves them and nothing opens them twice.
+    pub fn resume(&mut self, active: &[Alarm]) {
+        for alarm in active {
+            let Some(state) = self.tenants.get_mut(&alarm.tenant) else {
+                continue;
+            };
+            match &alarm.subject {
+                AlarmSubject::Series { sensor, metric } => {
+                    state.thresholds.insert(
+                        (alarm.rule.clone(), sensor.clone(), metric.clone()),
+                        Threshold::active(),
+                    );
+                }
+                AlarmSubject::Gateway { gateway } => {
+                    state
+                        .gateways
+                        .entry(gateway.clone())
+                        .or_default()
+                        .offline
+                        .insert(alarm.rule.clone());
+                }
+                AlarmSubject::Gap {
+                    gateway,
+                    first_seq,
+                    last_seq,
+                } => remember_gap(state, gateway, (*first_seq, *last_seq)),
+                AlarmSubject::Security { .. } => {}
+            }
+        }
+    }
+
+    /// A committed batch: threshold rules, and the gateway was heard.
+    pub fn batch(&mut self, batch: &CommitBatch, now: Timestamp) -> Vec<Action> {
+        let Some(state) = self.tenants.get_mut(&batch.tenant) else {
+            return Vec::new();
+        };
+        let mut actions = state.heard(&batch.tenant, &batch.gateway, now);
+        let TenantRules {
+            rules,
+            zones,
+            thresholds,
+            ..
+        } = state;
+        for rule in rules.iter() {
+            let RuleCondition::Threshold {
+                metric,
+                zone,
+                sensors,
+                op,
+                value: limit,
+                for_s,
+            } = &rule.condition
+            else {
+                continue;
+            };
+            let hold_us = i64::try_from(for_s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+            for reading in &batch.readings {
+                let Value::Number(value) = reading.value else {
+                    continue;
+                };
+                if reading.metric != *metric
+                    || (!sensors.is_empty() && !sensors.contains(&reading.sensor))
+                    || zone
+                        .as_ref()
+                        .is_some_and(|z| zones.get(&reading.sensor) != Some(z))
+                {
+                    continue;
+                }
+                let key = (rule.id.clone(), reading.sensor.clone(), metric.clone());
+                let step = thresholds
+                    .entry(key)
+                    .or_insert_with(Threshold::new)
+                    .observe(reading.time, op.holds(value, *limit), hold_us);
+                let subject = AlarmSubject::Series {
+                    sensor: reading.sensor.clone(),
+                    metric: metric.clone(),
+                };
+                match step {
+                    Step::Stay => {}
+                    Step::Raise => {
+                        let message = format!(
+                            "{metric} = {value} {unit} {} {limit} for ≥ {for_s} s at {sensor}",
+                            op.symbol(),
+                            unit = reading.unit,
+                            sensor = reading.sensor,
+                        );
+                        actions.push(raise(
+                            &batch.tenant,
+                            rule,
+                            subject,
+                            zones.get(&reading.sensor).cloned(),
+                            message,
+                            Some(value),
+                            reading.time,
+                        ));
+                    }
+                    Step::Resolve => actions.push(Action::Resolve {
+                        tenant: batch.tenant.clone(),
+                        rule: rule.id.clone(),
+                        subject,
+                        at: reading.time,
+                    }),
+                }
+            }
+        }
+        actions
+    }
+
+    /// A recorded health report: the gateway was heard; new gaps raise gap alarms.
+    pub fn health(&mut self, health: &Health, now: Timestamp) -> Vec<Action> {
+        let Some(state) = self.tenants.get_mut(&health.tenant) else {
+            return Vec::new();
+        };
+        let mut actions = state.heard(&health.tenant, &health.gateway, now);
+        let new_gaps: Vec<&Gap> = health
+            .gaps
+            .iter()
+            .filter(|g| {
+                !state
+                    .gaps_seen
+                    .get(&health.gateway)
+                    .is_some_and(|seen| seen.contains(&(g.first_seq, g.last_seq)))
+            })
+            .collect();
+        for gap in new_gaps {
+            remember_gap(state, &health.gateway, (gap.first_seq, gap.last_seq));
+            for rule in &state.rules {
+                let RuleCondition::SpoolGap { reasons } = &rule.condition else {
+                    continue;
+                };
+                if !reasons.is_empty() && !reasons.contains(&gap.reason) {
+                    continue;
+                }
+                let message = format!(
+                    "gateway {} reported a gap: seqs {}..={} ({} batches, {} readings, {})",
+                    health.gateway,
+                    gap.first_seq,
+                    gap.last_seq,
+                    gap.batches,
+                    gap.readings,
+                    gap.reason.as_str()
+                );
+                let subject = AlarmSubject::Gap {
+                    gateway: health.gateway.clone(),
+                    first_seq: gap.first_seq,
+                    last_seq: gap.last_seq,
+                };
+                actions.push(raise(
+                    &health.tenant,
+                    rule,
+                    subject,
+                    None,
+                    message,
+                    None,
+                    now,
+                ));
+            }
+        }
+        actions
+    }
+
+    /// A security event of a tenant (events of no tenant raise no tenant's alarm).
+    pub fn security(&mut self, event: &SecurityEvent) -> Vec<Action> {
+        let Some(tenant) = &event.tenant else {
+            return Vec::new();
+        };
+        let Some(state) = self.tenants.get(tenant) else {
+            return Vec::new();
+        };
+        state
+            .rules
+            .iter()
+            .filter(|rule| match &rule.condition {
+                RuleCondition::Security { events } => {
+                    events.is_empty() || events.contains(&event.kind)
+                }
+                _ => false,
+            })
+            .map(|rule| {
+                let subject = AlarmSubject::Security {
+                    gateway: event.gateway.clone(),
+                    event: event.kind,
+                };
+                let message = format!("{}: {}", event.kind.as_str(), event.detail);
+                raise(tenant, rule, subject, None, message, None, event.time)
+            })
+            .collect()
+    }
+
+    /// Time passed: gateways silent for longer than an offline rule allows raise its alarm.
+    pub fn tick(&mut self, now: Timestamp) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (tenant, state) in &mut self.tenants {
+            let TenantRules {
+                rules, gateways, ..
+            } = state;
+            for rule in rules.iter() {
+                let RuleCondition::GatewayOffline {
+                    after_s,
+                    gateways: only,
+                } = &rule.condition
+                else {
+                    continue;
+                };
+                let after_us = i64::try_from(after_s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+                for (gateway, live) in gateways.iter_mut() {
+                    if !only.is_empty() && !only.contains(gateway) {
+                        continue;
+                    }
+                    let Some(seen) = live.last_seen else {
+                        continue;
+                    };
+                    if now.micros_since(seen) < after_us || live.offline.contains(&rule.id) {
+                        continue;
+                    }
+                    live.offline.insert(rule.id.clone());
+                    let subject = AlarmSubject::Gateway {
+                        gateway: gateway.clone(),
+                    };
+                    let message =
+                        format!("gateway {gateway} silent since {seen} (more than {after_s} s)");
+                    actions.push(raise(tenant, rule, subject, None, message, None, now));
+                }
+            }
+        }
+        actions
+    }
+}
+
+/// The action that raises `rule`'s alarm about `subject`.
+fn raise(
+    tenant: &TenantId,
+    rule: &AlarmRule,
+    subject: AlarmSubject,
+    zone: Option<ZoneId>,
+    message: String,
+    value: Option<f64>,
+    at: Timestamp,
+) -> Action {
+    Action::Raise(NewAlarm {
+        tenant: tenant.clone(),
+        rule: rule.id.clone(),
+        rule_name: rule.name.clone(),
+        severity: rule.severity,
+        subject,
+        zone,
+        message,
+        value,
+        at,
+    })
+}
+
+fn remember_gap(state: &mut TenantRules, gateway: &GatewayId, gap: (u64, u64)) {
+    let seen = state.gaps_seen.entry(gateway.clone()).or_default();
+    if seen.contains(&gap) {
+        return;
+    }
+    if seen.len() >= GAPS_REMEMBERED {
+        seen.remove(0);
+    }
+    seen.push(gap);
+}
+
+#[cfg(test)]
+mod tests;

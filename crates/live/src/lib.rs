@@ -1,0 +1,41 @@
+//! Live views: what operators' dashboards and `beffroi watch` see as it happens.
+//!
+//! This crate owns the live-view protocol (`docs/live.md`), the subscriptions and the
+//! fan-out after commit: committed readings (raw, coalesced to the latest value per series, or
+//! closed buckets), alarm changes, security events and gateway states, each to the clients
+//! whose views they belong to, through one bounded queue per client. It must not speak HTTP
+//! or hold a socket (the API's websocket route does, through [`Client`]), nor write anything:
+//! it reads the registry and stored values through the [`beffroi_store::Store`] trait.
+//!
+//! ```text
+//! ingest (after commit) ─┐
+//! alerts (alarm changes) ├─► Hub ──► tenant state ──► ClientQueue (per client, bounded,
+//! security events ───────┘         (series, subs)     coalescing) ──► connection task ──► ws
+//! ```
+//! Tenancy: a client's token names its tenant, and every view is matched inside that tenant's
+//! state only; a platform-operator token follows the security events of no tenant. A slow
+//! client never slows ingest or other clients: pushing into its queue never waits, values
+//! coalesce, and a client whose events overflow or whose socket stays blocked is closed with
+//! code 4408.
+
+mod client;
+mod config;
+mod error;
+mod filter;
+mod hub;
+mod protocol;
+mod queue;
+mod series;
+mod tenant;
+
+pub use client::Client;
+pub use config::LiveConfig;
+pub use error::{LiveError, Result};
+pub use filter::{Filter, SensorInfo};
+pub use hub::Hub;
+pub use protocol::{
+    close, ClientMessage, ErrorCode, FilterSpec, Granularity, Reply, StreamKind, SubscribeRequest,
+    PROTOCOL_VERSION,
+};
+pub use queue::{Close, MAX_ITEMS_PER_FRAME};
+pub use series::{bucket_start, BucketTrack, BucketValue};

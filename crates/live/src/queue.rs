@@ -1,0 +1,387 @@
+//! One client's bounded, coalescing queue: what the hub has for it since its last frame.
+//!
+//! ```text
+//! hub (fan-out, under the hub lock) ──push──► Queue ──take_frames──► connection task ──► socket
+//!        values:  latest per (subscription, series): a newer value replaces the older
+//!        buckets: latest per (subscription, series, bucket start)
+//!        events:  alarms, security events, gateway states in order, at most `event_capacity`
+//! ```
+//! Values and buckets are bounded by the series a client's subscriptions match, so they never
+//! grow with the ingest rate: a slow client gets fewer, newer values. Events cannot be
+//! coalesced; when `event_capacity` of them wait, the client is closed as too slow. Pushing
+//! never waits: the hub holds the queue's lock for one insert.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use beffroi_telemetry::Metrics;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::protocol::{close, to_json};
+use crate::series::{BucketValue, LiveValue, SeriesMeta};
+
+/// Most items in one readings or buckets frame (a large snapshot is split).
+pub const MAX_ITEMS_PER_FRAME: usize = 1000;
+
+/// Why the server closes a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// The websocket close code ([`crate::close`]).
+    pub code: u16,
+    /// A short reason (at most 123 bytes, the close frame's limit).
+    pub reason: String,
+    /// The metric label of the reason.
+    pub label: &'static str,
+}
+
+impl Close {
+    /// A close with `code`, a reason and its metric label.
+    pub fn new(code: u16, label: &'static str, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        if reason.len() > 123 {
+            let mut end = 123;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        Self {
+            code,
+            reason,
+            label,
+        }
+    }
+}
+
+/// An event frame waiting: its `type`, and its payload serialized once for every client.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    pub(crate) kind: EventKind,
+    pub(crate) payload: Arc<str>,
+}
+
+/// The kinds of event frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    Alarm,
+    Security,
+    Gateway,
+}
+
+impl EventKind {
+    fn frame_type(self) -> &'static str {
+        match self {
+            EventKind::Alarm => "alarm",
+            EventKind::Security => "security_event",
+            EventKind::Gateway => "gateway",
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            EventKind::Alarm => "alarm",
+            EventKind::Security => "event",
+            EventKind::Gateway => "gateway",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Subscription index → the client's id for it (frames name it).
+    names: HashMap<u32, Arc<str>>,
+    values: HashMap<(u32, u32), (Arc<SeriesMeta>, LiveValue)>,
+    buckets: HashMap<(u32, u32, i64), (Arc<SeriesMeta>, BucketValue)>,
+    events: VecDeque<(u32, Event)>,
+    closed: Option<Close>,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.buckets.is_empty() && self.events.is_empty()
+    }
+}
+
+/// The part of a client the hub holds: its queue and how to wake its connection task.
+#[derive(Debug)]
+pub(crate) struct ClientQueue {
+    pub(crate) id: u64,
+    queue: Mutex<Queue>,
+    notify: Notify,
+    event_capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientQueue {
+    pub(crate) fn new(id: u64, event_capacity: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            id,
+            queue: Mutex::new(Queue::default()),
+            notify: Notify::new(),
+            event_capacity,
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding this lock; a poisoned queue is still consistent.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Names subscription `sub` (frames carry the name).
+    pub(crate) fn name(&self, sub: u32, name: Arc<str>) {
+        self.lock().names.insert(sub, name);
+    }
+
+    /// Forgets subscription `sub` and whatever waits for it.
+    pub(crate) fn forget(&self, sub: u32) {
+        let mut q = self.lock();
+        q.names.remove(&sub);
+        q.values.retain(|(s, _), _| *s != sub);
+        q.buckets.retain(|(s, _, _), _| *s != sub);
+        q.events.retain(|(s, _)| *s != sub);
+    }
+
+    /// The latest value of a series for `sub`, replacing an older one not yet sent.
+    pub(crate) fn push_value(&self, sub: u32, meta: &Arc<SeriesMeta>, value: &LiveValue) {
+        let mut q = self.lock();
+        if q.closed.is_some() {
+            return;
+        }
+        let was_empty = q.is_empty();
+        let replaced = q
+            .values
+            .insert((sub, meta.id), (meta.clone(), value.clone()))
+            .is_some();
+        drop(q);
+        if replaced {
+            self.metrics.live_coalesced.incr();
+        }
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
+    /// A closed (or revised) bucket of a series for `sub`.
+    pub(crate) fn push_bucket(&self, sub: u32, meta: &Arc<SeriesMeta>, bucket: BucketValue) {
+        let mut q = self.lock();
+        if q.closed.is_some() {
+            return;
+        }
+        let was_empty = q.is_empty();
+        let replaced = q
+            .buckets
+            .insert((sub, meta.id, bucket.start_us), (meta.clone(), bucket))
+            .is_some();
+        drop(q);
+        if replaced {
+            self.metrics.live_coalesced.incr();
+        }
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
+    /// An event for `sub`; closes the client as too slow when its events overflow.
+    pub(crate) fn push_event(&self, sub: u32, event: Event) {
+        let mut q = self.lock();
+        if q.closed.is_some() {
+            return;
+        }
+        if q.events.len() >= self.event_capacity {
+            q.closed = Some(Close::new(
+                close::TOO_SLOW,
+                "too_slow",
+                "too slow: live events overflowed the queue",
+            ));
+        } else {
+            q.events.push_back((sub, event));
+        }
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    /// Asks the connection to close (unless it is closing already).
+    pub(crate) fn close(&self, reason: Close) {
+        let mut q = self.lock();
+        if q.closed.is_none() {
+            q.closed = Some(reason);
+        }
+        drop(q);
+        self.notify.notify_one();
+    }
+
+    /// Waits until something is queued or the client must close.
+    pub(crate) async fn ready(&self) -> Result<(), Close> {
+        loop {
+            // Registered before checking, so a push between the check and the wait is seen.
+            let notified = self.notify.notified();
+            {
+                let q = self.lock();
+                if let Some(reason) = &q.closed {
+                    return Err(reason.clone());
+                }
+                if !q.is_empty() {
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Everything queued, as JSON frames: events first (in order), then one or more frames
+    /// per subscription with values and buckets.
+    pub(crate) fn take_frames(&self) -> Vec<String> {
+        let (names, values, buckets, events) = {
+            let mut q = self.lock();
+            (
+                q.names.clone(),
+                std::mem::take(&mut q.values),
+                std::mem::take(&mut q.buckets),
+                std::mem::take(&mut q.events),
+            )
+        };
+        let items = (values.len() + buckets.len() + events.len()) as u64;
+        let mut frames = Vec::new();
+        for (sub, event) in events {
+            if let Some(name) = names.get(&sub) {
+                frames.push(event_frame(name, &event));
+            }
+        }
+        let mut by_sub: HashMap<u32, Vec<(Arc<SeriesMeta>, LiveValue)>> = HashMap::new();
+        for ((sub, _), item) in values {
+            by_sub.entry(sub).or_default().push(item);
+        }
+        for (sub, items) in by_sub {
+            if let Some(name) = names.get(&sub) {
+                frames.extend(readings_frames(name, false, &items));
+            }
+        }
+        let mut by_sub: HashMap<u32, Vec<(Arc<SeriesMeta>, BucketValue)>> = HashMap::new();
+        for ((sub, _, _), item) in buckets {
+            by_sub.entry(sub).or_default().push(item);
+        }
+        for (sub, mut items) in by_sub {
+            if let Some(name) = names.get(&sub) {
+                items.sort_by_key(|(meta, b)| (b.start_us, meta.id));
+                frames.extend(buckets_frames(name, false, &items));
+            }
+        }
+        self.metrics.live_frames.add(frames.len() as u64);
+        self.metrics.live_values.add(items);
+        frames
+    }
+}
+
+fn event_frame(sub: &str, event: &Event) -> String {
+    // The payload is JSON already: splice it in rather than parse it again.
+    format!(
+        r#"{{"type":"{}","sub":{},"{}":{}}}"#,
+        event.kind.frame_type(),
+        to_json(&sub),
+        event.kind.field(),
+        event.payload
+    )
+}
+
+#[derive(Serialize)]
+struct ReadingItem<'a> {
+    sensor: &'a str,
+    metric: &'a str,
+    unit: &'a str,
+    time: beffroi_protocol::Timestamp,
+    value: &'a beffroi_protocol::Value,
+    gateway: &'a str,
+}
+
+#[derive(Serialize)]
+struct ItemsFrame<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width_s: Option<i64>,
+    snapshot: bool,
+    items: &'a [T],
+}
+
+/// `readings` frames for `items`, at most [`MAX_ITEMS_PER_FRAME`] items each.
+pub(crate) fn readings_frames(
+    sub: &str,
+    snapshot: bool,
+    items: &[(Arc<SeriesMeta>, LiveValue)],
+) -> Vec<String> {
+    items
+        .chunks(MAX_ITEMS_PER_FRAME)
+        .map(|chunk| {
+            let items: Vec<ReadingItem<'_>> = chunk
+                .iter()
+                .map(|(meta, v)| ReadingItem {
+                    sensor: meta.sensor.as_str(),
+                    metric: meta.metric.as_str(),
+                    unit: meta.unit.as_str(),
+                    time: v.time,
+                    value: &v.value,
+                    gateway: v.gateway.as_str(),
+                })
+                .collect();
+            to_json(&ItemsFrame {
+                kind: "readings",
+                sub,
+                width_s: None,
+                snapshot,
+                items: &items,
+            })
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct BucketItem<'a> {
+    sensor: &'a str,
+    metric: &'a str,
+    unit: &'a str,
+    start: beffroi_protocol::Timestamp,
+    avg: f64,
+    min: f64,
+    max: f64,
+    count: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    revised: bool,
+}
+
+/// `buckets` frames for `items` (all of one width), at most [`MAX_ITEMS_PER_FRAME`] each.
+pub(crate) fn buckets_frames(
+    sub: &str,
+    snapshot: bool,
+    items: &[(Arc<SeriesMeta>, BucketValue)],
+) -> Vec<String> {
+    let width_s = items.first().map(|(_, b)| b.width_us / 1_000_000);
+    items
+        .chunks(MAX_ITEMS_PER_FRAME)
+        .map(|chunk| {
+            let items: Vec<BucketItem<'_>> = chunk
+                .iter()
+                .map(|(meta, b)| BucketItem {
+                    sensor: meta.sensor.as_str(),
+                    metric: meta.metric.as_str(),
+                    unit: meta.unit.as_str(),
+                    start: beffroi_protocol::Timestamp::from_unix_micros(b.start_us),
+                    avg: b.avg(),
+                    min: b.min,
+                    max: b.max,
+                    count: b.count,
+                    revised: b.revised,
+                })
+                .collect();
+            to_json(&ItemsFrame {
+                kind: "buckets",
+                sub,
+                width_s,
+                snapshot,
+                items: &items,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,452 @@
+//! One tenant's live state while at least one of its clients is connected: the sensors' registry
+//! entries, the series seen (each with its latest value, its bucket tracks and the
+//! subscriptions it feeds), and the subscriptions themselves.
+//!
+//! Matching is done when something changes, not per reading: a subscription is matched against
+//! every known series when it is made, a new series against every subscription when it first
+//! appears, a sensor's series again when its registry entry changes. Fan-out of a reading is
+//! then one hash lookup and one push per subscription it feeds.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use beffroi_protocol::{GatewayId, Reading, SensorId, Value};
+use beffroi_store::{CommitBatch, Sensor, StoredReading};
+use beffroi_telemetry::Metrics;
+
+use crate::filter::{Filter, SensorInfo};
+use crate::protocol::{Granularity, StreamKind};
+use crate::queue::{ClientQueue, Event};
+use crate::series::{Added, BucketTrack, BucketValue, LiveValue, SeriesMeta};
+
+/// One subscription's place in a fan-out list.
+#[derive(Debug, Clone)]
+pub(crate) struct SubRef {
+    pub(crate) client: Arc<ClientQueue>,
+    pub(crate) sub: u32,
+}
+
+impl SubRef {
+    fn is(&self, client: u64, sub: Option<u32>) -> bool {
+        self.client.id == client && sub.is_none_or(|s| s == self.sub)
+    }
+}
+
+/// A readings subscription.
+#[derive(Debug)]
+pub(crate) struct ReadingsSub {
+    pub(crate) target: SubRef,
+    pub(crate) filter: Filter,
+    pub(crate) granularity: Granularity,
+}
+
+/// The buckets of one width of one series, and who gets them.
+#[derive(Debug)]
+struct WidthSlot {
+    width_s: u32,
+    subs: Vec<SubRef>,
+    track: BucketTrack,
+}
+
+/// One series.
+#[derive(Debug)]
+struct Slot {
+    meta: Arc<SeriesMeta>,
+    latest: Option<LiveValue>,
+    raw: Vec<SubRef>,
+    widths: Vec<WidthSlot>,
+}
+
+/// A sensor's series and its registry entry.
+#[derive(Debug, Default)]
+struct SensorEntry {
+    info: SensorInfo,
+    slots: Vec<Slot>,
+}
+
+/// A bucket width someone watches, since when (buckets that started earlier were not fully
+/// seen and are completed from the store when they close).
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    width_s: u32,
+    since_us: i64,
+}
+
+/// A closed bucket that started before its width was tracked: its aggregate comes from the
+/// store.
+#[derive(Debug)]
+pub(crate) struct Incomplete {
+    pub(crate) meta: Arc<SeriesMeta>,
+    pub(crate) start_us: i64,
+    pub(crate) width_us: i64,
+    pub(crate) subs: Vec<SubRef>,
+}
+
+/// What a subscription matched when it was made.
+#[derive(Debug, Default)]
+pub(crate) struct Matched {
+    /// How many series.
+    pub(crate) series: usize,
+    /// Their latest values (raw subscriptions).
+    pub(crate) latest: Vec<(Arc<SeriesMeta>, LiveValue)>,
+    /// The series (bucket subscriptions: their snapshot comes from the store).
+    pub(crate) metas: Vec<Arc<SeriesMeta>>,
+}
+
+/// A tenant's live state.
+#[derive(Debug, Default)]
+pub(crate) struct TenantState {
+    registry: HashMap<SensorId, SensorInfo>,
+    sensors: HashMap<String, SensorEntry>,
+    subs: Vec<ReadingsSub>,
+    events: HashMap<StreamKind, Vec<SubRef>>,
+    tracked: Vec<Tracked>,
+    /// Connected clients of this tenant.
+    pub(crate) clients: usize,
+    /// A reading named a sensor the registry does not know: reload it.
+    pub(crate) registry_dirty: bool,
+    /// Gateways that reported health since the last refresh (only kept while someone follows
+    /// the gateways stream).
+    pub(crate) gateways_dirty: HashSet<GatewayId>,
+}
+
+impl TenantState {
+    /// A state with the registry and the latest stored values.
+    pub(crate) fn new(
+        sensors: &[Sensor],
+        latest: Vec<StoredReading>,
+        next_id: &mut impl FnMut() -> u32,
+    ) -> Self {
+        let mut state = Self {
+            registry: sensors
+                .iter()
+                .map(|s| (s.id.clone(), SensorInfo::from(s)))
+                .collect(),
+            ..Self::default()
+        };
+        for stored in latest {
+            let gateway = Arc::new(stored.gateway.clone());
+            let reading = Reading {
+                sensor: stored.sensor,
+                metric: stored.metric,
+                unit: stored.unit,
+                time: stored.time,
+                value: stored.value,
+            };
+            let slot = state.slot(&reading, next_id);
+            slot.latest = Some(LiveValue {
+                time: reading.time,
+                value: reading.value,
+                gateway,
+            });
+        }
+        state
+    }
+
+    /// The slot of a reading's series, made (and matched) on first sight.
+    fn slot(&mut self, reading: &Reading, next_id: &mut impl FnMut() -> u32) -> &mut Slot {
+        let Self {
+            registry,
+            sensors,
+            subs,
+            tracked,
+            registry_dirty,
+            ..
+        } = self;
+        if !sensors.contains_key(reading.sensor.as_str()) {
+            let info = registry.get(&reading.sensor).cloned().unwrap_or_else(|| {
+                *registry_dirty = true;
+                SensorInfo::default()
+            });
+            sensors.insert(
+                reading.sensor.as_str().to_owned(),
+                SensorEntry {
+                    info,
+                    slots: Vec::new(),
+                },
+            );
+        }
+        // Inserted just above when missing (looked up by `&str` first so that the hot path,
+        // a known sensor, allocates nothing).
+        #[allow(clippy::expect_used)]
+        let entry = sensors
+            .get_mut(reading.sensor.as_str())
+            .expect("the sensor's entry exists");
+        let index = match entry
+            .slots
+            .iter()
+            .position(|s| s.meta.metric == reading.metric)
+        {
+            Some(index) => index,
+            None => {
+                let meta = Arc::new(SeriesMeta {
+                    id: next_id(),
+                    sensor: reading.sensor.clone(),
+                    metric: reading.metric.clone(),
+                    unit: reading.unit.clone(),
+                });
+                let mut slot = Slot {
+                    meta,
+                    latest: None,
+                    raw: Vec::new(),
+                    widths: tracked
+                        .iter()
+                        .map(|t| WidthSlot {
+                            width_s: t.width_s,
+                            subs: Vec::new(),
+                            track: BucketTrack::new(i64::from(t.width_s) * 1_000_000),
+                        })
+                        .collect(),
+                };
+                for sub in subs.iter() {
+                    attach(&mut slot, &entry.info, sub);
+                }
+                entry.slots.push(slot);
+                entry.slots.len() - 1
+            }
+        };
+        let slot = &mut entry.slots[index];
+        if slot.meta.unit != reading.unit {
+            slot.meta = Arc::new(SeriesMeta {
+                id: slot.meta.id,
+                sensor: slot.meta.sensor.clone(),
+                metric: slot.meta.metric.clone(),
+                unit: reading.unit.clone(),
+            });
+        }
+        slot
+    }
+
+    /// Fans a committed batch out to the subscriptions its series feed.
+    pub(crate) fn apply_batch(
+        &mut self,
+        batch: &CommitBatch,
+        next_id: &mut impl FnMut() -> u32,
+        metrics: &Metrics,
+    ) {
+        let gateway = Arc::new(batch.gateway.clone());
+        for reading in &batch.readings {
+            let slot = self.slot(reading, next_id);
+            if slot.latest.as_ref().is_none_or(|l| l.time <= reading.time) {
+                let value = LiveValue {
+                    time: reading.time,
+                    value: reading.value.clone(),
+                    gateway: gateway.clone(),
+                };
+                for target in &slot.raw {
+                    target.client.push_value(target.sub, &slot.meta, &value);
+                }
+                slot.latest = Some(value);
+            }
+            let Value::Number(number) = reading.value else {
+                continue;
+            };
+            for width in &mut slot.widths {
+                match width.track.add(reading.time, number) {
+                    Added::Open => {}
+                    Added::Revised(bucket) => {
+                        for target in &width.subs {
+                            target.client.push_bucket(target.sub, &slot.meta, bucket);
+                        }
+                    }
+                    Added::Late => metrics.live_late_readings.incr(),
+                }
+            }
+        }
+    }
+
+    /// Adds a readings subscription (replacing none: the caller removed the old one) and
+    /// returns what it matches now. `now_us` starts tracking its width if nobody did.
+    pub(crate) fn subscribe(&mut self, sub: ReadingsSub, now_us: i64) -> Matched {
+        if let Granularity::Bucket(width_s) = sub.granularity {
+            self.track(width_s, now_us);
+        }
+        let mut matched = Matched::default();
+        for entry in self.sensors.values_mut() {
+            for slot in &mut entry.slots {
+                if !attach(slot, &entry.info, &sub) {
+                    continue;
+                }
+                matched.series += 1;
+                match sub.granularity {
+                    Granularity::Raw => {
+                        if let Some(latest) = &slot.latest {
+                            matched.latest.push((slot.meta.clone(), latest.clone()));
+                        }
+                    }
+                    Granularity::Bucket(_) => matched.metas.push(slot.meta.clone()),
+                }
+            }
+        }
+        self.subs.push(sub);
+        matched
+    }
+
+    fn track(&mut self, width_s: u32, now_us: i64) {
+        if self.tracked.iter().any(|t| t.width_s == width_s) {
+            return;
+        }
+        self.tracked.push(Tracked {
+            width_s,
+            since_us: now_us,
+        });
+        for entry in self.sensors.values_mut() {
+            for slot in &mut entry.slots {
+                slot.widths.push(WidthSlot {
+                    width_s,
+                    subs: Vec::new(),
+                    track: BucketTrack::new(i64::from(width_s) * 1_000_000),
+                });
+            }
+        }
+    }
+
+    /// Follows an event stream.
+    pub(crate) fn subscribe_events(&mut self, stream: StreamKind, target: SubRef) {
+        self.events.entry(stream).or_default().push(target);
+    }
+
+    /// Whether someone follows `stream`.
+    pub(crate) fn follows(&self, stream: StreamKind) -> bool {
+        self.events
+            .get(&stream)
+            .is_some_and(|subs| !subs.is_empty())
+    }
+
+    /// Sends an event to the followers of `stream`.
+    pub(crate) fn publish(&self, stream: StreamKind, event: &Event) {
+        for target in self.events.get(&stream).into_iter().flatten() {
+            target.client.push_event(target.sub, event.clone());
+        }
+    }
+
+    /// Removes subscription `sub` of `client`, or all of the client's when `sub` is `None`;
+    /// stops tracking widths nobody watches any more. Returns how many were removed.
+    pub(crate) fn unsubscribe(&mut self, client: u64, sub: Option<u32>) -> usize {
+        let before = self.subs.len() + self.events.values().map(Vec::len).sum::<usize>();
+        self.subs.retain(|s| !s.target.is(client, sub));
+        for targets in self.events.values_mut() {
+            targets.retain(|t| !t.is(client, sub));
+        }
+        let watched: HashSet<u32> = self
+            .subs
+            .iter()
+            .filter_map(|s| match s.granularity {
+                Granularity::Bucket(width) => Some(width),
+                Granularity::Raw => None,
+            })
+            .collect();
+        self.tracked.retain(|t| watched.contains(&t.width_s));
+        for entry in self.sensors.values_mut() {
+            for slot in &mut entry.slots {
+                slot.raw.retain(|t| !t.is(client, sub));
+                slot.widths.retain_mut(|w| {
+                    w.subs.retain(|t| !t.is(client, sub));
+                    watched.contains(&w.width_s)
+                });
+            }
+        }
+        let after = self.subs.len() + self.events.values().map(Vec::len).sum::<usize>();
+        before - after
+    }
+
+    /// Closes the buckets due at `now_us`: complete ones go to their subscribers, those that
+    /// started before their width was tracked are returned, to be completed from the store.
+    pub(crate) fn close_buckets(&mut self, now_us: i64, grace_us: i64) -> Vec<Incomplete> {
+        let mut incomplete = Vec::new();
+        let tracked = &self.tracked;
+        for entry in self.sensors.values_mut() {
+            for slot in &mut entry.slots {
+                for width in &mut slot.widths {
+                    let since_us = tracked
+                        .iter()
+                        .find(|t| t.width_s == width.width_s)
+                        .map_or(i64::MAX, |t| t.since_us);
+                    for bucket in width.track.close(now_us, grace_us) {
+                        if bucket.start_us >= since_us {
+                            for target in &width.subs {
+                                target.client.push_bucket(target.sub, &slot.meta, bucket);
+                            }
+                        } else if !width.subs.is_empty() {
+                            incomplete.push(Incomplete {
+                                meta: slot.meta.clone(),
+                                start_us: bucket.start_us,
+                                width_us: bucket.width_us,
+                                subs: width.subs.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        incomplete
+    }
+
+    /// Adopts a bucket completed from the store as the series' last closed one (so a late
+    /// reading revises the complete aggregate).
+    pub(crate) fn restore_bucket(&mut self, meta: &SeriesMeta, bucket: BucketValue) {
+        if let Some(slot) = self
+            .sensors
+            .get_mut(meta.sensor.as_str())
+            .and_then(|e| e.slots.iter_mut().find(|s| s.meta.id == meta.id))
+        {
+            let width_s = u32::try_from(bucket.width_us / 1_000_000).unwrap_or(u32::MAX);
+            if let Some(width) = slot.widths.iter_mut().find(|w| w.width_s == width_s) {
+                width.track.restore_closed(bucket);
+            }
+        }
+    }
+
+    /// Replaces the registry; sensors whose entry changed are matched again.
+    pub(crate) fn reload_registry(&mut self, sensors: &[Sensor]) {
+        self.registry = sensors
+            .iter()
+            .map(|s| (s.id.clone(), SensorInfo::from(s)))
+            .collect();
+        self.registry_dirty = false;
+        let Self {
+            registry,
+            sensors,
+            subs,
+            ..
+        } = self;
+        for (id, entry) in sensors.iter_mut() {
+            let info = SensorId::new(id.as_str())
+                .ok()
+                .and_then(|id| registry.get(&id).cloned())
+                .unwrap_or_default();
+            if info == entry.info {
+                continue;
+            }
+            entry.info = info;
+            for slot in &mut entry.slots {
+                slot.raw.clear();
+                for width in &mut slot.widths {
+                    width.subs.clear();
+                }
+                for sub in subs.iter() {
+                    attach(slot, &entry.info, sub);
+                }
+            }
+        }
+    }
+}
+
+/// Adds `sub` to `slot`'s fan-out lists if its filter matches; returns whether it did.
+fn attach(slot: &mut Slot, info: &SensorInfo, sub: &ReadingsSub) -> bool {
+    if !sub
+        .filter
+        .matches(slot.meta.sensor.as_str(), slot.meta.metric.as_str(), info)
+    {
+        return false;
+    }
+    match sub.granularity {
+        Granularity::Raw => slot.raw.push(sub.target.clone()),
+        Granularity::Bucket(width_s) => {
+            if let Some(width) = slot.widths.iter_mut().find(|w| w.width_s == width_s) {
+                width.subs.push(sub.target.clone());
+            }
+        }
+    }
+    true
+}
