@@ -153,7 +153,7 @@ export class MapView {
         const marker = L.marker([lat, lon], {
           icon: L.divIcon({
             className: 'cluster-icon',
-            html: `<span>${String(props.point_count_abbreviated ?? count)}</span>`,
+            html: `<span data-testid="cluster-marker" data-count="${count}">${String(props.point_count_abbreviated ?? count)}</span>`,
             iconSize: [size, size],
           }),
           keyboard: true,

@@ -3,7 +3,8 @@
 //! agent pipeline (in-process, each with its own keys, spool and mTLS connection through the
 //! gate), and the operators' dashboard (built with npm on first use, see [`crate::webapp`]).
 //! It prints the dashboard's link (with an operator token in its fragment) and writes
-//! `demo.json` (addresses and token, for scripts and browser tests) in the data directory, then
+//! `demo.json` (addresses and token, for scripts and browser tests) and `beffroi.toml` (the
+//! same platform for `serve`, without the simulated gateways) in the data directory, then
 //! runs until Ctrl-C (or `--duration`) and stops in order: agents, gate, ingest (drained and
 //! committed), live views, HTTP.
 
@@ -38,6 +39,9 @@ pub struct DemoArgs {
     /// Readings per second per gateway.
     #[arg(long, default_value_t = 20.0)]
     pub rate: f64,
+    /// Simulated sensors per gateway (air, noise, traffic and parking in turn).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=5000))]
+    pub sensors: u16,
     /// Gate port (0: any free port).
     #[arg(long, default_value_t = 8883)]
     pub gate_port: u16,
@@ -91,6 +95,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ));
     }
     let config = PlatformConfig::from_toml(&toml)?;
+    // The same platform without the simulated gateways: `beffroi --config data/demo/beffroi.toml
+    // serve` (keeps the demo's data, tenant, token and rules).
+    std::fs::write(data_dir.join("beffroi.toml"), &toml)?;
     let running = server::start(config.clone()).await?;
     let store = running.store.clone();
 
@@ -105,7 +112,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let stop_agents = CancellationToken::new();
     let mut agents = JoinSet::new();
     for n in 1..=args.gateways {
-        let agent = enroll(&running, &config, &tenant, n, args.rate, &data_dir).await?;
+        let agent = enroll(&running, &config, &tenant, n, &args, &data_dir).await?;
         let stop = stop_agents.clone();
         agents.spawn(async move {
             if let Err(error) = agent.run(stop.cancelled_owned()).await {
@@ -166,7 +173,7 @@ async fn enroll(
     config: &PlatformConfig,
     tenant: &TenantId,
     n: usize,
-    rate: f64,
+    args: &DemoArgs,
     data_dir: &Path,
 ) -> anyhow::Result<beffroi_agent::Agent> {
     let gateway = GatewayId::new(format!("gw-{n:02}"))?;
@@ -192,8 +199,8 @@ async fn enroll(
     let prefix = format!("g{n}");
     let spec = SimulatorSpec {
         seed: n as u64,
-        sensors: 8,
-        rate_per_s: rate,
+        sensors: usize::from(args.sensors),
+        rate_per_s: args.rate,
         sensor_prefix: prefix.clone(),
         ..SimulatorSpec::default()
     };
@@ -216,7 +223,8 @@ async fn enroll(
     Ok(beffroi_agent::Agent::build(agent_config)?)
 }
 
-/// Registers the simulator's sensors with a location inside one of the zones.
+/// Registers the simulator's sensors (in one import) with a position inside one of the zones,
+/// spread over the zone.
 async fn register_sensors(
     store: &dyn Store,
     tenant: &TenantId,
@@ -225,14 +233,21 @@ async fn register_sensors(
 ) -> anyhow::Result<()> {
     let simulator = Simulator::new(spec)?;
     let now = Timestamp::now();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut sensors: Vec<Sensor> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for slot in 0..simulator.slot_count() {
         let reading = simulator.reading(slot, now);
         if !seen.insert(reading.sensor.clone()) {
             continue;
         }
-        let (zone_id, _, (dx, dy)) = ZONES[(n + seen.len()) % ZONES.len()];
-        let jitter = (seen.len() as f64 * 0.37).sin() * ZONE_HALF_SIZE * 0.8;
+        let i = sensors.len() as f64;
+        let (zone_id, _, (dx, dy)) = ZONES[(n + sensors.len()) % ZONES.len()];
+        // Two incommensurate phases: the sensors of a zone fill its square.
+        let spread = ZONE_HALF_SIZE * 0.9;
+        let (jx, jy) = (
+            (i * 0.754 + n as f64).sin(),
+            (i * 1.318 + 2.0 * n as f64).cos(),
+        );
         let kind = reading
             .metric
             .as_str()
@@ -240,18 +255,17 @@ async fn register_sensors(
             .next()
             .unwrap_or("unknown")
             .to_owned();
-        store
-            .upsert_sensor(&Sensor {
-                tenant: tenant.clone(),
-                id: reading.sensor.clone(),
-                kind,
-                unit: Some(reading.unit.clone()),
-                lat: Some(CENTRE.1 + dy + jitter),
-                lon: Some(CENTRE.0 + dx - jitter),
-                zone: Some(ZoneId::new(zone_id)?),
-            })
-            .await?;
+        sensors.push(Sensor {
+            tenant: tenant.clone(),
+            id: reading.sensor.clone(),
+            kind,
+            unit: Some(reading.unit.clone()),
+            lat: Some(CENTRE.1 + dy + jy * spread),
+            lon: Some(CENTRE.0 + dx + jx * spread),
+            zone: Some(ZoneId::new(zone_id)?),
+        });
     }
+    store.upsert_sensors(&sensors).await?;
     Ok(())
 }
 

@@ -22,12 +22,13 @@ use beffroi_store::{AlarmFilter, AlarmState, ReadingFilter, TokenScope};
 use serde::Serialize;
 
 use crate::filter::Filter;
+use crate::frames::{buckets_frames, event_frame, readings_frames, Event, EventKind};
 use crate::hub::Hub;
 use crate::protocol::{
     close, to_json, ClientMessage, ErrorCode, Granularity, Reply, StreamKind, SubscribeRequest,
     MAX_SUB_ID_BYTES, PROTOCOL_VERSION,
 };
-use crate::queue::{buckets_frames, readings_frames, ClientQueue, Close};
+use crate::queue::{ClientQueue, Close};
 use crate::series::{bucket_start, BucketValue};
 use crate::tenant::{ReadingsSub, SubRef};
 
@@ -350,18 +351,19 @@ impl Client {
                 .map(|gateways| gateways.iter().map(to_json).collect()),
             StreamKind::Readings | StreamKind::Security => Ok(Vec::new()),
         };
-        let (kind, field) = match stream {
-            StreamKind::Alarms => ("alarm", "alarm"),
-            _ => ("gateway", "gateway"),
+        let kind = match stream {
+            StreamKind::Alarms => EventKind::Alarm,
+            _ => EventKind::Gateway,
         };
         match payloads {
             Ok(payloads) => payloads
                 .into_iter()
                 .map(|payload| {
-                    format!(
-                        r#"{{"type":"{kind}","sub":{},"snapshot":true,"{field}":{payload}}}"#,
-                        to_json(&id)
-                    )
+                    let event = Event {
+                        kind,
+                        payload: payload.into(),
+                    };
+                    event_frame(id, &event, true)
                 })
                 .collect(),
             Err(error) => {

@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::config::LiveConfig;
+use crate::frames::{Event, EventKind};
 use crate::protocol::{close, to_json, StreamKind};
-use crate::queue::{ClientQueue, Close, Event, EventKind};
+use crate::queue::{ClientQueue, Close};
 use crate::series::BucketValue;
 use crate::tenant::{Incomplete, Matched, ReadingsSub, SubRef, TenantState};
 use crate::LiveError;

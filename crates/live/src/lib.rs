@@ -22,6 +22,7 @@ mod client;
 mod config;
 mod error;
 mod filter;
+mod frames;
 mod hub;
 mod protocol;
 mod queue;
@@ -32,10 +33,11 @@ pub use client::Client;
 pub use config::LiveConfig;
 pub use error::{LiveError, Result};
 pub use filter::{Filter, SensorInfo};
+pub use frames::MAX_ITEMS_PER_FRAME;
 pub use hub::Hub;
 pub use protocol::{
     close, ClientMessage, ErrorCode, FilterSpec, Granularity, Reply, StreamKind, SubscribeRequest,
     PROTOCOL_VERSION,
 };
-pub use queue::{Close, MAX_ITEMS_PER_FRAME};
+pub use queue::Close;
 pub use series::{bucket_start, BucketTrack, BucketValue};

@@ -15,14 +15,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use beffroi_telemetry::Metrics;
-use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::protocol::{close, to_json};
+use crate::frames::{buckets_frames, event_frame, readings_frames, Event};
+use crate::protocol::close;
 use crate::series::{BucketValue, LiveValue, SeriesMeta};
-
-/// Most items in one readings or buckets frame (a large snapshot is split).
-pub const MAX_ITEMS_PER_FRAME: usize = 1000;
 
 /// Why the server closes a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,39 +47,6 @@ impl Close {
             code,
             reason,
             label,
-        }
-    }
-}
-
-/// An event frame waiting: its `type`, and its payload serialized once for every client.
-#[derive(Debug, Clone)]
-pub(crate) struct Event {
-    pub(crate) kind: EventKind,
-    pub(crate) payload: Arc<str>,
-}
-
-/// The kinds of event frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EventKind {
-    Alarm,
-    Security,
-    Gateway,
-}
-
-impl EventKind {
-    fn frame_type(self) -> &'static str {
-        match self {
-            EventKind::Alarm => "alarm",
-            EventKind::Security => "security_event",
-            EventKind::Gateway => "gateway",
-        }
-    }
-
-    fn field(self) -> &'static str {
-        match self {
-            EventKind::Alarm => "alarm",
-            EventKind::Security => "event",
-            EventKind::Gateway => "gateway",
         }
     }
 }
@@ -246,7 +210,7 @@ impl ClientQueue {
         let mut frames = Vec::new();
         for (sub, event) in events {
             if let Some(name) = names.get(&sub) {
-                frames.push(event_frame(name, &event));
+                frames.push(event_frame(name, &event, false));
             }
         }
         let mut by_sub: HashMap<u32, Vec<(Arc<SeriesMeta>, LiveValue)>> = HashMap::new();
@@ -272,116 +236,4 @@ impl ClientQueue {
         self.metrics.live_values.add(items);
         frames
     }
-}
-
-fn event_frame(sub: &str, event: &Event) -> String {
-    // The payload is JSON already: splice it in rather than parse it again.
-    format!(
-        r#"{{"type":"{}","sub":{},"{}":{}}}"#,
-        event.kind.frame_type(),
-        to_json(&sub),
-        event.kind.field(),
-        event.payload
-    )
-}
-
-#[derive(Serialize)]
-struct ReadingItem<'a> {
-    sensor: &'a str,
-    metric: &'a str,
-    unit: &'a str,
-    time: beffroi_protocol::Timestamp,
-    value: &'a beffroi_protocol::Value,
-    gateway: &'a str,
-}
-
-#[derive(Serialize)]
-struct ItemsFrame<'a, T> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    sub: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    width_s: Option<i64>,
-    snapshot: bool,
-    items: &'a [T],
-}
-
-/// `readings` frames for `items`, at most [`MAX_ITEMS_PER_FRAME`] items each.
-pub(crate) fn readings_frames(
-    sub: &str,
-    snapshot: bool,
-    items: &[(Arc<SeriesMeta>, LiveValue)],
-) -> Vec<String> {
-    items
-        .chunks(MAX_ITEMS_PER_FRAME)
-        .map(|chunk| {
-            let items: Vec<ReadingItem<'_>> = chunk
-                .iter()
-                .map(|(meta, v)| ReadingItem {
-                    sensor: meta.sensor.as_str(),
-                    metric: meta.metric.as_str(),
-                    unit: meta.unit.as_str(),
-                    time: v.time,
-                    value: &v.value,
-                    gateway: v.gateway.as_str(),
-                })
-                .collect();
-            to_json(&ItemsFrame {
-                kind: "readings",
-                sub,
-                width_s: None,
-                snapshot,
-                items: &items,
-            })
-        })
-        .collect()
-}
-
-#[derive(Serialize)]
-struct BucketItem<'a> {
-    sensor: &'a str,
-    metric: &'a str,
-    unit: &'a str,
-    start: beffroi_protocol::Timestamp,
-    avg: f64,
-    min: f64,
-    max: f64,
-    count: u64,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    revised: bool,
-}
-
-/// `buckets` frames for `items` (all of one width), at most [`MAX_ITEMS_PER_FRAME`] each.
-pub(crate) fn buckets_frames(
-    sub: &str,
-    snapshot: bool,
-    items: &[(Arc<SeriesMeta>, BucketValue)],
-) -> Vec<String> {
-    let width_s = items.first().map(|(_, b)| b.width_us / 1_000_000);
-    items
-        .chunks(MAX_ITEMS_PER_FRAME)
-        .map(|chunk| {
-            let items: Vec<BucketItem<'_>> = chunk
-                .iter()
-                .map(|(meta, b)| BucketItem {
-                    sensor: meta.sensor.as_str(),
-                    metric: meta.metric.as_str(),
-                    unit: meta.unit.as_str(),
-                    start: beffroi_protocol::Timestamp::from_unix_micros(b.start_us),
-                    avg: b.avg(),
-                    min: b.min,
-                    max: b.max,
-                    count: b.count,
-                    revised: b.revised,
-                })
-                .collect();
-            to_json(&ItemsFrame {
-                kind: "buckets",
-                sub,
-                width_s,
-                snapshot,
-                items: &items,
-            })
-        })
-        .collect()
 }

@@ -15,8 +15,9 @@ use beffroi_store::{CommitBatch, Sensor, StoredReading};
 use beffroi_telemetry::Metrics;
 
 use crate::filter::{Filter, SensorInfo};
+use crate::frames::Event;
 use crate::protocol::{Granularity, StreamKind};
-use crate::queue::{ClientQueue, Event};
+use crate::queue::ClientQueue;
 use crate::series::{Added, BucketTrack, BucketValue, LiveValue, SeriesMeta};
 
 /// One subscription's place in a fan-out list.

@@ -571,3 +571,56 @@ async fn shutdown_closes_every_client_and_refuses_new_ones() {
     assert_eq!(f.hub.client_count(), 0);
     assert_eq!(f.metrics.live_clients.get(), 0);
 }
+
+#[tokio::test]
+async fn event_snapshots_carry_the_active_alarms_and_every_gateway() {
+    let f = Fixture::new(LiveConfig::default()).await;
+    let now = Timestamp::now();
+    let rule = beffroi_store::AlarmRule {
+        tenant: tenant("lyon"),
+        id: RuleId::new("pm").unwrap(),
+        name: "PM".into(),
+        severity: Severity::Major,
+        enabled: true,
+        condition: beffroi_store::RuleCondition::SpoolGap {
+            reasons: Vec::new(),
+        },
+        created_at: now,
+        updated_at: now,
+    };
+    f.store.create_alarm_rule(&rule).await.unwrap();
+    let open = alarm(0);
+    let raised = f
+        .store
+        .raise_alarm(&beffroi_store::NewAlarm {
+            tenant: open.tenant,
+            rule: open.rule,
+            rule_name: open.rule_name,
+            severity: open.severity,
+            subject: open.subject,
+            zone: None,
+            message: open.message,
+            value: None,
+            at: now,
+        })
+        .await
+        .unwrap();
+    let mut client = f.client("lyon").await;
+    let replies = send(
+        &mut client,
+        json!({"type": "subscribe", "id": "al", "stream": "alarms"}),
+    )
+    .await;
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert_eq!(replies[1]["type"], "alarm");
+    assert_eq!(replies[1]["snapshot"], true);
+    assert_eq!(replies[1]["alarm"]["id"], raised.alarm.id);
+    let replies = send(
+        &mut client,
+        json!({"type": "subscribe", "id": "gw", "stream": "gateways"}),
+    )
+    .await;
+    assert_eq!(replies[1]["type"], "gateway");
+    assert_eq!(replies[1]["gateway"]["id"], "gw-1");
+    assert_eq!(replies.len(), 2, "one gateway in lyon: {replies:?}");
+}

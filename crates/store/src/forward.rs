@@ -72,8 +72,8 @@ macro_rules! forward_store {
                 async fn gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
                     self.select_gateway_key(key_id).await
                 }
-                async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()> {
-                    self.write_sensor(sensor).await
+                async fn upsert_sensors(&self, sensors: &[Sensor]) -> Result<()> {
+                    self.write_sensors(sensors).await
                 }
                 async fn list_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {
                     self.select_sensors(tenant).await

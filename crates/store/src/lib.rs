@@ -161,8 +161,12 @@ pub trait Store: Send + Sync {
     async fn gateway(&self, tenant: &TenantId, id: &GatewayId) -> Result<Option<GatewayRecord>>;
     /// The key registered under `key_id`, whichever gateway owns it.
     async fn gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>>;
+    /// Creates or replaces sensors, in one transaction (a registry import).
+    async fn upsert_sensors(&self, sensors: &[Sensor]) -> Result<()>;
     /// Creates or replaces a sensor.
-    async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()>;
+    async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()> {
+        self.upsert_sensors(std::slice::from_ref(sensor)).await
+    }
     /// A tenant's sensors.
     async fn list_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>>;
     /// Creates or replaces a zone.

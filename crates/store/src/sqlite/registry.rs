@@ -167,25 +167,34 @@ impl SqliteStore {
         row.as_ref().map(gateway_key_from).transpose()
     }
 
-    pub(super) async fn write_sensor(&self, sensor: &Sensor) -> Result<()> {
+    /// Creates or replaces sensors in one transaction (their tenants must exist).
+    pub(super) async fn write_sensors(&self, sensors: &[Sensor]) -> Result<()> {
         let _w = self.write.lock().await;
-        self.require_tenant(&sensor.tenant).await?;
-        sqlx::query(
-            "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET \
-             kind = excluded.kind, unit = excluded.unit, lat = excluded.lat, \
-             lon = excluded.lon, zone = excluded.zone",
-        )
-        .bind(sensor.tenant.as_str())
-        .bind(sensor.id.as_str())
-        .bind(&sensor.kind)
-        .bind(sensor.unit.as_ref().map(Unit::as_str))
-        .bind(sensor.lat)
-        .bind(sensor.lon)
-        .bind(sensor.zone.as_ref().map(SensorId::as_str))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut tenants: Vec<&TenantId> = sensors.iter().map(|s| &s.tenant).collect();
+        tenants.sort();
+        tenants.dedup();
+        for tenant in tenants {
+            self.require_tenant(tenant).await?;
+        }
+        let mut tx = self.pool.begin().await?;
+        for sensor in sensors {
+            sqlx::query(
+                "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET \
+                 kind = excluded.kind, unit = excluded.unit, lat = excluded.lat, \
+                 lon = excluded.lon, zone = excluded.zone",
+            )
+            .bind(sensor.tenant.as_str())
+            .bind(sensor.id.as_str())
+            .bind(&sensor.kind)
+            .bind(sensor.unit.as_ref().map(Unit::as_str))
+            .bind(sensor.lat)
+            .bind(sensor.lon)
+            .bind(sensor.zone.as_ref().map(SensorId::as_str))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(tx.commit().await?)
     }
 
     pub(super) async fn select_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {

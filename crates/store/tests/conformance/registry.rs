@@ -137,6 +137,29 @@ pub async fn round_trips(store: Arc<dyn Store>) {
     assert_eq!(sensors[0].unit, None);
     assert_eq!(sensors[1], s);
 
+    // A registry import: many sensors of several tenants in one call, replacing as it goes.
+    let imported: Vec<Sensor> = (0..500)
+        .map(|i| Sensor {
+            tenant: tenant(if i % 2 == 0 { "lyon" } else { "brest" }),
+            id: sensor(&format!("bulk-{i:03}")),
+            lat: Some(45.0 + f64::from(i) / 1000.0),
+            ..s.clone()
+        })
+        .collect();
+    store.upsert_sensors(&imported).await.expect("import");
+    store.upsert_sensors(&imported[..10]).await.expect("again");
+    assert_eq!(
+        store
+            .list_sensors(&tenant("lyon"))
+            .await
+            .expect("lyon")
+            .len(),
+        252
+    );
+    let brest = store.list_sensors(&tenant("brest")).await.expect("brest");
+    assert_eq!(brest.len(), 250);
+    assert_eq!(brest[0], imported[1]);
+
     let geometry = json!({
         "type": "Polygon",
         "coordinates": [[[4.85, 45.76], [4.86, 45.76], [4.86, 45.77], [4.85, 45.76]]]
@@ -234,6 +257,20 @@ pub async fn errors(store: Arc<dyn Store>) {
         store.upsert_sensor(&orphan).await,
         Err(Error::NotFound { what: "tenant", .. })
     ));
+    // An import naming an unknown tenant writes nothing.
+    let mut mixed = orphan.clone();
+    mixed.tenant = tenant("lyon");
+    mixed.id = sensor("would-be");
+    assert!(matches!(
+        store.upsert_sensors(&[mixed, orphan.clone()]).await,
+        Err(Error::NotFound { what: "tenant", .. })
+    ));
+    assert!(!store
+        .list_sensors(&tenant("lyon"))
+        .await
+        .expect("sensors")
+        .iter()
+        .any(|s| s.id.as_str() == "would-be"));
     assert!(matches!(
         store
             .record_health(&health("lyon", "gw-9", &[]), at(T0))
