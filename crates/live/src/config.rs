@@ -20,6 +20,11 @@ pub struct LiveConfig {
     pub max_message_bytes: usize,
     /// Malformed messages in a row before the connection is closed.
     pub max_malformed: u32,
+    /// How often the server pings a connection (browsers answer by themselves).
+    pub ping_interval: Duration,
+    /// A connection from which nothing (not even a pong) came for this long is closed: its
+    /// peer is gone or stuck, and it would otherwise hold its queue forever.
+    pub idle_timeout: Duration,
     /// How long after its end a bucket closes (readings committed later revise it).
     pub bucket_grace: Duration,
     /// How far back the latest stored values are loaded when a tenant's first client
@@ -41,6 +46,8 @@ impl Default for LiveConfig {
             auth_timeout: Duration::from_secs(10),
             max_message_bytes: 64 * 1024,
             max_malformed: 10,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
             bucket_grace: Duration::from_secs(5),
             seed_window: Duration::from_secs(24 * 3600),
             registry_refresh: Duration::from_secs(60),

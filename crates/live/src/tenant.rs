@@ -56,6 +56,8 @@ struct Slot {
     latest: Option<LiveValue>,
     raw: Vec<SubRef>,
     widths: Vec<WidthSlot>,
+    /// Its latest value changed in the batch being applied (pushed once, after the batch).
+    changed: bool,
 }
 
 /// A sensor's series and its registry entry.
@@ -134,7 +136,7 @@ impl TenantState {
                 time: stored.time,
                 value: stored.value,
             };
-            let slot = state.slot(&reading, next_id);
+            let (slot, _) = state.slot(&reading, next_id);
             slot.latest = Some(LiveValue {
                 time: reading.time,
                 value: reading.value,
@@ -144,8 +146,9 @@ impl TenantState {
         state
     }
 
-    /// The slot of a reading's series, made (and matched) on first sight.
-    fn slot(&mut self, reading: &Reading, next_id: &mut impl FnMut() -> u32) -> &mut Slot {
+    /// The slot of a reading's series and its index in its sensor's entry, made (and matched)
+    /// on first sight.
+    fn slot(&mut self, reading: &Reading, next_id: &mut impl FnMut() -> u32) -> (&mut Slot, usize) {
         let Self {
             registry,
             sensors,
@@ -189,6 +192,7 @@ impl TenantState {
                 let mut slot = Slot {
                     meta,
                     latest: None,
+                    changed: false,
                     raw: Vec::new(),
                     widths: tracked
                         .iter()
@@ -215,10 +219,12 @@ impl TenantState {
                 unit: reading.unit.clone(),
             });
         }
-        slot
+        (slot, index)
     }
 
-    /// Fans a committed batch out to the subscriptions its series feed.
+    /// Fans a committed batch out to the subscriptions its series feed: each series' latest
+    /// value once per batch (a batch often holds several readings of one series), bucket
+    /// revisions as they happen.
     pub(crate) fn apply_batch(
         &mut self,
         batch: &CommitBatch,
@@ -226,18 +232,19 @@ impl TenantState {
         metrics: &Metrics,
     ) {
         let gateway = Arc::new(batch.gateway.clone());
+        let mut changed: Vec<(&str, usize)> = Vec::new();
         for reading in &batch.readings {
-            let slot = self.slot(reading, next_id);
+            let (slot, index) = self.slot(reading, next_id);
             if slot.latest.as_ref().is_none_or(|l| l.time <= reading.time) {
-                let value = LiveValue {
+                slot.latest = Some(LiveValue {
                     time: reading.time,
                     value: reading.value.clone(),
                     gateway: gateway.clone(),
-                };
-                for target in &slot.raw {
-                    target.client.push_value(target.sub, &slot.meta, &value);
+                });
+                if !slot.raw.is_empty() && !slot.changed {
+                    slot.changed = true;
+                    changed.push((reading.sensor.as_str(), index));
                 }
-                slot.latest = Some(value);
             }
             let Value::Number(number) = reading.value else {
                 continue;
@@ -251,6 +258,21 @@ impl TenantState {
                         }
                     }
                     Added::Late => metrics.live_late_readings.incr(),
+                }
+            }
+        }
+        for (sensor, index) in changed {
+            let Some(slot) = self
+                .sensors
+                .get_mut(sensor)
+                .and_then(|entry| entry.slots.get_mut(index))
+            else {
+                continue;
+            };
+            slot.changed = false;
+            if let Some(value) = &slot.latest {
+                for target in &slot.raw {
+                    target.client.push_value(target.sub, &slot.meta, value);
                 }
             }
         }

@@ -209,6 +209,22 @@ async fn views_match_their_filter_and_coalesce_to_the_latest_value() {
     assert_eq!(item["gateway"], "gw-1");
     assert!(frames(&client).is_empty(), "taken");
 
+    // Several readings of one series in a batch: its latest, pushed once.
+    f.commit(
+        "lyon",
+        vec![
+            reading("s2", "air.pm25", t + 2 * S, 21.0),
+            reading("s2", "air.pm25", t + 4 * S, 23.0),
+            reading("s2", "air.pm25", t + 3 * S, 22.0),
+        ],
+    )
+    .await;
+    assert_eq!(
+        values(&frames(&client)),
+        [("s2".into(), "air.pm25".into(), 23.0)]
+    );
+    assert_eq!(f.metrics.live_coalesced.get(), 1, "nothing queued twice");
+
     // An older reading does not replace the latest value.
     f.commit("lyon", vec![reading("s2", "air.pm25", t - S, 99.0)])
         .await;

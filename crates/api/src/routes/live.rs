@@ -8,6 +8,7 @@
 //!         ─► loop: client message ─► replies, at once
 //!                  frames ready and min_interval passed ─► frames (each write ≤ send_timeout,
 //!                                                          else the client is dropped: 4408)
+//!                  every ping_interval ─► ping; nothing heard for idle_timeout ─► close 4408
 //!                  server close (shutdown 1001, too slow 4408, protocol 4400) ─► close frame
 //! ```
 
@@ -82,22 +83,37 @@ async fn session(state: ApiState, mut socket: WebSocket, principal: Option<Princ
             return close_with(&state, socket, reason).await;
         }
     };
-    let send_timeout = state.live.config().send_timeout;
+    let config = state.live.config().clone();
+    let send_timeout = config.send_timeout;
     if !send(&mut socket, client.hello(), send_timeout).await {
         return;
     }
     let mut next_flush = Instant::now();
+    let mut heard = Instant::now();
+    let mut heartbeat =
+        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     loop {
         let pace = client.min_interval();
         tokio::select! {
+            _ = heartbeat.tick() => {
+                if heard.elapsed() >= config.idle_timeout {
+                    let reason = Close::new(close::TOO_SLOW, "idle", "nothing heard from the client, not even a pong");
+                    return close_with(&state, socket, reason).await;
+                }
+                let ping = timeout(send_timeout, socket.send(Message::Ping(Default::default())));
+                if !matches!(ping.await, Ok(Ok(()))) {
+                    return too_slow(&state);
+                }
+            }
             incoming = socket.recv() => {
+                heard = Instant::now();
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
                         let reason = Close::new(close::PROTOCOL, "protocol", "binary frames are not part of the protocol");
                         return close_with(&state, socket, reason).await;
                     }
-                    // axum answers pings itself.
+                    // axum answers pings itself; a pong only proves the client is there.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => return,
                     Some(Err(error)) => {

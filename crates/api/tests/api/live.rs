@@ -222,3 +222,37 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_keep_up() -> Result<(
     assert!(got < 30_000, "the slow client got everything ({got})");
     h.stop().await
 }
+
+#[tokio::test]
+async fn a_peer_that_answers_nothing_is_dropped_and_a_live_one_is_kept() -> Result<()> {
+    let h = Harness::start_with(
+        LiveConfig {
+            ping_interval: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(400),
+            ..LiveConfig::default()
+        },
+        DashboardConfig::default(),
+    )
+    .await?;
+    let mut silent = open(&h, Some(&h.tokens.a_viewer)).await?;
+    next(&mut silent).await?;
+    let mut alive = open(&h, Some(&h.tokens.a_viewer)).await?;
+    next(&mut alive).await?;
+    // `alive` keeps reading (tungstenite answers the pings as it reads); `silent` reads nothing.
+    let reader = tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+        while tokio::time::Instant::now() < until {
+            if let Ok(Some(Ok(Message::Close(_))) | None) =
+                tokio::time::timeout(Duration::from_millis(100), alive.next()).await
+            {
+                anyhow::bail!("the live peer was closed");
+            }
+        }
+        Ok(alive)
+    });
+    let _alive = reader.await??;
+    assert_eq!(h.metrics.live_closed.get("idle"), 1);
+    assert_eq!(h.live.client_count(), 1, "only the live peer is left");
+    drop(silent);
+    h.stop().await
+}
