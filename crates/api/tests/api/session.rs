@@ -64,18 +64,20 @@ async fn platform_operators_read_only_the_events_of_no_tenant() -> Result<()> {
 
 #[tokio::test]
 async fn the_dashboard_is_served_with_strict_headers_and_its_settings() -> Result<()> {
-    let files = tempfile::tempdir()?;
+    // `root/dist` is served; `root/secret.txt` must never be.
+    let root = tempfile::tempdir()?;
+    let dist = root.path().join("dist");
+    std::fs::create_dir_all(dist.join("assets"))?;
     std::fs::write(
-        files.path().join("index.html"),
+        dist.join("index.html"),
         "<!doctype html><title>Beffroi</title>",
     )?;
-    std::fs::create_dir(files.path().join("assets"))?;
-    std::fs::write(files.path().join("assets/app-3f2a.js"), "console.log(1)")?;
-    std::fs::write(files.path().parent().unwrap().join("secret.txt"), "no")?;
+    std::fs::write(dist.join("assets/app-3f2a.js"), "console.log(1)")?;
+    std::fs::write(root.path().join("secret.txt"), "no")?;
     let h = Harness::start_with(
         LiveConfig::default(),
         DashboardConfig {
-            dir: Some(files.path().to_owned()),
+            dir: Some(dist),
             tile_url: Some("https://tiles.example.org/{z}/{x}/{y}.png".into()),
             tile_attribution: Some("© contributors".into()),
         },
