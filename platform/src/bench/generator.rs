@@ -32,14 +32,19 @@ pub(crate) struct Envelope {
 }
 
 /// Series a simulated gateway reports: (metric, unit) × [`SENSORS`] sensors.
-const SERIES: [(&str, &str); 4] = [
+pub(crate) const SERIES: [(&str, &str); 4] = [
     ("air.pm25", "ug/m3"),
     ("air.no2", "ug/m3"),
     ("noise.laeq", "dB"),
     ("traffic.count", "count"),
 ];
 /// Sensors per simulated gateway.
-const SENSORS: usize = 16;
+pub(crate) const SENSORS: usize = 16;
+
+/// Sensor `i` of `gateway`: `{gateway}-s{i:02}`.
+pub(crate) fn sensor_id(gateway: &GatewayId, i: usize) -> beffroi_protocol::Result<SensorId> {
+    SensorId::new(format!("{}-s{i:02}", gateway.as_str()))
+}
 
 /// One gateway's source of envelopes (producer side).
 pub(crate) struct Feed {
@@ -66,7 +71,7 @@ impl Feed {
         tx: mpsc::Sender<Envelope>,
     ) -> anyhow::Result<Self> {
         let sensors = (0..SENSORS)
-            .map(|i| SensorId::new(format!("{}-s{i:02}", gateway.as_str())))
+            .map(|i| sensor_id(&gateway, i))
             .collect::<Result<Vec<_>, _>>()?;
         let series = SERIES
             .iter()

@@ -1,3 +1,7 @@
+//! Benchmarks: `beffroi bench ingest`, `bench broker` and `bench live` (see
+//! docs/benchmarks.md). Figures are printed with their budgets and the baseline measured in
+//! the same run; a run fails only when it breaks (lost readings, a process that does not start).
+//!
 //! `beffroi bench ingest` (issue #3): sustained ingest through the full path —
 //! simulated gateways over mTLS → gate → embedded broker → verify → group commit → store →
 //! commit ack — against the raw bulk load of the same number of readings into the same table,
@@ -13,6 +17,10 @@
 //!           seqs 1..=n committed, readings counted) → raw bulk load of as many readings
 //! end     : platform stopped in order, PostgreSQL database dropped, table printed
 //! ```
+//! With `--live-clients N` websocket clients follow the run's zones through the window; with
+//! `--compare-live` each mode runs without them, then with them, or the other way round with
+//! `--live-first` (`ingest_live`).
+//! `beffroi bench live` (issue #7) is in `live`.
 //! The platform and the simulated gateways share the process, so the CPU figures are split
 //! by thread name: the platform's runtime ([`PLATFORM_THREAD`]), the embedded broker and the
 //! database driver on one side; the gateways' runtime ([`GATEWAY_THREAD`]) and the signers
@@ -20,13 +28,21 @@
 
 mod baseline;
 mod broker;
+mod city;
 mod database;
+mod fd_limit;
 mod gateways;
 mod generator;
+mod histogram;
+mod ingest_live;
+mod live;
+mod live_frame;
+mod platform;
 mod report;
 mod usage;
+mod ws_client_process;
+mod ws_clients;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -42,11 +58,16 @@ use tokio_util::sync::CancellationToken;
 use self::database::BenchDatabase;
 use self::gateways::{GatewayReport, Phase};
 use self::generator::{Feed, Generator};
+use self::ingest_live::IngestLive;
+use self::live::LiveCounts;
+pub use self::live::{LiveBenchArgs, ScenarioArg};
+pub(crate) use self::platform::free_port;
 use self::report::PhaseResult;
 use self::usage::CpuSample;
+pub use self::ws_clients::LiveClientsArgs;
 use crate::admin;
 use crate::config::PlatformConfig;
-use crate::server::{self, Running};
+use crate::server::Running;
 
 /// Name of the platform runtime's threads.
 pub const PLATFORM_THREAD: &str = "platform";
@@ -62,6 +83,13 @@ pub enum BenchCommand {
     Ingest(IngestBenchArgs),
     /// The embedded broker's memory while its consumer is stalled (issue #3).
     Broker(broker::BrokerBenchArgs),
+    /// Live views while ingest runs: latency publish → websocket frame, fan-out to many
+    /// clients (issue #7).
+    Live(LiveBenchArgs),
+    /// The websocket clients of `bench live` and `bench ingest --live-clients`, run by
+    /// those benchmarks in a process of their own (internal).
+    #[command(hide = true)]
+    LiveClients(LiveClientsArgs),
 }
 
 /// Which runs to make.
@@ -154,6 +182,26 @@ pub struct IngestBenchArgs {
     /// Worker threads of the simulated gateways' runtime.
     #[arg(long, default_value_t = 1)]
     pub gateway_threads: usize,
+    /// Live-view websocket clients attached through the window (one zone each; a child
+    /// process).
+    #[arg(long, default_value_t = 0)]
+    pub live_clients: usize,
+    /// Run each mode without, then with, the `--live-clients` clients, and compare.
+    #[arg(long, requires = "live_clients")]
+    pub compare_live: bool,
+    /// With `--compare-live`: the run with clients first (the second run of a mode always
+    /// writes into a larger table; swapping the order shows how much that weighs).
+    #[arg(long, requires = "compare_live")]
+    pub live_first: bool,
+    /// Zones the gateways' sensors are registered in when live clients are attached.
+    #[arg(long, default_value_t = 4)]
+    pub live_zones: usize,
+    /// The live clients' `options.max_fps`.
+    #[arg(long, default_value_t = 10)]
+    pub live_fps: u32,
+    /// Worker threads of the live clients' process.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
 }
 
 impl IngestBenchArgs {
@@ -177,10 +225,29 @@ impl IngestBenchArgs {
         if !(1..=3600).contains(&self.ack_timeout_s) {
             anyhow::bail!("--ack-timeout-s must be 1..=3600");
         }
-        if self.signer_threads == 0 || self.gateway_threads == 0 {
-            anyhow::bail!("--signer-threads and --gateway-threads must be at least 1");
+        if self.signer_threads == 0 || self.gateway_threads == 0 || self.client_threads == 0 {
+            anyhow::bail!(
+                "--signer-threads, --gateway-threads and --client-threads must be at least 1"
+            );
+        }
+        if self.compare_live && self.live_clients == 0 {
+            anyhow::bail!("--compare-live needs --live-clients N (N ≥ 1)");
+        }
+        if self.live_zones == 0 || !(1..=1000).contains(&self.live_fps) {
+            anyhow::bail!("--live-zones must be at least 1 and --live-fps 1..=1000");
         }
         Ok(())
+    }
+
+    /// The clients attached to each run of a mode: none, N, or none then N.
+    fn live_runs(&self) -> Vec<usize> {
+        if self.compare_live && self.live_first {
+            vec![self.live_clients, 0]
+        } else if self.compare_live {
+            vec![0, self.live_clients]
+        } else {
+            vec![self.live_clients]
+        }
     }
 }
 
@@ -189,6 +256,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     let args = match command {
         BenchCommand::Ingest(args) => args,
         BenchCommand::Broker(args) => return broker::run(args),
+        BenchCommand::Live(args) => return live::run(args),
+        BenchCommand::LiveClients(args) => return ws_clients::run(args),
     };
     args.validate()?;
     let platform = tokio::runtime::Builder::new_multi_thread()
@@ -225,13 +294,7 @@ async fn ingest(args: IngestBenchArgs, gateways: tokio::runtime::Handle) -> anyh
     Ok(())
 }
 
-/// A free loopback port.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("no free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
@@ -244,42 +307,22 @@ async fn run_modes(
     scratch: &Path,
     gateways: &tokio::runtime::Handle,
 ) -> anyhow::Result<(&'static str, Vec<PhaseResult>)> {
-    let data_dir = scratch.join("platform");
-    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let config = PlatformConfig::from_toml(&format!(
-        "data_dir = {dir:?}\ndatabase = {db:?}\n[gate]\nlisten = \"{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
-         [broker]\nlisten_v4 = \"{v4}\"\nlisten_v5 = \"{v5}\"\n[api]\nlisten = \"{api}\"\n\
-         [store]\ntimescale = \"{timescale}\"\n",
-        dir = data_dir.display().to_string(),
-        db = database.url(),
-        timescale = args.timescale.as_str(),
-        gate = loopback(0),
-        v4 = loopback(free_port()?),
-        v5 = loopback(free_port()?),
-        api = loopback(0),
-    ))?;
-    let running = server::start(config.clone()).await?;
+    let (running, config) = platform::start(database, scratch, args.timescale, "").await?;
     let backend = running.store.backend().as_str();
-    eprintln!(
-        "bench: platform up on {backend}, gate {}",
-        running.gate_addr
-    );
     let mut results = Vec::new();
     let mut failure = None;
-    for mode in args.modes() {
-        match run_mode(args, mode, &running, &config, scratch, gateways).await {
-            Ok(result) => results.push(result),
-            Err(error) => {
-                failure = Some(error.context(format!("{} run", mode.as_str())));
-                break;
+    'modes: for mode in args.modes() {
+        for clients in args.live_runs() {
+            match run_mode(args, mode, clients, &running, &config, scratch, gateways).await {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    failure = Some(error.context(format!("{} run", mode.as_str())));
+                    break 'modes;
+                }
             }
         }
     }
-    let store = running.store.clone();
-    if !running.stop().await {
-        eprintln!("bench: the platform did not stop within its deadline");
-    }
-    store.close().await;
+    platform::stop(running).await;
     match failure {
         Some(error) => Err(error),
         None => Ok((backend, results)),
@@ -326,6 +369,7 @@ const LIVE_SIGNING_FROM: usize = 100;
 async fn run_mode(
     args: &IngestBenchArgs,
     mode: Mode,
+    live_clients: usize,
     running: &Running,
     config: &PlatformConfig,
     scratch: &Path,
@@ -343,7 +387,9 @@ async fn run_mode(
         usize::from,
     );
     let store = running.store.clone();
-    let tenant = TenantId::new(format!("bench-{}", mode.as_str()))?;
+    // With live clients, another tenant and other gateways than the run without.
+    let live_suffix = if live_clients > 0 { "-live" } else { "" };
+    let tenant = TenantId::new(format!("bench-{}{live_suffix}", mode.as_str()))?;
     admin::create_tenant(store.as_ref(), &tenant, "Benchmark").await?;
     let ack_timeout = Duration::from_secs(args.ack_timeout_s);
 
@@ -368,9 +414,16 @@ async fn run_mode(
     let mut sims = Vec::with_capacity(args.gateways);
     let mut feeds = Vec::with_capacity(args.gateways);
     let mut receivers = Vec::with_capacity(args.gateways);
-    let keys_dir = scratch.join("gateways").join(mode.as_str());
+    let keys_dir = scratch
+        .join("gateways")
+        .join(format!("{}{live_suffix}", mode.as_str()));
+    let prefix = format!(
+        "{}{}",
+        &mode.as_str()[..1],
+        &live_suffix.get(1..2).unwrap_or("")
+    );
     for n in 1..=args.gateways {
-        let gateway = GatewayId::new(format!("{}-gw-{n:03}", &mode.as_str()[..1]))?;
+        let gateway = GatewayId::new(format!("{prefix}-gw-{n:03}"))?;
         let (sim, signer) = gateways::enroll(
             running,
             config,
@@ -404,12 +457,25 @@ async fn run_mode(
         mode.as_str(),
         args.warmup
     );
+    let names: Vec<GatewayId> = sims.iter().map(|s| s.gateway.clone()).collect();
+    // Sensors in zones whenever clients are asked for, so that the runs compared do the same
+    // work but for the clients.
+    let city = if args.live_clients > 0 {
+        Some(ingest_live::register(running, &tenant, &names, args.live_zones).await?)
+    } else {
+        None
+    };
+    let mut clients = match &city {
+        Some(city) if live_clients > 0 => {
+            Some(ingest_live::connect(args, running, &tenant, city, live_clients).await?)
+        }
+        _ => None,
+    };
 
     // Run.
     let phase = Arc::new(Phase::default());
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
-    let names: Vec<GatewayId> = sims.iter().map(|s| s.gateway.clone()).collect();
     let start_counts = Counts::of(&running.metrics);
     let tasks: Vec<_> = sims
         .into_iter()
@@ -425,9 +491,16 @@ async fn run_mode(
         Instant::now(),
     );
     let server_before = usage::ticks_of_processes("postgres");
+    let live_before = LiveCounts::of(&running.metrics);
     phase.measuring.store(true, Ordering::Relaxed);
+    if let Some(clients) = &mut clients {
+        clients.start().await?;
+    }
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     phase.measuring.store(false, Ordering::Relaxed);
+    if let Some(clients) = &mut clients {
+        clients.close_window().await?;
+    }
     let (after, cpu_after, seconds) = (
         Counts::of(&running.metrics),
         CpuSample::now(),
@@ -437,6 +510,16 @@ async fn run_mode(
         usage::ticks_of_processes("postgres").saturating_sub(server_before),
         seconds,
     );
+    let live_counts = LiveCounts::of(&running.metrics).since(&live_before);
+    let live = match clients {
+        Some(clients) => Some(IngestLive {
+            clients: live_clients,
+            max_fps: args.live_fps,
+            report: clients.stop().await?,
+            counts: live_counts,
+        }),
+        None => None,
+    };
     eprintln!(
         "bench {}: window closed; waiting for every ack…",
         mode.as_str()
@@ -483,7 +566,7 @@ async fn run_mode(
         "bench {}: raw bulk load of {window_readings} readings, best of {BASELINE_RUNS}…",
         mode.as_str()
     );
-    let baseline_tenant = TenantId::new(format!("baseline-{}", mode.as_str()))?;
+    let baseline_tenant = TenantId::new(format!("baseline-{}{live_suffix}", mode.as_str()))?;
     // Its readings need a tenant (and its series) like the ingest's.
     store
         .create_tenant(&baseline_tenant, "ingest benchmark baseline")
@@ -533,11 +616,12 @@ async fn run_mode(
         gateways_complete,
         unacked: sum(|r| r.unacked),
         baseline,
+        live,
     })
 }
 
 /// Readings of `tenant` in the store, counted through the store's own aggregate query.
-async fn count_readings(store: &dyn Store, tenant: &TenantId) -> anyhow::Result<u64> {
+pub(crate) async fn count_readings(store: &dyn Store, tenant: &TenantId) -> anyhow::Result<u64> {
     let now = Timestamp::now();
     let day = Duration::from_secs(86_400);
     let filter = ReadingFilter {

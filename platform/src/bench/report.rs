@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::baseline::Baseline;
 use super::generator::GeneratorStats;
+use super::ingest_live::{self, IngestLive};
 use super::usage::CpuUsage;
 use super::Mode;
 
@@ -75,6 +76,8 @@ pub(crate) struct PhaseResult {
     pub unacked: u64,
     /// The raw bulk-load baseline.
     pub baseline: Baseline,
+    /// The live-view clients attached through the window, if any.
+    pub live: Option<IngestLive>,
 }
 
 impl PhaseResult {
@@ -97,7 +100,7 @@ impl PhaseResult {
     }
 }
 
-fn thousands(value: f64) -> String {
+pub(crate) fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -109,7 +112,7 @@ fn thousands(value: f64) -> String {
     out
 }
 
-fn pass(ok: bool) -> &'static str {
+pub(crate) fn pass(ok: bool) -> &'static str {
     if ok {
         "PASS"
     } else {
@@ -133,7 +136,7 @@ fn ms(us: u32) -> String {
     format!("{:.1} ms", f64::from(us) / 1000.0)
 }
 
-fn mib(bytes: Option<u64>) -> String {
+pub(crate) fn mib(bytes: Option<u64>) -> String {
     bytes.map_or_else(
         || "?".to_owned(),
         |b| format!("{:.0} MiB", b as f64 / 1048576.0),
@@ -152,12 +155,16 @@ pub(crate) fn render(backend: &str, context: &str, results: &[PhaseResult]) -> S
     for r in results {
         let _ = writeln!(
             out,
-            "-- {} : {} reading(s)/message, {} gateways over mTLS, {} batches in flight each, {:.1} s window",
+            "-- {} : {} reading(s)/message, {} gateways over mTLS, {} batches in flight each, {:.1} s window{}",
             r.mode.as_str(),
             r.readings_per_message,
             r.gateways,
             r.window,
-            r.seconds
+            r.seconds,
+            r.live.as_ref().map_or_else(String::new, |l| format!(
+                ", {} live-view clients attached",
+                l.clients
+            ))
         );
         let mut row = |name: &str, measured: String, floor: &str, goal: &str, result: String| {
             let _ = writeln!(
@@ -315,7 +322,11 @@ pub(crate) fn render(backend: &str, context: &str, results: &[PhaseResult]) -> S
             .map(|(name, pct)| format!("{name} {pct:.0}%"))
             .collect();
         let _ = writeln!(out, "   CPU by thread: {}", top.join(", "));
+        if let Some(live) = &r.live {
+            ingest_live::render_rows(&mut out, live, r.seconds);
+        }
     }
+    ingest_live::render_comparison(&mut out, results);
     out
 }
 
