@@ -194,7 +194,7 @@ impl Default for RawIngest {
         Self {
             max_future_skew_s: 300,
             max_age_s: 7 * 86_400,
-            commit_interval_ms: 5,
+            commit_interval_ms: 0,
             commit_max_readings: 20_000,
             commit_lanes: 2,
         }
@@ -437,8 +437,8 @@ impl RawConfig {
             }
         };
         let i = self.ingest;
-        if !(1..=1000).contains(&i.commit_interval_ms) {
-            return Err(invalid("ingest.commit_interval_ms", "must be 1..=1000"));
+        if i.commit_interval_ms > 1000 {
+            return Err(invalid("ingest.commit_interval_ms", "must be 0..=1000"));
         }
         if i.commit_max_readings == 0 {
             return Err(invalid("ingest.commit_max_readings", "must be > 0"));
@@ -558,7 +558,7 @@ mod tests {
             ("[broker]\nlisten_v5 = \"0.0.0.0:1\"", "broker.listen_v5"),
             ("database = \"mysql://x\"", "database"),
             (
-                "[ingest]\ncommit_interval_ms = 0",
+                "[ingest]\ncommit_interval_ms = 1001",
                 "ingest.commit_interval_ms",
             ),
             ("[api]\nlisten = \"x\"", "listen"),

@@ -66,6 +66,14 @@ pub struct MqttLink {
     ack_topic: String,
 }
 
+/// Batches and PUBACKs leave at once instead of waiting (Nagle's algorithm) for the TCP ACK of
+/// what went before: the batch is durable in the spool already, the only point is latency.
+fn no_delay() -> rumqttc::NetworkOptions {
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network
+}
+
 /// Stops the event-loop task when the connection is dropped.
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -104,7 +112,8 @@ impl Connector for MqttConnector {
             )
             .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
                 self.tls.clone(),
-            )));
+            )))
+            .set_network_options(no_delay());
         let capacity = self.max_in_flight * 2 + 8;
         let (client, eventloop) = AsyncClient::new(options, capacity);
         let (tx, mut events) = mpsc::channel(capacity);

@@ -31,6 +31,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
+use axum::serve::ListenerExt;
 use axum::Router;
 use beffroi_alerts::Alerts;
 use beffroi_live::Hub;
@@ -202,6 +203,13 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    // Live frames are small writes the client never answers: without TCP_NODELAY each would
+    // wait for the ACK of the one before (Nagle), which the client's kernel delays up to 40 ms.
+    let listener = listener.tap_io(|socket| {
+        if let Err(error) = socket.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an API connection");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -1,6 +1,9 @@
 //! Group commit: every verified batch since the last commit goes to the store in one
 //! transaction, at most `commit_interval` after the first of them was queued or as soon as
-//! `commit_max_readings` are waiting; then the trackers learn what is committed, the new
+//! `commit_max_readings` are waiting. The default interval is zero: a round takes what is
+//! queued when its lane is free, so at low rates a batch is committed at once and under load
+//! batches gather while the previous commit runs (rounds grow by themselves, with no wait).
+//! Then the trackers learn what is committed, the new
 //! batches are published (live views, alerts) and every touched gateway is due one ack.
 //!
 //! Commits run in `commit_lanes` lanes at once, one committer task (and so one database

@@ -52,6 +52,15 @@ pub(crate) struct Subscriber {
     driver: JoinHandle<()>,
 }
 
+/// Small packets (commit acks, PUBACKs) leave at once: with Nagle's algorithm on, an ack
+/// written while an earlier packet waits for its TCP ACK is held until the broker's delayed ACK
+/// (40 ms on Linux), and every gateway waits that much longer to free its spool.
+fn no_delay() -> rumqttc::NetworkOptions {
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network
+}
+
 impl Subscriber {
     /// Starts connecting; messages arrive on the returned channel.
     pub(crate) fn start(config: &IngestConfig) -> (Self, mpsc::Receiver<Inbound>) {
@@ -64,7 +73,8 @@ impl Subscriber {
             .set_keep_alive(config.keep_alive)
             .set_clean_start(true)
             .set_max_packet_size(Some(max_packet_size()))
-            .set_request_channel_capacity(REQUEST_CAPACITY);
+            .set_request_channel_capacity(REQUEST_CAPACITY)
+            .set_network_options(no_delay());
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
         let (tx, rx) = mpsc::channel(config.inbound_capacity);
         let filters = config.subscriptions();

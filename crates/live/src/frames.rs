@@ -107,22 +107,46 @@ struct ReadingItem<'a> {
     gateway: &'a str,
 }
 
-/// `readings` frames for `items`.
-pub(crate) fn readings_frames(
-    sub: &str,
-    snapshot: bool,
-    items: &[(Arc<SeriesMeta>, LiveValue)],
-) -> Vec<String> {
-    items_frames("readings", sub, None, snapshot, items, |(meta, v)| {
-        ReadingItem {
-            sensor: meta.sensor.as_str(),
-            metric: meta.metric.as_str(),
-            unit: meta.unit.as_str(),
-            time: v.time,
-            value: &v.value,
-            gateway: v.gateway.as_str(),
-        }
+/// One item of a `readings` frame, serialized once for every subscription that gets it: the
+/// hub makes it when a series' latest value changes, frames are spliced together from it.
+pub(crate) fn reading_item(meta: &SeriesMeta, value: &LiveValue) -> Arc<str> {
+    to_json(&ReadingItem {
+        sensor: meta.sensor.as_str(),
+        metric: meta.metric.as_str(),
+        unit: meta.unit.as_str(),
+        time: value.time,
+        value: &value.value,
+        gateway: value.gateway.as_str(),
     })
+    .into()
+}
+
+/// `readings` frames carrying `items` (from [`reading_item`]), at most
+/// [`MAX_ITEMS_PER_FRAME`] each; the same JSON as the other item frames.
+pub(crate) fn readings_frames(sub: &str, snapshot: bool, items: &[Arc<str>]) -> Vec<String> {
+    let sub = to_json(&sub);
+    items
+        .chunks(MAX_ITEMS_PER_FRAME)
+        .map(|chunk| {
+            let size = chunk.iter().map(|item| item.len() + 1).sum::<usize>();
+            let mut frame = String::with_capacity(64 + sub.len() + size);
+            frame.push_str(r#"{"type":"readings","sub":"#);
+            frame.push_str(&sub);
+            frame.push_str(if snapshot {
+                r#","snapshot":true,"items":["#
+            } else {
+                r#","snapshot":false,"items":["#
+            });
+            for (i, item) in chunk.iter().enumerate() {
+                if i > 0 {
+                    frame.push(',');
+                }
+                frame.push_str(item);
+            }
+            frame.push_str("]}");
+            frame
+        })
+        .collect()
 }
 
 #[derive(Serialize)]

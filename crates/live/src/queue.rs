@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::frames::{buckets_frames, event_frame, readings_frames, Event};
 use crate::protocol::close;
-use crate::series::{BucketValue, LiveValue, SeriesMeta};
+use crate::series::{BucketValue, SeriesMeta};
 
 /// Why the server closes a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,11 +51,15 @@ impl Close {
     }
 }
 
+/// A series' latest value for a client: (subscription, series id, frame item).
+pub(crate) type ValueUpdate = (u32, u32, Arc<str>);
+
 #[derive(Debug, Default)]
 struct Queue {
     /// Subscription index → the client's id for it (frames name it).
     names: HashMap<u32, Arc<str>>,
-    values: HashMap<(u32, u32), (Arc<SeriesMeta>, LiveValue)>,
+    /// (subscription, series id) → the latest value's frame item.
+    values: HashMap<(u32, u32), Arc<str>>,
     buckets: HashMap<(u32, u32, i64), (Arc<SeriesMeta>, BucketValue)>,
     events: VecDeque<(u32, Event)>,
     closed: Option<Close>,
@@ -107,21 +111,22 @@ impl ClientQueue {
         q.events.retain(|(s, _)| *s != sub);
     }
 
-    /// The latest value of a series for `sub`, replacing an older one not yet sent.
-    pub(crate) fn push_value(&self, sub: u32, meta: &Arc<SeriesMeta>, value: &LiveValue) {
+    /// The latest values of series for this client's subscriptions, each replacing an older
+    /// one not yet sent: one lock per batch.
+    pub(crate) fn push_values(&self, values: Vec<ValueUpdate>) {
         let mut q = self.lock();
-        if q.closed.is_some() {
+        if q.closed.is_some() || values.is_empty() {
             return;
         }
         let was_empty = q.is_empty();
-        let replaced = q
-            .values
-            .insert((sub, meta.id), (meta.clone(), value.clone()))
-            .is_some();
-        drop(q);
-        if replaced {
-            self.metrics.live_coalesced.incr();
+        let mut replaced = 0;
+        for (sub, series, item) in values {
+            if q.values.insert((sub, series), item).is_some() {
+                replaced += 1;
+            }
         }
+        drop(q);
+        self.metrics.live_coalesced.add(replaced);
         if was_empty {
             self.notify.notify_one();
         }
@@ -213,7 +218,7 @@ impl ClientQueue {
                 frames.push(event_frame(name, &event, false));
             }
         }
-        let mut by_sub: HashMap<u32, Vec<(Arc<SeriesMeta>, LiveValue)>> = HashMap::new();
+        let mut by_sub: HashMap<u32, Vec<Arc<str>>> = HashMap::new();
         for ((sub, _), item) in values {
             by_sub.entry(sub).or_default().push(item);
         }

@@ -15,9 +15,9 @@ use beffroi_store::{CommitBatch, Sensor, StoredReading};
 use beffroi_telemetry::Metrics;
 
 use crate::filter::{Filter, SensorInfo};
-use crate::frames::Event;
+use crate::frames::{reading_item, Event};
 use crate::protocol::{Granularity, StreamKind};
-use crate::queue::ClientQueue;
+use crate::queue::{ClientQueue, ValueUpdate};
 use crate::series::{Added, BucketTrack, BucketValue, LiveValue, SeriesMeta};
 
 /// One subscription's place in a fan-out list.
@@ -91,7 +91,7 @@ pub(crate) struct Matched {
     /// How many series.
     pub(crate) series: usize,
     /// Their latest values (raw subscriptions).
-    pub(crate) latest: Vec<(Arc<SeriesMeta>, LiveValue)>,
+    pub(crate) latest: Vec<Arc<str>>,
     /// The series (bucket subscriptions: their snapshot comes from the store).
     pub(crate) metas: Vec<Arc<SeriesMeta>>,
 }
@@ -261,6 +261,8 @@ impl TenantState {
                 }
             }
         }
+        // Grouped by client, so each client's queue is locked once per batch.
+        let mut by_client: HashMap<u64, (Arc<ClientQueue>, Vec<ValueUpdate>)> = HashMap::new();
         for (sensor, index) in changed {
             let Some(slot) = self
                 .sensors
@@ -271,10 +273,18 @@ impl TenantState {
             };
             slot.changed = false;
             if let Some(value) = &slot.latest {
+                let item = reading_item(&slot.meta, value);
                 for target in &slot.raw {
-                    target.client.push_value(target.sub, &slot.meta, value);
+                    by_client
+                        .entry(target.client.id)
+                        .or_insert_with(|| (target.client.clone(), Vec::new()))
+                        .1
+                        .push((target.sub, slot.meta.id, item.clone()));
                 }
             }
+        }
+        for (client, values) in by_client.into_values() {
+            client.push_values(values);
         }
     }
 
@@ -294,7 +304,7 @@ impl TenantState {
                 match sub.granularity {
                     Granularity::Raw => {
                         if let Some(latest) = &slot.latest {
-                            matched.latest.push((slot.meta.clone(), latest.clone()));
+                            matched.latest.push(reading_item(&slot.meta, latest));
                         }
                     }
                     Granularity::Bucket(_) => matched.metas.push(slot.meta.clone()),

@@ -182,6 +182,9 @@ pub struct IngestBenchArgs {
     /// Worker threads of the simulated gateways' runtime.
     #[arg(long, default_value_t = 1)]
     pub gateway_threads: usize,
+    /// What-if: the platform's `ingest.commit_interval_ms` (default: the platform's, 0).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub commit_interval_ms: Option<u64>,
     /// Live-view websocket clients attached through the window (one zone each; a child
     /// process).
     #[arg(long, default_value_t = 0)]
@@ -307,7 +310,11 @@ async fn run_modes(
     scratch: &Path,
     gateways: &tokio::runtime::Handle,
 ) -> anyhow::Result<(&'static str, Vec<PhaseResult>)> {
-    let (running, config) = platform::start(database, scratch, args.timescale, "").await?;
+    let ingest_settings = args
+        .commit_interval_ms
+        .map_or_else(String::new, |ms| format!("commit_interval_ms = {ms}\n"));
+    let (running, config) =
+        platform::start(database, scratch, args.timescale, &ingest_settings).await?;
     let backend = running.store.backend().as_str();
     let mut results = Vec::new();
     let mut failure = None;

@@ -98,9 +98,9 @@ pub struct LiveBenchArgs {
     /// Worker threads of the simulated gateways' runtime.
     #[arg(long, default_value_t = 1)]
     pub gateway_threads: usize,
-    /// What-if: the platform's `ingest.commit_interval_ms` (default: the platform's, 5 ms),
+    /// What-if: the platform's `ingest.commit_interval_ms` (default: the platform's, 0),
     /// the longest a verified batch waits for others before its group commit.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub commit_interval_ms: Option<u64>,
 }
 

@@ -245,7 +245,7 @@ pub(crate) fn render(
     ));
     if let Some(ms) = args.commit_interval_ms {
         t.line(format!(
-            "what-if: ingest.commit_interval_ms = {ms} (platform default: 5)"
+            "what-if: ingest.commit_interval_ms = {ms} (platform default: 0)"
         ));
     }
     t.row("figure", "measured".into(), "budget", "result".into());
