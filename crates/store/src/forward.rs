@@ -2,21 +2,22 @@
 //!
 //! Each backend does the work in inherent methods of the same names and signatures
 //! (`insert_*`, `select_*`, `write_*`… in its `registry`, `records`, `ingest`, `query`,
-//! `alarm_rules` and `alarms` modules), plus `backend_kind` and `refresh`; [`forward_store!`] maps the [`crate::Store`]
-//! methods onto them. One `#[async_trait]` impl must be a single block, so this cannot be
-//! split over the backends' modules.
+//! `alarm_rules`, `alarms` and `audit` modules), plus `backend_kind` and `refresh`;
+//! [`forward_store!`] maps the [`crate::Store`] methods onto them. One `#[async_trait]` impl
+//! must be a single block, so this cannot be split over the backends' modules.
 
 /// Implements [`crate::Store`] for `$store` by forwarding to its inherent methods.
 macro_rules! forward_store {
     ($store:ty) => {
         const _: () = {
+            use beffroi_audit::{AuditEntry, AuditHead, Checkpoint, NewAuditEntry};
             use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};
 
             use $crate::outcome::AlarmChange;
             use $crate::{
-                Alarm, AlarmAction, AlarmFilter, AlarmRule, AlarmSubject, Backend, Bucket,
-                CommitBatch, CommitOutcome, EventScope, GatewayKey, GatewayRecord, NewAlarm,
-                NewGateway, Page, QuarantineRecord, Raised, ReadingCursor, ReadingFilter,
+                Alarm, AlarmAction, AlarmFilter, AlarmRule, AlarmSubject, AuditFilter, Backend,
+                Bucket, CommitBatch, CommitOutcome, EventScope, GatewayKey, GatewayRecord,
+                NewAlarm, NewGateway, Page, QuarantineRecord, Raised, ReadingCursor, ReadingFilter,
                 ReadingPage, Result, RevokedGateway, RuleId, SecurityEvent, Sensor, SeqState,
                 Store, StoredBatch, StoredReading, Tenant, TokenRecord, Zone,
             };
@@ -235,6 +236,32 @@ macro_rules! forward_store {
                     secret_sha256: &[u8; 32],
                 ) -> Result<Option<TokenRecord>> {
                     self.select_token(secret_sha256).await
+                }
+
+                async fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
+                    self.insert_audit(entries).await
+                }
+                async fn audit_entries(
+                    &self,
+                    tenant: &TenantId,
+                    filter: &AuditFilter,
+                    after_seq: u64,
+                    limit: u32,
+                ) -> Result<Vec<AuditEntry>> {
+                    self.select_audit_entries(tenant, filter, after_seq, limit)
+                        .await
+                }
+                async fn audit_head(&self, tenant: &TenantId) -> Result<Option<AuditHead>> {
+                    self.select_audit_head(tenant).await
+                }
+                async fn store_checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool> {
+                    self.insert_checkpoint(checkpoint).await
+                }
+                async fn audit_checkpoints(&self, tenant: &TenantId) -> Result<Vec<Checkpoint>> {
+                    self.select_checkpoints(tenant).await
+                }
+                async fn audit_tenants(&self) -> Result<Vec<TenantId>> {
+                    self.select_audit_tenants().await
                 }
 
                 async fn apply_retention(&self, older_than: Timestamp) -> Result<u64> {

@@ -8,8 +8,9 @@
 //!   `date_bin`, and a warning at start.
 //!
 //! The registry (tenants, gateways with public keys and certificate fingerprints, sensors with
-//! kind, unit, location and zone, zones as GeoJSON polygons), quarantine, security events and
-//! API tokens live in the same database. A batch's signature is stored once, in the `batches`
+//! kind, unit, location and zone, zones as GeoJSON polygons), quarantine, security events,
+//! API tokens and the audit log (per-tenant hash chains and their signed checkpoints, computed
+//! by `beffroi_audit`) live in the same database. A batch's signature is stored once, in the `batches`
 //! table, never per reading. Migrations are embedded with `sqlx::migrate!`.
 //!
 //! Every query is scoped by tenant: a caller cannot express a read across tenants.
@@ -20,6 +21,7 @@
 //! the durability choices.
 
 mod alarms;
+mod audit;
 mod decode;
 mod forward;
 mod gateway_state;
@@ -32,9 +34,11 @@ mod seq;
 mod series;
 mod sqlite;
 
+use beffroi_audit::{AuditEntry, AuditHead, Checkpoint, NewAuditEntry};
 use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};
 
 pub use alarms::*;
+pub use audit::AuditFilter;
 pub use model::*;
 pub use open::{open, OpenOptions, TimescaleMode};
 pub use postgres::PostgresStore;
@@ -296,6 +300,37 @@ pub trait Store: Send + Sync {
     async fn create_token(&self, token: &TokenRecord) -> Result<()>;
     /// The token (tenant or platform) whose secret hashes to `secret_sha256`.
     async fn token_by_hash(&self, secret_sha256: &[u8; 32]) -> Result<Option<TokenRecord>>;
+
+    // ---- audit log ----
+
+    /// Appends entries to their tenants' audit chains (see `beffroi_audit`) in one
+    /// transaction: in input order, each entry gets its tenant's next seq and is linked to the
+    /// stored head. Returns them as stored, in input order, only once committed: the platform
+    /// calls this before data leaves and fails the read if it fails. Appends to one tenant
+    /// serialize across connections and platform nodes. [`Error::NotFound`] if a tenant does
+    /// not exist (nothing is written then).
+    async fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>>;
+    /// A tenant's audit entries matching `filter`, by seq: at most `limit` (a `limit` of 0
+    /// reads 1) with a seq above `after_seq`. The next page starts after the last entry's
+    /// seq; a page shorter than `limit` is the last. [`Error::Corrupt`] (naming the seq) for a
+    /// row that no longer decodes.
+    async fn audit_entries(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>>;
+    /// The head of a tenant's audit chain; `None` before its first entry.
+    async fn audit_head(&self, tenant: &TenantId) -> Result<Option<AuditHead>>;
+    /// Stores a signed checkpoint (its signature is not checked here). `false` when the tenant
+    /// already has one at that seq, which is kept: several nodes may checkpoint the same head.
+    /// [`Error::NotFound`] if the tenant does not exist.
+    async fn store_checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool>;
+    /// A tenant's checkpoints, by seq.
+    async fn audit_checkpoints(&self, tenant: &TenantId) -> Result<Vec<Checkpoint>>;
+    /// The tenants whose audit chain has entries, by id (for the periodic checkpointer).
+    async fn audit_tenants(&self) -> Result<Vec<TenantId>>;
 
     // ---- maintenance ----
 

@@ -1,12 +1,15 @@
-//! The store conformance suite: every case is written once, as `async fn(Arc<dyn Store>)`, and
-//! runs on SQLite (a temporary file), on PostgreSQL (`TEST_DATABASE_URL`, a fresh schema per
-//! test) and on PostgreSQL with TimescaleDB when the server has the extension.
+//! The store conformance suite: every case is written once, as `async fn(Arc<dyn Store>)` (or
+//! `async fn(Arc<dyn Store>, harness::Database)` for the cases that reach the database beside
+//! the store), and runs on SQLite (a temporary file), on PostgreSQL (`TEST_DATABASE_URL`, a
+//! fresh schema per test) and on PostgreSQL with TimescaleDB when the server has the extension.
 //!
 //! Without `TEST_DATABASE_URL` the PostgreSQL runs are skipped with a notice, except when `CI`
 //! is set: then they fail, because a missing database in CI is a failure, not a pass.
 
 #[path = "conformance/alarms.rs"]
 mod alarms;
+#[path = "conformance/audit.rs"]
+mod audit;
 #[path = "conformance/fixtures.rs"]
 mod fixtures;
 #[path = "conformance/harness.rs"]
@@ -20,28 +23,35 @@ mod records;
 #[path = "conformance/registry.rs"]
 mod registry;
 
-/// Declares, for each case, one test per backend.
+/// Declares, for each case, one test per backend. Cases listed after `with_sql:` also get the
+/// store's [`harness::Database`] (raw SQL, other nodes).
 macro_rules! conformance {
-    ($($case:ident => $body:path),* $(,)?) => {$(
+    (@tests $runner:ident; $($case:ident => $body:path),* $(,)?) => {$(
         mod $case {
             use crate::harness::{self, Kind};
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                harness::run(Kind::Sqlite, |store| $body(store)).await;
+                harness::$runner(Kind::Sqlite, $body).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                harness::run(Kind::Postgres, |store| $body(store)).await;
+                harness::$runner(Kind::Postgres, $body).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn timescale() {
-                harness::run(Kind::Timescale, |store| $body(store)).await;
+                harness::$runner(Kind::Timescale, $body).await;
             }
         }
     )*};
+    (with_sql: $($cases:tt)*) => {
+        conformance!(@tests run_with_sql; $($cases)*);
+    };
+    ($($cases:tt)*) => {
+        conformance!(@tests run; $($cases)*);
+    };
 }
 
 conformance! {
@@ -73,4 +83,17 @@ conformance! {
     alarm_tenant_isolation => crate::alarms::alarm_tenant_isolation,
     alarm_listings => crate::alarms::alarm_listings,
     alarm_concurrent_raises_open_once => crate::alarms::concurrent_raises_open_once,
+}
+
+conformance! {
+    audit_appends_chain_and_verify => crate::audit::appends_chain_and_verify,
+    audit_listing_filters => crate::audit::listing_filters,
+    audit_unknown_tenant_writes_nothing => crate::audit::unknown_tenant_writes_nothing,
+    audit_tenants_are_isolated => crate::audit::tenants_are_isolated,
+}
+
+conformance! {
+    with_sql:
+    audit_concurrent_appends_serialize => crate::audit::concurrent_appends_serialize,
+    audit_tampering_is_detected => crate::audit::tampering_is_detected,
 }

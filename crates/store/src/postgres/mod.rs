@@ -11,6 +11,7 @@
 
 mod alarm_rules;
 mod alarms;
+mod audit;
 mod copy;
 mod ingest;
 mod query;

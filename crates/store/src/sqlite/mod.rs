@@ -15,6 +15,7 @@
 
 mod alarm_rules;
 mod alarms;
+mod audit;
 mod ingest;
 mod query;
 mod records;

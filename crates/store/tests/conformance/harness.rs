@@ -1,4 +1,5 @@
-//! Opens a fresh store of each backend for one test and cleans up after it.
+//! Opens a fresh store of each backend for one test and cleans up after it; cases that need
+//! it also get the [`Database`] beside the store (raw SQL, other nodes).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,6 +22,58 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
+    run_with_sql(kind, |store, _| case(store)).await;
+}
+
+/// The database a store under test uses, reached beside the store: raw SQL (to tamper with
+/// rows behind its back) and other stores on it (other platform nodes).
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite { url: String },
+    Postgres { url: String, options: OpenOptions },
+}
+
+impl Database {
+    /// Runs `sql` (one or more statements, in SQL both backends accept) on its own connection.
+    pub async fn execute(&self, sql: &str) {
+        match self {
+            Database::Sqlite { url } => {
+                let mut conn = sqlx::SqliteConnection::connect(url)
+                    .await
+                    .expect("connect to sqlite");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+                conn.close().await.expect("close");
+            }
+            Database::Postgres { url, options } => {
+                let schema = options.schema.as_deref().expect("a test schema");
+                let mut conn = sqlx::PgConnection::connect(url)
+                    .await
+                    .expect("connect to postgres");
+                sqlx::raw_sql(&format!("SET search_path TO \"{schema}\"; {sql}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect(sql);
+                conn.close().await.expect("close");
+            }
+        }
+    }
+
+    /// Another store on the same database, as another platform node would open it.
+    pub async fn open_another(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite { url } => open(url, OpenOptions::default()).await,
+            Database::Postgres { url, options } => open(url, options.clone()).await,
+        }
+        .expect("open another store")
+    }
+}
+
+/// Runs `case` on a fresh store of `kind` and its [`Database`], or prints why it is skipped.
+pub async fn run_with_sql<F, Fut>(kind: Kind, case: F)
+where
+    F: FnOnce(Arc<dyn Store>, Database) -> Fut,
+    Fut: Future<Output = ()>,
+{
     match kind {
         Kind::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -32,7 +85,7 @@ where
                 .await
                 .expect("open sqlite");
             assert_eq!(store.backend(), Backend::Sqlite);
-            case(store.clone()).await;
+            case(store.clone(), Database::Sqlite { url }).await;
             store.close().await;
         }
         Kind::Postgres | Kind::Timescale => {
@@ -52,14 +105,18 @@ where
                 },
                 ..OpenOptions::default()
             };
-            let store = open(&url, options).await.expect("open postgres");
+            let store = open(&url, options.clone()).await.expect("open postgres");
             let expected = if kind == Kind::Timescale {
                 Backend::Timescale
             } else {
                 Backend::Postgres
             };
             assert_eq!(store.backend(), expected);
-            case(store.clone()).await;
+            let database = Database::Postgres {
+                url: url.clone(),
+                options,
+            };
+            case(store.clone(), database).await;
             store.close().await;
             drop_schema(&url, &schema).await;
         }
