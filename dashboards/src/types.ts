@@ -43,7 +43,8 @@ export type SecurityEventKind =
   | 'client_id_mismatch'
   | 'acl_violation'
   | 'connection_limit'
-  | 'protocol_violation';
+  | 'protocol_violation'
+  | 'audit_tampered';
 export const SECURITY_EVENT_KINDS: readonly SecurityEventKind[] = [
   'quarantined',
   'tls_rejected',
@@ -52,6 +53,7 @@ export const SECURITY_EVENT_KINDS: readonly SecurityEventKind[] = [
   'acl_violation',
   'connection_limit',
   'protocol_violation',
+  'audit_tampered',
 ];
 
 export type GapReason = 'spool-full' | 'crash-restart';

@@ -2,13 +2,25 @@
 //! certificate issuance from the platform CA), revocation and API tokens.
 //!
 //! These functions take an open store and CA, so the CLI, the demo and the tests share them.
+//!
+//! Every change of a tenant's configuration is recorded in its audit log before it is
+//! applied, through the same `beffroi_api::audit::audited` as the API: registration
+//! (`gateway_change` and `certificate_change`: the certificate is issued in memory first, and
+//! leaves only once both entries are written), revocation (`gateway_change`) and tenant token
+//! creation (`token_change`; never the secret). The actor is the local operator
+//! (`user:$USER`). If the log cannot be written, nothing is changed. Platform tokens belong
+//! to no tenant and are in no tenant's log.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use beffroi_api::audit::{audited, Audited, Change, ChangeFailure};
+use beffroi_audit::{AuditActor, AuditKind};
+use beffroi_policy::PartnerId;
 use beffroi_protocol::{key_id_for, GatewayId, KeyId, TenantId, VerifyingKey};
-use beffroi_store::{GatewayRecord, NewGateway, Role, Store, Tenant, TokenScope};
+use beffroi_store::{GatewayRecord, NewGateway, Partner, Role, Store, Tenant, TokenScope};
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
+use serde_json::json;
 
 use crate::config::PlatformConfig;
 use crate::pki::{Ca, Issued, PkiError};
@@ -36,6 +48,57 @@ pub enum AdminError {
     /// The tenant does not exist.
     #[error("tenant {0} does not exist")]
     NoTenant(TenantId),
+    /// The change could not be recorded in the audit log, so it was not applied.
+    #[error("audit log unavailable, nothing was changed: {0}")]
+    AuditUnavailable(beffroi_store::Error),
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ChangeFailure for AdminError {
+    fn summary(&self) -> String {
+        match self {
+            AdminError::Store(error) => error.summary(),
+            AdminError::Token(error) => error.summary(),
+            AdminError::NoTenant(_) | AdminError::PublicKey { .. } => self.to_string(),
+            _ => "internal error".to_owned(),
+        }
+    }
+}
+
+impl From<Audited<AdminError>> for AdminError {
+    fn from(error: Audited<AdminError>) -> Self {
+        match error {
+            Audited::Unavailable(cause) => AdminError::AuditUnavailable(cause),
+            Audited::Failed(error) => error,
+        }
+    }
+}
+
+/// Creates the data directory and opens the configured store.
+pub async fn open_store(config: &PlatformConfig) -> Result<Arc<dyn Store>, AdminError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| AdminError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    Ok(beffroi_store::open(&config.database, config.store.clone()).await?)
+}
+
+/// Who runs an admin command, as its audit entries name them: `user:` and the login name
+/// (`$USER`, else `$LOGNAME`, else `unknown`).
+pub fn local_operator() -> AuditActor {
+    let name = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    AuditActor::User(name)
 }
 
 /// A registered gateway and its freshly issued client certificate.
@@ -88,16 +151,42 @@ pub async fn register_gateway(
         config.certificate_lifetime,
     )?;
     let key_id = key_id_for(signing_key);
-    store
-        .register_gateway(&NewGateway {
-            tenant: tenant.clone(),
-            id: gateway.clone(),
-            key_id: key_id.clone(),
-            public_key: signing_key.to_bytes(),
-            cert_fingerprint: Some(certificate.fingerprint.clone()),
-            cert_not_after: Some(certificate.not_after),
-        })
-        .await?;
+    let actor = local_operator();
+    let changes = [
+        Change::new(
+            tenant.clone(),
+            actor.clone(),
+            AuditKind::GatewayChange,
+            "register",
+            "gateway",
+            gateway.as_str(),
+        )
+        .with_request(&json!({ "key_id": key_id })),
+        Change::new(
+            tenant.clone(),
+            actor,
+            AuditKind::CertificateChange,
+            "issue",
+            "certificate",
+            gateway.as_str(),
+        )
+        .with_request(&json!({
+            "fingerprint": certificate.fingerprint,
+            "not_after": certificate.not_after,
+        })),
+    ];
+    let gateway_row = NewGateway {
+        tenant: tenant.clone(),
+        id: gateway.clone(),
+        key_id: key_id.clone(),
+        public_key: signing_key.to_bytes(),
+        cert_fingerprint: Some(certificate.fingerprint.clone()),
+        cert_not_after: Some(certificate.not_after),
+    };
+    audited(store, &changes, async {
+        Ok::<_, AdminError>(store.register_gateway(&gateway_row).await?)
+    })
+    .await?;
     Ok(Registration {
         key_id,
         certificate,
@@ -119,7 +208,19 @@ pub async fn revoke_gateway(
     tenant: &TenantId,
     gateway: &GatewayId,
 ) -> Result<(), AdminError> {
-    Ok(store.revoke_gateway(tenant, gateway).await?)
+    let change = Change::new(
+        tenant.clone(),
+        local_operator(),
+        AuditKind::GatewayChange,
+        "revoke",
+        "gateway",
+        gateway.as_str(),
+    );
+    audited(store, &[change], async {
+        Ok::<_, AdminError>(store.revoke_gateway(tenant, gateway).await?)
+    })
+    .await?;
+    Ok(())
 }
 
 /// Creates an API token; returns the secret, shown once (only its hash is stored).
@@ -135,6 +236,48 @@ pub async fn create_token(
     let scope = TokenScope::Tenant {
         tenant: tenant.clone(),
         role,
+    };
+    let (secret, record) = beffroi_api::tokens::issue(scope, name)?;
+    let change = Change::new(
+        tenant.clone(),
+        local_operator(),
+        AuditKind::TokenChange,
+        "create",
+        "token",
+        record.id.as_str(),
+    )
+    .with_request(&json!({ "name": name, "role": role }));
+    audited(store.as_ref(), &[change], async {
+        Ok::<_, AdminError>(store.create_token(&record).await?)
+    })
+    .await?;
+    Ok(secret)
+}
+
+/// Creates a partner (an organisation that is not a tenant and may be granted data).
+pub async fn create_partner(
+    store: &dyn Store,
+    id: &PartnerId,
+    name: &str,
+) -> Result<Partner, AdminError> {
+    let partner = Partner {
+        id: id.clone(),
+        name: name.to_owned(),
+        created_at: beffroi_protocol::Timestamp::now(),
+    };
+    store.create_partner(&partner).await?;
+    Ok(partner)
+}
+
+/// Creates a partner's token (it reads only what agreements grant the partner, under
+/// `/api/v1/shared`); returns the secret, shown once. The partner must exist.
+pub async fn create_partner_token(
+    store: &dyn Store,
+    partner: &PartnerId,
+    name: &str,
+) -> Result<String, AdminError> {
+    let scope = TokenScope::Partner {
+        partner: partner.clone(),
     };
     let (secret, record) = beffroi_api::tokens::issue(scope, name)?;
     store.create_token(&record).await?;

@@ -1,5 +1,5 @@
-//! Subcommands: `serve`, `demo`, administration (`tenant`, `gateway`, `token`), `watch`,
-//! `probe` and `bench`.
+//! Subcommands: `serve`, `demo`, administration (`tenant`, `gateway`, `token`, `partner`),
+//! `audit`, `retention`, `watch`, `probe` and `bench`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use beffroi::admin;
 use beffroi::config::PlatformConfig;
 use beffroi::pki::Ca;
+use beffroi_policy::PartnerId;
 use beffroi_protocol::{GatewayId, TenantId};
 use beffroi_store::{Role, Store};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -55,6 +56,21 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Manage partners (organisations that are not tenants and may be granted data).
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
+    /// The tamper-evident audit log: verify, checkpoint, platform key.
+    Audit {
+        #[command(subcommand)]
+        command: beffroi::audit::AuditCommand,
+    },
+    /// Retention per tenant and metric class: set, list, apply now.
+    Retention {
+        #[command(subcommand)]
+        command: beffroi::retention::RetentionCommand,
     },
     /// Tail a live view (readings, alarms, security events or gateway states).
     Watch(beffroi::watch::WatchArgs),
@@ -125,7 +141,7 @@ enum TokenCommand {
     /// Create an API token; the secret is printed once.
     Create {
         /// The tenant it grants access to.
-        #[arg(long, required_unless_present = "platform", requires = "role")]
+        #[arg(long, required_unless_present_any = ["platform", "partner"], requires = "role")]
         tenant: Option<TenantId>,
         /// viewer, operator or admin.
         #[arg(long, value_parser = parse_role, requires = "tenant")]
@@ -134,10 +150,29 @@ enum TokenCommand {
         /// and no tenant's data.
         #[arg(long, conflicts_with_all = ["tenant", "role"])]
         platform: bool,
+        /// A partner's token instead: it reads only what sharing agreements grant the
+        /// partner, under /api/v1/shared.
+        #[arg(long, conflicts_with_all = ["tenant", "role", "platform"])]
+        partner: Option<PartnerId>,
         /// A label.
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Create a partner.
+    Create {
+        /// Partner id (`[a-z0-9][a-z0-9-]{0,62}`).
+        #[arg(long)]
+        id: PartnerId,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List partners.
+    List,
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -182,6 +217,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant { command } => runtime()?.block_on(tenant(config()?, command)),
         Command::Gateway { command } => runtime()?.block_on(gateway(config()?, command)),
         Command::Token { command } => runtime()?.block_on(token(config()?, command)),
+        Command::Partner { command } => runtime()?.block_on(partner(config()?, command)),
+        Command::Retention { command } => {
+            runtime()?.block_on(beffroi::retention::run(config()?, command))
+        }
+        Command::Audit { command } => {
+            Ok(runtime()?.block_on(beffroi::audit::run(config(), command))?)
+        }
     }
 }
 
@@ -205,9 +247,7 @@ async fn serve(config: PlatformConfig) -> anyhow::Result<()> {
 }
 
 async fn open_store(config: &PlatformConfig) -> anyhow::Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("data directory {}", config.data_dir.display()))?;
-    Ok(beffroi_store::open(&config.database, config.store.clone()).await?)
+    Ok(admin::open_store(config).await?)
 }
 
 async fn tenant(config: PlatformConfig, command: TenantCommand) -> anyhow::Result<()> {
@@ -220,6 +260,22 @@ async fn tenant(config: PlatformConfig, command: TenantCommand) -> anyhow::Resul
         TenantCommand::List => {
             for tenant in store.list_tenants().await? {
                 println!("{}\t{}", tenant.id, tenant.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn partner(config: PlatformConfig, command: PartnerCommand) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    match command {
+        PartnerCommand::Create { id, name } => {
+            let partner = admin::create_partner(store.as_ref(), &id, &name).await?;
+            println!("partner {} created", partner.id);
+        }
+        PartnerCommand::List => {
+            for partner in store.list_partners().await? {
+                println!("{}\t{}", partner.id, partner.name);
             }
         }
     }
@@ -296,12 +352,18 @@ async fn token(config: PlatformConfig, command: TokenCommand) -> anyhow::Result<
         tenant,
         role,
         platform,
+        partner,
         name,
     } = command;
-    let secret = match (tenant, role) {
-        (Some(tenant), Some(role)) => admin::create_token(&store, &tenant, role, &name).await?,
+    let secret = match (tenant, role, partner) {
+        (Some(tenant), Some(role), None) => {
+            admin::create_token(&store, &tenant, role, &name).await?
+        }
+        (None, None, Some(partner)) => {
+            admin::create_partner_token(store.as_ref(), &partner, &name).await?
+        }
         _ if platform => admin::create_platform_token(store.as_ref(), &name).await?,
-        _ => anyhow::bail!("give --tenant and --role, or --platform"),
+        _ => anyhow::bail!("give --tenant and --role, --partner, or --platform"),
     };
     println!("{secret}");
     Ok(())

@@ -65,6 +65,43 @@ struct RawConfig {
     live: RawLive,
     #[serde(default)]
     dashboard: RawDashboard,
+    #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+/// `[retention]`: the retention task (per-tenant policies are set through the API or
+/// `beffroi retention set`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetention {
+    interval_s: u64,
+    max_raw_days: Option<u64>,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        Self {
+            interval_s: 3600,
+            max_raw_days: None,
+        }
+    }
+}
+
+/// `[audit]`: the tamper-evident audit log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    checkpoint_interval_s: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_s: 60,
+        }
+    }
 }
 
 /// `[live]`: live-view limits.
@@ -316,6 +353,10 @@ pub struct PlatformConfig {
     pub live: LiveConfig,
     /// The dashboard.
     pub dashboard: DashboardConfig,
+    /// How often the checkpointer signs the head of every audit log that moved.
+    pub audit_checkpoint_interval: Duration,
+    /// The retention task.
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl PlatformConfig {
@@ -367,7 +408,28 @@ impl RawConfig {
         if s.compress_after_days == 0 {
             return Err(invalid("store.compress_after_days", "must be > 0"));
         }
+        let r = self.retention;
+        if !(60..=86_400).contains(&r.interval_s) {
+            return Err(invalid(
+                "retention.interval_s",
+                "must be 60..=86400 (one minute to one day)",
+            ));
+        }
+        let max_days = beffroi_store::MAX_RETENTION_DAYS;
+        if r.max_raw_days
+            .is_some_and(|d| d == 0 || d > u64::from(max_days))
+        {
+            return Err(invalid(
+                "retention.max_raw_days",
+                format!("must be 1..={max_days}"),
+            ));
+        }
+        let retention = crate::retention::RetentionSettings {
+            interval: Duration::from_secs(r.interval_s),
+            max_raw: r.max_raw_days.map(|d| Duration::from_secs(d * 86_400)),
+        };
         let store = OpenOptions {
+            retention: retention.max_raw,
             max_connections: s.max_connections,
             timescale: match s.timescale {
                 RawTimescale::Auto => TimescaleMode::Auto,
@@ -489,6 +551,12 @@ impl RawConfig {
                 ));
             }
         }
+        if !(1..=86_400).contains(&self.audit.checkpoint_interval_s) {
+            return Err(invalid(
+                "audit.checkpoint_interval_s",
+                "must be 1..=86400 (one day)",
+            ));
+        }
         let dashboard = DashboardConfig {
             dir: d.dir,
             tile_url: d.tile_url,
@@ -518,6 +586,8 @@ impl RawConfig {
             certificate_lifetime: Duration::from_secs(self.pki.certificate_lifetime_days * 86_400),
             live,
             dashboard,
+            audit_checkpoint_interval: Duration::from_secs(self.audit.checkpoint_interval_s),
+            retention,
         })
     }
 }
@@ -574,6 +644,12 @@ mod tests {
                 "dashboard.tile_url",
             ),
             ("[store]\ntimescale = \"maybe\"", "unknown variant"),
+            ("[retention]\ninterval_s = 1", "retention.interval_s"),
+            ("[retention]\nmax_raw_days = 0", "retention.max_raw_days"),
+            (
+                "[audit]\ncheckpoint_interval_s = 0",
+                "audit.checkpoint_interval_s",
+            ),
             (
                 "[store]\nmax_connections = 3\n[ingest]\ncommit_lanes = 2",
                 "store.max_connections",

@@ -263,6 +263,7 @@ async fn register_sensors(
             lat: Some(CENTRE.1 + dy + jy * spread),
             lon: Some(CENTRE.0 + dx + jx * spread),
             zone: Some(ZoneId::new(zone_id)?),
+            tags: Vec::new(),
         });
     }
     store.upsert_sensors(&sensors).await?;

@@ -7,12 +7,14 @@
 //! commit the ingest → close live views → stop HTTP.
 
 pub mod admin;
+pub mod audit;
 pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod fanout;
 pub mod pki;
+pub mod retention;
 pub mod server;
 pub mod watch;
 pub mod webapp;

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("beffroi: {error:#}");
-            ExitCode::FAILURE
+            // `beffroi audit`: 1 for a damaged log, 2 when it could not be checked.
+            error
+                .downcast_ref::<beffroi::audit::CommandError>()
+                .map_or(ExitCode::FAILURE, |e| ExitCode::from(e.exit_code()))
         }
     }
 }

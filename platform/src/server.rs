@@ -2,11 +2,15 @@
 //! stopped in order.
 //!
 //! ```text
-//! start: store → CA + gate certificate → broker → live hub, alerts and the fan-out after
-//!        commit → security-event writer → ingest → gate → API (with the dashboard)
-//! stop (deadline 5 s): gate stops accepting and closes clients → ingest drains and commits →
-//!                      live views closed (1001) → HTTP stops → security events flushed →
-//!                      fan-out drained → alerts apply what they were handed
+//! start: store → CA + gate certificate → audit key → broker → live hub, alerts and the
+//!        fan-out after commit → security-event writer → audit checkpointer → retention task
+//!        → ingest → gate → API (with the dashboard)
+//! stop (deadline 5 s): retention task stops (a purge batch in flight rolls back with its
+//!                      receipt) → gate stops accepting and closes clients → ingest drains
+//!                      and commits → live views closed (1001) → HTTP stops → last audit
+//!                      checkpoint round →
+//!                      security events flushed → fan-out drained → alerts apply what they
+//!                      were handed
 //! ```
 //! Tests and the demo call [`start`] with port 0 listeners and stop with [`Running::stop`];
 //! `main` does the same with the configured ports and a signal.
@@ -27,6 +31,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{Checkpointer, PlatformAuditKey};
 use crate::config::{BrokerMode, PlatformConfig};
 use crate::pki::Ca;
 
@@ -72,6 +77,9 @@ pub enum StartError {
     /// The ingest configuration is invalid.
     #[error("ingest: {0}")]
     Ingest(#[from] beffroi_ingest::IngestError),
+    /// The audit signing key could not be loaded or created.
+    #[error("audit key: {0}")]
+    AuditKey(#[from] crate::audit::AuditKeyError),
 }
 
 /// A started platform.
@@ -107,6 +115,10 @@ pub struct Running {
     stop_background: CancellationToken,
     alert_task: JoinHandle<()>,
     hub_maintenance: JoinHandle<()>,
+    stop_checkpointer: CancellationToken,
+    checkpointer: JoinHandle<()>,
+    stop_retention: CancellationToken,
+    retention: JoinHandle<()>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -132,6 +144,8 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         gate_cert.as_bytes(),
         gate_key.as_bytes(),
     )?;
+    let audit_key = Arc::new(PlatformAuditKey::load_or_create(&pki_dir)?);
+    tracing::info!(key_id = %audit_key.key_id(), "audit signing key loaded");
 
     if let BrokerMode::Embedded(settings) = &config.broker {
         crate::broker::start(settings)?;
@@ -160,6 +174,23 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         events_rx,
         Some(security_events),
     ));
+
+    let stop_checkpointer = CancellationToken::new();
+    let checkpointer = tokio::spawn(
+        Checkpointer::new(
+            store.clone(),
+            audit_key.clone(),
+            metrics.clone(),
+            Some(events.clone()),
+        )
+        .run(config.audit_checkpoint_interval, stop_checkpointer.clone()),
+    );
+
+    let stop_retention = CancellationToken::new();
+    let retention = tokio::spawn(
+        crate::retention::Retention::new(store.clone(), metrics.clone(), config.retention.max_raw)
+            .run(config.retention.interval, stop_retention.clone()),
+    );
 
     let revocations = Revocations::new();
     refresh_revocations(store.as_ref(), &revocations).await?;
@@ -222,6 +253,9 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         live: live.clone(),
         alerts: alerts.clone(),
         dashboard: Arc::new(config.dashboard.clone()),
+        audit_keys: Arc::new(audit_key.keys().clone()),
+        clock: beffroi_api::clock::Clock::system(),
+        agreements: beffroi_api::governed::AgreementCache::new(store.clone()),
     });
     let stop_api = CancellationToken::new();
     let api = tokio::spawn(beffroi_api::serve(api_listener, router, stop_api.clone()));
@@ -250,6 +284,10 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         stop_background,
         alert_task,
         hub_maintenance,
+        stop_checkpointer,
+        checkpointer,
+        stop_retention,
+        retention,
     })
 }
 
@@ -289,6 +327,9 @@ impl Running {
     pub async fn stop(self) -> bool {
         let ordered = async {
             self.ready.store(false, Ordering::SeqCst);
+            // A purge batch in flight is dropped: its delete and receipt roll back together.
+            self.stop_retention.cancel();
+            let _ = self.retention.await;
             self.stop_gate.cancel();
             if let Err(error) = self.gate.await {
                 tracing::error!(%error, "gate task failed");
@@ -305,6 +346,10 @@ impl Running {
             if let Ok(Err(error)) = self.api.await {
                 tracing::error!(%error, "HTTP server stopped with an error");
             }
+            // A last round signs what the API recorded before it stopped; the checkpointer
+            // then drops its security-event handle.
+            self.stop_checkpointer.cancel();
+            let _ = self.checkpointer.await;
             // The gate and the ingest held the last event handles: the writer now drains
             // what is buffered and ends, then the fan-out (both of its sources closed).
             let _ = self.events_writer.await;

@@ -556,7 +556,8 @@ pub fn test_database_url(scenario: &str) -> anyhow::Result<Option<String>> {
     }
 }
 
-async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+/// Runs one SQL statement with `psql` on the database of `url`; fails on any SQL error.
+pub async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     let (url, statement) = (url.to_owned(), sql.to_owned());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("psql")

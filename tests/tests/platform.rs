@@ -17,9 +17,14 @@
 //! 6. `isolation`: a tenant's token never reads another tenant's data.
 //! 7. `demo`: `beffroi demo` runs and commits readings.
 //! 8. `live`: live views, alarms and `beffroi watch` (issue #7).
+//! 9. `audit`: the audit log records changes and reads, verifies, and finds tampering
+//!    (issue #8).
+//! 10. `retention`: per-class retention purges with receipts in the audit log (issue #8).
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "platform/audit.rs"]
+mod audit;
 #[path = "platform/cluster.rs"]
 mod cluster;
 #[path = "platform/common.rs"]
@@ -38,3 +43,5 @@ mod isolation;
 mod live;
 #[path = "platform/rejections.rs"]
 mod rejections;
+#[path = "platform/retention.rs"]
+mod retention;

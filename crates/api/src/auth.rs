@@ -1,10 +1,12 @@
 //! Bearer-token authentication and role checks.
 //!
-//! A token is a tenant's (with a role) or the platform's (platform operators). Extractors:
+//! A token is a tenant's (with a role), the platform's (platform operators) or a partner's
+//! (reads only what agreements share with it, see `crate::governed`). Extractors:
 //! - [`Principal`]: any valid token (`/api/v1/me`, the live websocket);
 //! - [`Caller`]: a tenant's token. The tenant comes from the token and from nothing else, so
 //!   no request can name another tenant's data. Roles are ordered viewer < operator < admin;
-//!   [`Caller::require`] checks one. A platform token gets 403: it reads no tenant's data.
+//!   [`Caller::require`] checks one. A platform or partner token gets 403: it reads no
+//!   tenant's data as its own.
 //! - [`PlatformOperator`]: a platform token (`/api/v1/platform/…`); a tenant token gets 403.
 //!
 //! [`authenticate`] is the one check behind all of them, also used by the websocket's first
@@ -125,6 +127,7 @@ impl FromRequestParts<ApiState> for Caller {
                 token_name: principal.name,
             }),
             TokenScope::Platform => Err(ApiError::PlatformToken),
+            TokenScope::Partner { .. } => Err(ApiError::PartnerToken),
         }
     }
 }
@@ -139,6 +142,7 @@ impl FromRequestParts<ApiState> for PlatformOperator {
                 token_id: principal.token_id,
             }),
             TokenScope::Tenant { .. } => Err(ApiError::TenantToken),
+            TokenScope::Partner { .. } => Err(ApiError::PartnerToken),
         }
     }
 }

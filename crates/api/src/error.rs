@@ -37,6 +37,18 @@ pub enum ApiError {
     /// A tenant token was presented where only platform operators are served.
     #[error("this is for platform operators; a tenant token cannot read it")]
     TenantToken,
+    /// A partner token was presented outside `/api/v1/shared/…` and `/api/v1/me`.
+    #[error("a partner token reads only what is shared with it, under /api/v1/shared")]
+    PartnerToken,
+    /// The policy engine denied a governed read (403, the reason code in the problem's
+    /// `reason` member).
+    #[error("{reason}: {message}")]
+    Denied {
+        /// The stable reason code (`beffroi_policy::DenyReason`).
+        reason: &'static str,
+        /// Why, for the client.
+        message: String,
+    },
     /// Nothing with this id in the caller's tenant (or no such route).
     #[error("{0}")]
     NotFound(String),
@@ -67,6 +79,10 @@ pub enum ApiError {
     /// The system's random number generator failed (token issuance).
     #[error("random number generator: {0}")]
     Random(String),
+    /// The audit log could not be written: the change was not applied, or the data did not
+    /// leave (fail closed).
+    #[error("audit log unavailable: {0}")]
+    AuditUnavailable(String),
 }
 
 /// The RFC 9457 body.
@@ -77,6 +93,9 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: String,
+    /// Extension member of access denials: the policy's reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -90,9 +109,11 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } | ApiError::PlatformToken | ApiError::TenantToken => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Forbidden { .. }
+            | ApiError::PlatformToken
+            | ApiError::TenantToken
+            | ApiError::PartnerToken
+            | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -100,6 +121,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(e) => match e {
                 beffroi_store::Error::NotFound { .. } => StatusCode::NOT_FOUND,
                 beffroi_store::Error::AlreadyExists { .. } => StatusCode::CONFLICT,
@@ -116,7 +138,10 @@ impl ApiError {
         match self.status() {
             StatusCode::BAD_REQUEST => "bad-request",
             StatusCode::UNAUTHORIZED => "unauthorized",
-            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::FORBIDDEN => match self {
+                ApiError::Denied { .. } => "access-denied",
+                _ => "forbidden",
+            },
             StatusCode::NOT_FOUND => "not-found",
             StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
             StatusCode::CONFLICT => "conflict",
@@ -124,6 +149,7 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
             StatusCode::SERVICE_UNAVAILABLE => match self {
                 ApiError::Timeout(_) => "timeout",
+                ApiError::AuditUnavailable(_) => "audit-unavailable",
                 _ => "not-ready",
             },
             _ => "internal",
@@ -139,6 +165,9 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed");
             match self {
                 ApiError::Timeout(_) => self.to_string(),
+                ApiError::AuditUnavailable(_) => {
+                    "audit log unavailable: nothing was changed and no data was returned".to_owned()
+                }
                 _ => "internal error; the cause is in the server log".to_owned(),
             }
         } else {
@@ -149,6 +178,10 @@ impl IntoResponse for ApiError {
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail,
+            reason: match &self {
+                ApiError::Denied { reason, .. } => Some(*reason),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (status, body).into_response();

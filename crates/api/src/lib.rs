@@ -14,8 +14,11 @@
 //! `docs/live.md`); the operators' dashboard is served at `/` from
 //! [`routes::dashboard::DashboardConfig::dir`].
 
+pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod error;
+pub mod governed;
 pub mod json;
 pub mod path;
 pub mod query;
@@ -65,6 +68,13 @@ pub struct ApiState {
     pub alerts: Alerts,
     /// How the dashboard is served.
     pub dashboard: Arc<DashboardConfig>,
+    /// "Now" for governed reads (the system clock; tests set it).
+    pub clock: clock::Clock,
+    /// The sharing agreements governed reads are decided against (see
+    /// [`governed::AgreementCache`]).
+    pub agreements: governed::AgreementCache,
+    /// The platform's audit public keys (`/api/v1/audit/public-key`, `/api/v1/audit/verify`).
+    pub audit_keys: Arc<audit::AuditKeys>,
 }
 
 impl ApiState {
@@ -176,6 +186,38 @@ fn route_table() -> RouteTable {
         "/api/v1/platform/security-events",
         platform::security_events,
     )
+    .get("/api/v1/agreements", agreements::list)
+    .post("/api/v1/agreements", agreements::create)
+    .post("/api/v1/agreements/import", agreements::import)
+    .get("/api/v1/agreements/{id}", agreements::one)
+    .put("/api/v1/agreements/{id}", agreements::update)
+    .post("/api/v1/agreements/{id}/state", agreements::set_state)
+    .get("/api/v1/agreements/{id}/odrl", agreements::odrl)
+    .post(
+        "/api/v1/agreements/{id}/keys/rotate",
+        agreements::rotate_key,
+    )
+    .get(
+        "/api/v1/agreements/{id}/preview/readings",
+        agreements::preview_readings,
+    )
+    .get(
+        "/api/v1/agreements/{id}/preview/aggregates",
+        agreements::preview_aggregates,
+    )
+    .get("/api/v1/partners", partners::list)
+    .post("/api/v1/partners", partners::create)
+    .get("/api/v1/shared", shared::list)
+    .get("/api/v1/shared/{grantor}/sensors", shared::sensors)
+    .get("/api/v1/shared/{grantor}/readings", shared::readings)
+    .get("/api/v1/shared/{grantor}/aggregates", shared::aggregates)
+    .get("/api/v1/audit", routes::audit::list)
+    .get("/api/v1/audit/verify", routes::audit::verify)
+    .get("/api/v1/audit/checkpoints", routes::audit::checkpoints)
+    .get("/api/v1/audit/public-key", routes::audit::public_key)
+    .get("/api/v1/retention", retention::list)
+    .put("/api/v1/retention/{class}", retention::put)
+    .delete("/api/v1/retention/{class}", retention::delete)
 }
 
 /// Every `(method, path)` the [`router`] serves, paths in axum/OpenAPI template syntax.
@@ -320,6 +362,6 @@ mod tests {
         let unique: std::collections::BTreeSet<_> =
             routes.iter().map(|(m, p)| (m.as_str(), *p)).collect();
         assert_eq!(unique.len(), routes.len());
-        assert_eq!(routes.len(), 28);
+        assert_eq!(routes.len(), 51);
     }
 }

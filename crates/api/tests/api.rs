@@ -8,14 +8,20 @@
 
 #[path = "api/alarms.rs"]
 mod alarms;
+#[path = "api/audit.rs"]
+mod audit;
+#[path = "api/governance.rs"]
+mod governance;
 #[path = "api/live.rs"]
 mod live;
+#[path = "api/retention.rs"]
+mod retention;
 #[path = "api/session.rs"]
 mod session;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ use anyhow::{Context as _, Result};
 use axum::body::Bytes;
 use axum::http::{header, Method, Request, StatusCode};
 use beffroi_alerts::Alerts;
+use beffroi_api::clock::Clock;
+use beffroi_api::governed::AgreementCache;
 use beffroi_api::routes::dashboard::DashboardConfig;
 use beffroi_api::{router, serve, tokens, ApiState};
 use beffroi_live::{Hub, LiveConfig};
@@ -65,6 +73,8 @@ struct Harness {
     live: Hub,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    /// The API clock, in microseconds since the epoch; 0: the system clock.
+    now_us: Arc<AtomicI64>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     tokens: Tokens,
@@ -156,6 +166,7 @@ impl Harness {
         };
 
         let ready = Arc::new(AtomicBool::new(true));
+        let now_us = Arc::new(AtomicI64::new(0));
         let metrics = Arc::new(Metrics::default());
         let live = Hub::new(live_config, store.clone(), metrics.clone());
         let (alerts, alert_task) = Alerts::new(store.clone(), live.clone(), metrics.clone());
@@ -169,6 +180,15 @@ impl Harness {
             live: live.clone(),
             alerts,
             dashboard: Arc::new(dashboard),
+            audit_keys: Arc::new(audit::audit_keys()),
+            clock: {
+                let now_us = now_us.clone();
+                Clock::new(move || match now_us.load(Ordering::SeqCst) {
+                    0 => Timestamp::now(),
+                    us => Timestamp::from_unix_micros(us),
+                })
+            },
+            agreements: AgreementCache::new(store.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -179,6 +199,7 @@ impl Harness {
             live,
             metrics,
             ready,
+            now_us,
             shutdown,
             server,
             tokens,
@@ -677,7 +698,7 @@ async fn admins_write_sensors_and_zones_with_validation() -> Result<()> {
     assert_eq!(
         sensor.json(),
         json!({ "tenant": A, "id": "s-a1", "kind": "air", "unit": "ug/m3",
-                "lat": 45.76, "lon": 4.86, "zone": "gare" })
+                "lat": 45.76, "lon": 4.86, "zone": "gare", "tags": [] })
     );
     let sensors = h.get_json("/api/v1/sensors", &h.tokens.a_viewer).await?;
     let stored = sensors["items"]
@@ -965,7 +986,17 @@ async fn a_tenant_never_sees_another_tenants_data() -> Result<()> {
         } else {
             "gw-paris".to_owned()
         };
-        let path = route.replace("{id}", &id);
+        let path = route.replace("{id}", &id).replace("{grantor}", B);
+        if route.starts_with("/api/v1/shared/") {
+            // B shares nothing with A: every governed read is denied.
+            let time = if route.ends_with("/sensors") {
+                ""
+            } else {
+                &range
+            };
+            paths.push(format!("{path}?purpose=research&{time}"));
+            continue;
+        }
         paths.push(path.clone());
         if route.contains("/readings") {
             for params in [
@@ -986,9 +1017,30 @@ async fn a_tenant_never_sees_another_tenants_data() -> Result<()> {
     for token in [&h.tokens.a_viewer, &h.tokens.a_admin] {
         for path in &paths {
             let response = h.get(path, token).await?;
-            if path.starts_with("/api/v1/platform/") {
+            if path.starts_with("/api/v1/shared/") {
+                // B's data under no agreement: denied (the problem names the reason).
+                assert_eq!(
+                    response.status,
+                    StatusCode::FORBIDDEN,
+                    "{}",
+                    response.text()
+                );
+                assert_eq!(response.json()["reason"], "no_agreement");
+            } else if path.starts_with("/api/v1/platform/") {
                 // Platform operators only; a tenant token reads none of it.
                 response.problem(StatusCode::FORBIDDEN);
+            } else if path == "/api/v1/audit" || path == "/api/v1/audit/verify" {
+                // The log is the admins' (A's own: checked in `audit`).
+                if token == &h.tokens.a_viewer {
+                    response.problem(StatusCode::FORBIDDEN);
+                } else {
+                    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+                    assert!(
+                        !response.text().contains(B),
+                        "GET {path}: {}",
+                        response.text()
+                    );
+                }
             } else if response.status.is_success() {
                 let text = response.text();
                 if path.starts_with("/api/v1/openapi") || path == "/metrics" {
@@ -1128,9 +1180,11 @@ async fn bad_credentials_are_401_problems() -> Result<()> {
             p.starts_with("/api/v1/")
                 && !p.ends_with("openapi.json")
                 && !p.ends_with("dashboard-config")
+                // Shared data is readable without a token (as the public).
+                && !p.starts_with("/api/v1/shared")
         })
         .collect();
-    assert_eq!(authed.len(), 23);
+    assert_eq!(authed.len(), 42);
     for (method, route) in &authed {
         let path = route.replace("{id}", "x1");
         for header in [
@@ -1310,7 +1364,7 @@ async fn health_readiness_metrics_and_openapi() -> Result<()> {
     );
     assert!(doc["components"]["schemas"]["Problem"]["properties"]["detail"].is_object());
     let routes = beffroi_api::routes();
-    assert_eq!(routes.len(), 28);
+    assert_eq!(routes.len(), 51);
     for (method, path) in &routes {
         let operation = &doc["paths"][*path][method.as_str().to_lowercase()];
         assert!(

@@ -8,7 +8,8 @@ use beffroi_protocol::GatewayId;
 use crate::Error;
 
 /// Who caused an audit entry. Its text (and JSON) form is a prefix and an id:
-/// `token:t-42`, `user:alice`, `system:retention`, `gateway:gw-1`.
+/// `token:t-42`, `user:alice`, `system:retention`, `gateway:gw-1`; or `public` alone for an
+/// anonymous reader of public data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AuditActor {
     /// An API token, by id (public, never its secret).
@@ -19,12 +20,15 @@ pub enum AuditActor {
     System(String),
     /// A gateway (enrollment, certificate renewal).
     Gateway(GatewayId),
+    /// An anonymous reader (no token) of data shared with the public.
+    Public,
 }
 
 impl AuditActor {
-    /// The prefix of the text form, without its colon.
+    /// The prefix of the text form, without its colon (`public` has no id after it).
     pub fn prefix(&self) -> &'static str {
         match self {
+            AuditActor::Public => "public",
             AuditActor::Token(_) => "token",
             AuditActor::User(_) => "user",
             AuditActor::System(_) => "system",
@@ -32,9 +36,10 @@ impl AuditActor {
         }
     }
 
-    /// The id after the prefix.
+    /// The id after the prefix (empty for `public`).
     pub fn id(&self) -> &str {
         match self {
+            AuditActor::Public => "",
             AuditActor::Token(id) | AuditActor::User(id) | AuditActor::System(id) => id,
             AuditActor::Gateway(id) => id.as_str(),
         }
@@ -43,7 +48,10 @@ impl AuditActor {
 
 impl fmt::Display for AuditActor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.prefix(), self.id())
+        match self {
+            AuditActor::Public => f.write_str(self.prefix()),
+            _ => write!(f, "{}:{}", self.prefix(), self.id()),
+        }
     }
 }
 
@@ -54,6 +62,9 @@ impl FromStr for AuditActor {
     /// that every actor reads back as written); a gateway id follows its grammar.
     fn from_str(text: &str) -> Result<Self, Error> {
         let invalid = || Error::InvalidActor(text.chars().take(80).collect());
+        if text == "public" {
+            return Ok(AuditActor::Public);
+        }
         let (prefix, id) = text.split_once(':').ok_or_else(invalid)?;
         Ok(match prefix {
             "token" => AuditActor::Token(id.to_owned()),
@@ -89,6 +100,7 @@ mod tests {
             AuditActor::Token("t-42".into()),
             AuditActor::User("alice:admin".into()),
             AuditActor::System(String::new()),
+            AuditActor::Public,
         ]
         .into_iter()
         .chain(gateway.ok())

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! `actor` is the text form of [`AuditActor`] (`token:`, `user:`, `system:`, `gateway:` and
-//! an id), `kind` an [`AuditKind`], `time` integer microseconds since the Unix epoch (UTC),
+//! an id, or `public` for an anonymous reader), `kind` an [`AuditKind`], `time` integer microseconds since the Unix epoch (UTC),
 //! `detail` a JSON object ([`AccessDetail`] for accesses, [`PurgeDetail`] for purges, any
 //! object for configuration changes).
 //!

@@ -31,6 +31,7 @@ use crate::protocol::{
 use crate::queue::{ClientQueue, Close};
 use crate::series::{bucket_start, BucketValue};
 use crate::tenant::{ReadingsSub, SubRef};
+use crate::view::ViewKey;
 
 /// Most active alarms sent as the snapshot of an alarms subscription.
 const ALARM_SNAPSHOT: u32 = 1000;
@@ -197,6 +198,13 @@ impl Client {
             }
             .to_json()]
         };
+        if matches!(self.scope, TokenScope::Partner { .. }) {
+            return refuse(
+                ErrorCode::Forbidden,
+                "partner tokens have no live views; shared data is read under /api/v1/shared"
+                    .into(),
+            );
+        }
         if self.scope == TokenScope::Platform && request.stream != StreamKind::Security {
             return refuse(
                 ErrorCode::Forbidden,
@@ -243,6 +251,7 @@ impl Client {
                     ReadingsSub {
                         target,
                         filter,
+                        key: ViewKey::of(&request.filter),
                         granularity: request.granularity,
                     },
                 );

@@ -189,6 +189,8 @@ impl Hub {
                 }
             }
             TokenScope::Platform => hub.platform.retain(|t| t.client.id != client),
+            // A partner's client subscribes to nothing (see `Client`).
+            TokenScope::Partner { .. } => {}
         }
         drop(hub);
         self.inner.metrics.live_clients.add(-1);
@@ -218,6 +220,7 @@ impl Hub {
                 }
             }
             TokenScope::Platform => hub.platform.push(target),
+            TokenScope::Partner { .. } => {}
         }
     }
 
@@ -233,6 +236,7 @@ impl Hub {
             TokenScope::Platform => hub
                 .platform
                 .retain(|t| !(t.client.id == client && t.sub == sub)),
+            TokenScope::Partner { .. } => {}
         }
     }
 

@@ -12,6 +12,9 @@
 //! alerts (alarm changes) ├─► Hub ──► tenant state ──► ClientQueue (per client, bounded,
 //! security events ───────┘         (series, subs)     coalescing) ──► connection task ──► ws
 //! ```
+//! Raw readings go through shared views (`view`): clients with the same filter read one
+//! table of latest values, each at its own pace, so a value costs one insert per distinct view
+//! however many operators watch it.
 //! Tenancy: a client's token names its tenant, and every view is matched inside that tenant's
 //! state only; a platform-operator token follows the security events of no tenant. A slow
 //! client never slows ingest or other clients: pushing into its queue never waits, values
@@ -28,6 +31,7 @@ mod protocol;
 mod queue;
 mod series;
 mod tenant;
+mod view;
 
 pub use client::Client;
 pub use config::LiveConfig;

@@ -2,16 +2,18 @@
 //!
 //! ```text
 //! hub (fan-out, under the hub lock) ──push──► Queue ──take_frames──► connection task ──► socket
-//!        values:  latest per (subscription, series): a newer value replaces the older
+//!        values:  the raw views it reads (shared, see `view`), and the version read up to
 //!        buckets: latest per (subscription, series, bucket start)
 //!        events:  alarms, security events, gateway states in order, at most `event_capacity`
 //! ```
 //! Values and buckets are bounded by the series a client's subscriptions match, so they never
 //! grow with the ingest rate: a slow client gets fewer, newer values. Events cannot be
 //! coalesced; when `event_capacity` of them wait, the client is closed as too slow. Pushing
-//! never waits: the hub holds the queue's lock for one insert.
+//! never waits: the hub holds the queue's lock for one insert, and a view's change only sets
+//! the client's `due` flag.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use beffroi_telemetry::Metrics;
@@ -20,6 +22,7 @@ use tokio::sync::Notify;
 use crate::frames::{buckets_frames, event_frame, readings_frames, Event};
 use crate::protocol::close;
 use crate::series::{BucketValue, SeriesMeta};
+use crate::view::SharedView;
 
 /// Why the server closes a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,23 +54,28 @@ impl Close {
     }
 }
 
-/// A series' latest value for a client: (subscription, series id, frame item).
-pub(crate) type ValueUpdate = (u32, u32, Arc<str>);
-
 #[derive(Debug, Default)]
 struct Queue {
     /// Subscription index → the client's id for it (frames name it).
     names: HashMap<u32, Arc<str>>,
-    /// (subscription, series id) → the latest value's frame item.
-    values: HashMap<(u32, u32), Arc<str>>,
+    /// The raw views of its subscriptions, with the version read up to.
+    views: Vec<ViewRead>,
     buckets: HashMap<(u32, u32, i64), (Arc<SeriesMeta>, BucketValue)>,
     events: VecDeque<(u32, Event)>,
     closed: Option<Close>,
 }
 
+/// A raw subscription's view and how far the client read it.
+#[derive(Debug)]
+struct ViewRead {
+    sub: u32,
+    view: SharedView,
+    read: u64,
+}
+
 impl Queue {
     fn is_empty(&self) -> bool {
-        self.values.is_empty() && self.buckets.is_empty() && self.events.is_empty()
+        self.buckets.is_empty() && self.events.is_empty()
     }
 }
 
@@ -76,6 +84,8 @@ impl Queue {
 pub(crate) struct ClientQueue {
     pub(crate) id: u64,
     queue: Mutex<Queue>,
+    /// A view it reads changed since its last frames.
+    due: AtomicBool,
     notify: Notify,
     event_capacity: usize,
     metrics: Arc<Metrics>,
@@ -86,6 +96,7 @@ impl ClientQueue {
         Self {
             id,
             queue: Mutex::new(Queue::default()),
+            due: AtomicBool::new(false),
             notify: Notify::new(),
             event_capacity,
             metrics,
@@ -106,28 +117,23 @@ impl ClientQueue {
     pub(crate) fn forget(&self, sub: u32) {
         let mut q = self.lock();
         q.names.remove(&sub);
-        q.values.retain(|(s, _), _| *s != sub);
+        q.views.retain(|v| v.sub != sub);
         q.buckets.retain(|(s, _, _), _| *s != sub);
         q.events.retain(|(s, _)| *s != sub);
     }
 
-    /// The latest values of series for this client's subscriptions, each replacing an older
-    /// one not yet sent: one lock per batch.
-    pub(crate) fn push_values(&self, values: Vec<ValueUpdate>) {
-        let mut q = self.lock();
-        if q.closed.is_some() || values.is_empty() {
-            return;
-        }
-        let was_empty = q.is_empty();
-        let mut replaced = 0;
-        for (sub, series, item) in values {
-            if q.values.insert((sub, series), item).is_some() {
-                replaced += 1;
-            }
-        }
-        drop(q);
-        self.metrics.live_coalesced.add(replaced);
-        if was_empty {
+    /// Subscription `sub` reads `view` from `version` on.
+    pub(crate) fn add_view(&self, sub: u32, view: SharedView, version: u64) {
+        self.lock().views.push(ViewRead {
+            sub,
+            view,
+            read: version,
+        });
+    }
+
+    /// A view it reads changed: frames are due (one flag, whatever the number of values).
+    pub(crate) fn view_changed(&self) {
+        if !self.due.swap(true, Ordering::AcqRel) {
             self.notify.notify_one();
         }
     }
@@ -191,7 +197,7 @@ impl ClientQueue {
                 if let Some(reason) = &q.closed {
                     return Err(reason.clone());
                 }
-                if !q.is_empty() {
+                if !q.is_empty() || self.due.load(Ordering::Acquire) {
                     return Ok(());
                 }
             }
@@ -202,27 +208,37 @@ impl ClientQueue {
     /// Everything queued, as JSON frames: events first (in order), then one or more frames
     /// per subscription with values and buckets.
     pub(crate) fn take_frames(&self) -> Vec<String> {
-        let (names, values, buckets, events) = {
+        // Cleared first: a view changing from here on makes the next round due.
+        self.due.store(false, Ordering::Release);
+        let mut values = Vec::new();
+        let mut coalesced = 0;
+        let (names, buckets, events) = {
             let mut q = self.lock();
+            for read in &mut q.views {
+                let changes = read.view.changes_since(read.read);
+                read.read = changes.version;
+                coalesced += changes.coalesced;
+                if !changes.items.is_empty() {
+                    values.push((read.sub, changes.items));
+                }
+            }
             (
                 q.names.clone(),
-                std::mem::take(&mut q.values),
                 std::mem::take(&mut q.buckets),
                 std::mem::take(&mut q.events),
             )
         };
-        let items = (values.len() + buckets.len() + events.len()) as u64;
+        self.metrics.live_coalesced.add(coalesced);
+        let items = (values.iter().map(|(_, v)| v.len()).sum::<usize>()
+            + buckets.len()
+            + events.len()) as u64;
         let mut frames = Vec::new();
         for (sub, event) in events {
             if let Some(name) = names.get(&sub) {
                 frames.push(event_frame(name, &event, false));
             }
         }
-        let mut by_sub: HashMap<u32, Vec<Arc<str>>> = HashMap::new();
-        for ((sub, _), item) in values {
-            by_sub.entry(sub).or_default().push(item);
-        }
-        for (sub, items) in by_sub {
+        for (sub, items) in values {
             if let Some(name) = names.get(&sub) {
                 frames.extend(readings_frames(name, false, &items));
             }

@@ -2,10 +2,12 @@
 //! entries, the series seen (each with its latest value, its bucket tracks and the
 //! subscriptions it feeds), and the subscriptions themselves.
 //!
-//! Matching is done when something changes, not per reading: a subscription is matched against
-//! every known series when it is made, a new series against every subscription when it first
-//! appears, a sensor's series again when its registry entry changes. Fan-out of a reading is
-//! then one hash lookup and one push per subscription it feeds.
+//! Matching is done when something changes, not per reading: a view is matched against every
+//! known series when it is made, a new series against every view when it first appears, a
+//! sensor's series again when its registry entry changes. Raw subscriptions with the same
+//! filter share one [`View`]: fan-out of a reading is one hash lookup, one insert per view it
+//! feeds and one flag per client of those views. Bucket subscriptions get one push each per
+//! closed bucket.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,8 +19,9 @@ use beffroi_telemetry::Metrics;
 use crate::filter::{Filter, SensorInfo};
 use crate::frames::{reading_item, Event};
 use crate::protocol::{Granularity, StreamKind};
-use crate::queue::{ClientQueue, ValueUpdate};
+use crate::queue::ClientQueue;
 use crate::series::{Added, BucketTrack, BucketValue, LiveValue, SeriesMeta};
+use crate::view::{SharedView, ViewKey};
 
 /// One subscription's place in a fan-out list.
 #[derive(Debug, Clone)]
@@ -38,7 +41,17 @@ impl SubRef {
 pub(crate) struct ReadingsSub {
     pub(crate) target: SubRef,
     pub(crate) filter: Filter,
+    /// Raw subscriptions with equal keys share a view.
+    pub(crate) key: ViewKey,
     pub(crate) granularity: Granularity,
+}
+
+/// A shared raw view, its filter and its subscribers.
+#[derive(Debug)]
+struct ViewEntry {
+    view: SharedView,
+    filter: Filter,
+    subscribers: Vec<SubRef>,
 }
 
 /// The buckets of one width of one series, and who gets them.
@@ -54,7 +67,8 @@ struct WidthSlot {
 struct Slot {
     meta: Arc<SeriesMeta>,
     latest: Option<LiveValue>,
-    raw: Vec<SubRef>,
+    /// The views it feeds (ids in [`TenantState`]'s `views`).
+    raw: Vec<u64>,
     widths: Vec<WidthSlot>,
     /// Its latest value changed in the batch being applied (pushed once, after the batch).
     changed: bool,
@@ -101,7 +115,11 @@ pub(crate) struct Matched {
 pub(crate) struct TenantState {
     registry: HashMap<SensorId, SensorInfo>,
     sensors: HashMap<String, SensorEntry>,
+    /// Bucket subscriptions (raw ones are in `views`).
     subs: Vec<ReadingsSub>,
+    views: HashMap<u64, ViewEntry>,
+    view_ids: HashMap<ViewKey, u64>,
+    next_view: u64,
     events: HashMap<StreamKind, Vec<SubRef>>,
     tracked: Vec<Tracked>,
     /// Connected clients of this tenant.
@@ -153,6 +171,7 @@ impl TenantState {
             registry,
             sensors,
             subs,
+            views,
             tracked,
             registry_dirty,
             ..
@@ -203,9 +222,7 @@ impl TenantState {
                         })
                         .collect(),
                 };
-                for sub in subs.iter() {
-                    attach(&mut slot, &entry.info, sub);
-                }
+                attach_all(&mut slot, &entry.info, subs, views);
                 entry.slots.push(slot);
                 entry.slots.len() - 1
             }
@@ -261,8 +278,8 @@ impl TenantState {
                 }
             }
         }
-        // Grouped by client, so each client's queue is locked once per batch.
-        let mut by_client: HashMap<u64, (Arc<ClientQueue>, Vec<ValueUpdate>)> = HashMap::new();
+        // Grouped by view, so each view is locked once per batch.
+        let mut by_view: HashMap<u64, Vec<(u32, Arc<str>)>> = HashMap::new();
         for (sensor, index) in changed {
             let Some(slot) = self
                 .sensors
@@ -274,45 +291,93 @@ impl TenantState {
             slot.changed = false;
             if let Some(value) = &slot.latest {
                 let item = reading_item(&slot.meta, value);
-                for target in &slot.raw {
-                    by_client
-                        .entry(target.client.id)
-                        .or_insert_with(|| (target.client.clone(), Vec::new()))
-                        .1
-                        .push((target.sub, slot.meta.id, item.clone()));
+                for view in &slot.raw {
+                    by_view
+                        .entry(*view)
+                        .or_default()
+                        .push((slot.meta.id, item.clone()));
                 }
             }
         }
-        for (client, values) in by_client.into_values() {
-            client.push_values(values);
+        for (id, changes) in by_view {
+            if let Some(entry) = self.views.get(&id) {
+                entry.view.update(changes);
+                for target in &entry.subscribers {
+                    target.client.view_changed();
+                }
+            }
         }
     }
 
     /// Adds a readings subscription (replacing none: the caller removed the old one) and
     /// returns what it matches now. `now_us` starts tracking its width if nobody did.
     pub(crate) fn subscribe(&mut self, sub: ReadingsSub, now_us: i64) -> Matched {
-        if let Granularity::Bucket(width_s) = sub.granularity {
-            self.track(width_s, now_us);
-        }
         let mut matched = Matched::default();
-        for entry in self.sensors.values_mut() {
-            for slot in &mut entry.slots {
-                if !attach(slot, &entry.info, &sub) {
-                    continue;
-                }
-                matched.series += 1;
-                match sub.granularity {
-                    Granularity::Raw => {
+        match sub.granularity {
+            Granularity::Raw => {
+                let (id, created) = self.view_for(&sub);
+                for entry in self.sensors.values_mut() {
+                    for slot in &mut entry.slots {
+                        if !sub.filter.matches(
+                            slot.meta.sensor.as_str(),
+                            slot.meta.metric.as_str(),
+                            &entry.info,
+                        ) {
+                            continue;
+                        }
+                        if created {
+                            slot.raw.push(id);
+                        }
+                        matched.series += 1;
                         if let Some(latest) = &slot.latest {
                             matched.latest.push(reading_item(&slot.meta, latest));
                         }
                     }
-                    Granularity::Bucket(_) => matched.metas.push(slot.meta.clone()),
+                }
+                if let Some(entry) = self.views.get_mut(&id) {
+                    // Read under the hub's lock, like the snapshot above: what changes
+                    // after it comes through the view.
+                    let version = entry.view.version();
+                    sub.target
+                        .client
+                        .add_view(sub.target.sub, entry.view.clone(), version);
+                    entry.subscribers.push(sub.target);
                 }
             }
+            Granularity::Bucket(width_s) => {
+                self.track(width_s, now_us);
+                for entry in self.sensors.values_mut() {
+                    for slot in &mut entry.slots {
+                        if attach(slot, &entry.info, &sub) {
+                            matched.series += 1;
+                            matched.metas.push(slot.meta.clone());
+                        }
+                    }
+                }
+                self.subs.push(sub);
+            }
         }
-        self.subs.push(sub);
         matched
+    }
+
+    /// The view for a raw subscription's filter, and whether it was made now (then it is not
+    /// attached to any series yet).
+    fn view_for(&mut self, sub: &ReadingsSub) -> (u64, bool) {
+        if let Some(id) = self.view_ids.get(&sub.key) {
+            return (*id, false);
+        }
+        self.next_view += 1;
+        let id = self.next_view;
+        self.view_ids.insert(sub.key.clone(), id);
+        self.views.insert(
+            id,
+            ViewEntry {
+                view: SharedView::default(),
+                filter: sub.filter.clone(),
+                subscribers: Vec::new(),
+            },
+        );
+        (id, true)
     }
 
     fn track(&mut self, width_s: u32, now_us: i64) {
@@ -356,8 +421,19 @@ impl TenantState {
     /// Removes subscription `sub` of `client`, or all of the client's when `sub` is `None`;
     /// stops tracking widths nobody watches any more. Returns how many were removed.
     pub(crate) fn unsubscribe(&mut self, client: u64, sub: Option<u32>) -> usize {
-        let before = self.subs.len() + self.events.values().map(Vec::len).sum::<usize>();
+        let before = self.subscriptions();
         self.subs.retain(|s| !s.target.is(client, sub));
+        for entry in self.views.values_mut() {
+            entry.subscribers.retain(|t| !t.is(client, sub));
+        }
+        let unwatched: HashSet<u64> = self
+            .views
+            .iter()
+            .filter(|(_, entry)| entry.subscribers.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        self.views.retain(|id, _| !unwatched.contains(id));
+        self.view_ids.retain(|_, id| !unwatched.contains(id));
         for targets in self.events.values_mut() {
             targets.retain(|t| !t.is(client, sub));
         }
@@ -372,15 +448,24 @@ impl TenantState {
         self.tracked.retain(|t| watched.contains(&t.width_s));
         for entry in self.sensors.values_mut() {
             for slot in &mut entry.slots {
-                slot.raw.retain(|t| !t.is(client, sub));
+                slot.raw.retain(|id| !unwatched.contains(id));
                 slot.widths.retain_mut(|w| {
                     w.subs.retain(|t| !t.is(client, sub));
                     watched.contains(&w.width_s)
                 });
             }
         }
-        let after = self.subs.len() + self.events.values().map(Vec::len).sum::<usize>();
-        before - after
+        before - self.subscriptions()
+    }
+
+    fn subscriptions(&self) -> usize {
+        self.subs.len()
+            + self
+                .views
+                .values()
+                .map(|v| v.subscribers.len())
+                .sum::<usize>()
+            + self.events.values().map(Vec::len).sum::<usize>()
     }
 
     /// Closes the buckets due at `now_us`: complete ones go to their subscribers, those that
@@ -441,6 +526,7 @@ impl TenantState {
             registry,
             sensors,
             subs,
+            views,
             ..
         } = self;
         for (id, entry) in sensors.iter_mut() {
@@ -457,15 +543,34 @@ impl TenantState {
                 for width in &mut slot.widths {
                     width.subs.clear();
                 }
-                for sub in subs.iter() {
-                    attach(slot, &entry.info, sub);
-                }
+                attach_all(slot, &entry.info, subs, views);
             }
         }
     }
 }
 
-/// Adds `sub` to `slot`'s fan-out lists if its filter matches; returns whether it did.
+/// Adds `slot` to every view and bucket subscription whose filter matches it.
+fn attach_all(
+    slot: &mut Slot,
+    info: &SensorInfo,
+    subs: &[ReadingsSub],
+    views: &HashMap<u64, ViewEntry>,
+) {
+    for (id, entry) in views {
+        if entry
+            .filter
+            .matches(slot.meta.sensor.as_str(), slot.meta.metric.as_str(), info)
+        {
+            slot.raw.push(*id);
+        }
+    }
+    for sub in subs {
+        attach(slot, info, sub);
+    }
+}
+
+/// Adds bucket subscription `sub` to `slot`'s fan-out lists if its filter matches; returns
+/// whether it did.
 fn attach(slot: &mut Slot, info: &SensorInfo, sub: &ReadingsSub) -> bool {
     if !sub
         .filter
@@ -473,12 +578,9 @@ fn attach(slot: &mut Slot, info: &SensorInfo, sub: &ReadingsSub) -> bool {
     {
         return false;
     }
-    match sub.granularity {
-        Granularity::Raw => slot.raw.push(sub.target.clone()),
-        Granularity::Bucket(width_s) => {
-            if let Some(width) = slot.widths.iter_mut().find(|w| w.width_s == width_s) {
-                width.subs.push(sub.target.clone());
-            }
+    if let Granularity::Bucket(width_s) = sub.granularity {
+        if let Some(width) = slot.widths.iter_mut().find(|w| w.width_s == width_s) {
+            width.subs.push(sub.target.clone());
         }
     }
     true

@@ -46,6 +46,7 @@ fn sensor(id: &str, zone: &str, lon: f64, lat: f64) -> Sensor {
         lat: Some(lat),
         lon: Some(lon),
         zone: Some(ZoneId::new(zone).unwrap()),
+        tags: Vec::new(),
     }
 }
 
@@ -229,6 +230,93 @@ async fn views_match_their_filter_and_coalesce_to_the_latest_value() {
     f.commit("lyon", vec![reading("s2", "air.pm25", t - S, 99.0)])
         .await;
     assert!(frames(&client).is_empty());
+}
+
+#[tokio::test]
+async fn clients_with_the_same_filter_share_a_view_and_read_it_at_their_own_pace() {
+    let f = Fixture::new(LiveConfig::default()).await;
+    let mut fast = f.client("lyon").await;
+    let mut slow = f.client("lyon").await;
+    let mut other = f.client("lyon").await;
+    // The same series in another order: one shared view.
+    send(
+        &mut fast,
+        json!({"type": "subscribe", "id": "a", "stream": "readings", "snapshot": false,
+               "filter": {"zones": ["centre", "north"], "metrics": ["air.pm25"]}}),
+    )
+    .await;
+    send(
+        &mut slow,
+        json!({"type": "subscribe", "id": "b", "stream": "readings", "snapshot": false,
+               "filter": {"metrics": ["air.pm25"], "zones": ["north", "centre", "north"]}}),
+    )
+    .await;
+    send(
+        &mut other,
+        json!({"type": "subscribe", "id": "c", "stream": "readings", "snapshot": false,
+               "filter": {"zones": ["north"]}}),
+    )
+    .await;
+    let t = now_us();
+    f.commit("lyon", vec![reading("s1", "air.pm25", t, 1.0)])
+        .await;
+    assert_eq!(
+        values(&frames(&fast)),
+        [("s1".into(), "air.pm25".into(), 1.0)]
+    );
+    f.commit("lyon", vec![reading("s1", "air.pm25", t + S, 2.0)])
+        .await;
+    f.commit("lyon", vec![reading("s3", "air.pm25", t + S, 3.0)])
+        .await;
+    assert_eq!(
+        values(&frames(&fast)),
+        [
+            ("s1".into(), "air.pm25".into(), 2.0),
+            ("s3".into(), "air.pm25".into(), 3.0)
+        ]
+    );
+    // The slow client reads everything it missed at once, coalesced to the latest values.
+    assert_eq!(
+        values(&frames(&slow)),
+        [
+            ("s1".into(), "air.pm25".into(), 2.0),
+            ("s3".into(), "air.pm25".into(), 3.0)
+        ]
+    );
+    assert_eq!(
+        values(&frames(&other)),
+        [("s3".into(), "air.pm25".into(), 3.0)]
+    );
+    assert!(frames(&slow).is_empty() && frames(&fast).is_empty());
+
+    // One client leaving the view does not stop it for the other.
+    let replies = send(&mut fast, json!({"type": "unsubscribe", "id": "a"})).await;
+    assert_eq!(replies[0]["type"], "unsubscribed");
+    f.commit("lyon", vec![reading("s2", "air.pm25", t + 2 * S, 4.0)])
+        .await;
+    assert!(frames(&fast).is_empty());
+    tokio::time::timeout(Duration::from_secs(1), slow.ready())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        values(&frames(&slow)),
+        [("s2".into(), "air.pm25".into(), 4.0)]
+    );
+    drop(slow);
+    // The last subscriber gone, the view goes; a new subscription starts a fresh one.
+    send(
+        &mut fast,
+        json!({"type": "subscribe", "id": "a", "stream": "readings", "snapshot": false,
+               "filter": {"zones": ["centre", "north"], "metrics": ["air.pm25"]}}),
+    )
+    .await;
+    f.commit("lyon", vec![reading("s2", "air.pm25", t + 3 * S, 5.0)])
+        .await;
+    assert_eq!(
+        values(&frames(&fast)),
+        [("s2".into(), "air.pm25".into(), 5.0)]
+    );
 }
 
 #[tokio::test]

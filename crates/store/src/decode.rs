@@ -233,12 +233,17 @@ pub(crate) fn check_bucket(bucket_us: i64) -> Result<()> {
 /// The `role` of a platform token (whose `tenant` is NULL).
 pub(crate) const PLATFORM_ROLE: &str = "platform";
 
-/// A token scope as its `(tenant, role)` columns: a platform token has no tenant and the role
-/// [`PLATFORM_ROLE`].
-pub(crate) fn scope_columns(scope: &TokenScope) -> (Option<&str>, &str) {
+/// The `role` of a partner token (whose `tenant` is NULL and `partner` set).
+pub(crate) const PARTNER_ROLE: &str = "partner";
+
+/// A token scope as its `(tenant, partner, role)` columns: a platform token has neither
+/// tenant nor partner and the role [`PLATFORM_ROLE`]; a partner token only a partner and the
+/// role [`PARTNER_ROLE`].
+pub(crate) fn scope_columns(scope: &TokenScope) -> (Option<&str>, Option<&str>, &str) {
     match scope {
-        TokenScope::Tenant { tenant, role } => (Some(tenant.as_str()), role.as_str()),
-        TokenScope::Platform => (None, PLATFORM_ROLE),
+        TokenScope::Tenant { tenant, role } => (Some(tenant.as_str()), None, role.as_str()),
+        TokenScope::Platform => (None, None, PLATFORM_ROLE),
+        TokenScope::Partner { partner } => (None, Some(partner.as_str()), PARTNER_ROLE),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Each backend does the work in inherent methods of the same names and signatures
 //! (`insert_*`, `select_*`, `write_*`… in its `registry`, `records`, `ingest`, `query`,
-//! `alarm_rules`, `alarms` and `audit` modules), plus `backend_kind` and `refresh`;
+//! `alarm_rules`, `alarms`, `audit` and `governance` modules), plus `backend_kind` and `refresh`;
 //! [`forward_store!`] maps the [`crate::Store`] methods onto them. One `#[async_trait]` impl
 //! must be a single block, so this cannot be split over the backends' modules.
 
@@ -13,7 +13,11 @@ macro_rules! forward_store {
             use beffroi_audit::{AuditEntry, AuditHead, Checkpoint, NewAuditEntry};
             use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};
 
+            use beffroi_policy::{Agreement, AgreementId, Grantee, PartnerId, PseudonymKey};
+            use beffroi_protocol::MetricName;
+            use $crate::governance::AgreementsBy;
             use $crate::outcome::AlarmChange;
+            use $crate::{AgreementRecord, CellQuery, CellRow, Partner};
             use $crate::{
                 Alarm, AlarmAction, AlarmFilter, AlarmRule, AlarmSubject, AuditFilter, Backend,
                 Bucket, CommitBatch, CommitOutcome, EventScope, GatewayKey, GatewayRecord,
@@ -21,6 +25,7 @@ macro_rules! forward_store {
                 ReadingPage, Result, RevokedGateway, RuleId, SecurityEvent, Sensor, SeqState,
                 Store, StoredBatch, StoredReading, Tenant, TokenRecord, Zone,
             };
+            use $crate::{PurgeReceipt, PurgeRequest, RetentionPolicy};
 
             #[async_trait::async_trait]
             impl Store for $store {
@@ -262,6 +267,102 @@ macro_rules! forward_store {
                 }
                 async fn audit_tenants(&self) -> Result<Vec<TenantId>> {
                     self.select_audit_tenants().await
+                }
+
+                async fn create_partner(&self, partner: &Partner) -> Result<()> {
+                    self.insert_partner(partner).await
+                }
+                async fn list_partners(&self) -> Result<Vec<Partner>> {
+                    self.select_partners(None).await
+                }
+                async fn partner(&self, id: &PartnerId) -> Result<Option<Partner>> {
+                    Ok(self.select_partners(Some(id)).await?.pop())
+                }
+                async fn create_agreement(
+                    &self,
+                    agreement: &Agreement,
+                    key: Option<&[u8; 32]>,
+                    at: Timestamp,
+                ) -> Result<AgreementRecord> {
+                    self.insert_agreement(agreement, key, at).await
+                }
+                async fn update_agreement(
+                    &self,
+                    agreement: &Agreement,
+                    expected_version: u32,
+                    at: Timestamp,
+                ) -> Result<AgreementRecord> {
+                    self.replace_agreement(agreement, expected_version, at)
+                        .await
+                }
+                async fn agreement(
+                    &self,
+                    grantor: &TenantId,
+                    id: &AgreementId,
+                ) -> Result<Option<AgreementRecord>> {
+                    Ok(self
+                        .select_agreements(AgreementsBy::One(grantor, id))
+                        .await?
+                        .pop())
+                }
+                async fn list_agreements(
+                    &self,
+                    grantor: &TenantId,
+                ) -> Result<Vec<AgreementRecord>> {
+                    self.select_agreements(AgreementsBy::Grantor(grantor)).await
+                }
+                async fn agreements_for(&self, grantee: &Grantee) -> Result<Vec<AgreementRecord>> {
+                    self.select_agreements(AgreementsBy::Grantee(grantee)).await
+                }
+                async fn all_agreements(&self) -> Result<Vec<Agreement>> {
+                    Ok(self
+                        .select_agreements(AgreementsBy::All)
+                        .await?
+                        .into_iter()
+                        .map(|record| record.agreement)
+                        .collect())
+                }
+                async fn rotate_pseudonym_key(
+                    &self,
+                    grantor: &TenantId,
+                    id: &AgreementId,
+                    key: &[u8; 32],
+                    at: Timestamp,
+                ) -> Result<u32> {
+                    self.insert_pseudonym_key(grantor, id, key, at).await
+                }
+                async fn pseudonym_key(
+                    &self,
+                    grantor: &TenantId,
+                    id: &AgreementId,
+                ) -> Result<Option<PseudonymKey>> {
+                    self.select_pseudonym_key(grantor, id).await
+                }
+                async fn series_metrics(&self, tenant: &TenantId) -> Result<Vec<MetricName>> {
+                    self.select_series_metrics(tenant).await
+                }
+                async fn governed_cells(&self, query: &CellQuery) -> Result<Vec<CellRow>> {
+                    self.select_cells(query).await
+                }
+
+                async fn set_retention_policy(&self, policy: &RetentionPolicy) -> Result<()> {
+                    self.write_retention_policy(policy).await
+                }
+                async fn retention_policies(
+                    &self,
+                    tenant: &TenantId,
+                ) -> Result<Vec<RetentionPolicy>> {
+                    self.select_retention_policies(tenant).await
+                }
+                async fn delete_retention_policy(
+                    &self,
+                    tenant: &TenantId,
+                    class: &beffroi_policy::MetricPattern,
+                ) -> Result<()> {
+                    self.remove_retention_policy(tenant, class).await
+                }
+                async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt> {
+                    self.purge_class(request).await
                 }
 
                 async fn apply_retention(&self, older_than: Timestamp) -> Result<u64> {

@@ -10,8 +10,10 @@
 //! The registry (tenants, gateways with public keys and certificate fingerprints, sensors with
 //! kind, unit, location and zone, zones as GeoJSON polygons), quarantine, security events,
 //! API tokens and the audit log (per-tenant hash chains and their signed checkpoints, computed
-//! by `beffroi_audit`) live in the same database. A batch's signature is stored once, in the `batches`
-//! table, never per reading. Migrations are embedded with `sqlx::migrate!`.
+//! by `beffroi_audit`) and the retention policies per tenant and metric class (purged with
+//! receipts in the audit log, see `retention`) live in the same database. A batch's
+//! signature is stored once, in the `batches` table, never per reading. Migrations are
+//! embedded with `sqlx::migrate!`.
 //!
 //! Every query is scoped by tenant: a caller cannot express a read across tenants.
 //! This crate owns SQL and nothing else: no HTTP, no MQTT, no policy decisions.
@@ -25,23 +27,31 @@ mod audit;
 mod decode;
 mod forward;
 mod gateway_state;
+mod governance;
 mod model;
 mod open;
 mod outcome;
 mod postgres;
+mod retention;
 mod rows;
 mod seq;
 mod series;
 mod sqlite;
 
 use beffroi_audit::{AuditEntry, AuditHead, Checkpoint, NewAuditEntry};
-use beffroi_protocol::{GatewayId, Health, KeyId, TenantId, Timestamp};
+use beffroi_policy::{Agreement, AgreementId, Grantee, PartnerId, PseudonymKey};
+use beffroi_protocol::{GatewayId, Health, KeyId, MetricName, TenantId, Timestamp};
 
 pub use alarms::*;
 pub use audit::AuditFilter;
+pub use governance::{AgreementRecord, CellQuery, CellRow, CellUnit, Partner};
 pub use model::*;
 pub use open::{open, OpenOptions, TimescaleMode};
 pub use postgres::PostgresStore;
+pub use retention::{
+    governing_class, governing_policy, specificity, PurgeKind, PurgeReceipt, PurgeRequest,
+    RetentionPolicy, MAX_RETENTION_DAYS, PURGE_BATCH_ROWS,
+};
 pub use sqlite::SqliteStore;
 
 /// Result alias for this crate.
@@ -332,10 +342,102 @@ pub trait Store: Send + Sync {
     /// The tenants whose audit chain has entries, by id (for the periodic checkpointer).
     async fn audit_tenants(&self) -> Result<Vec<TenantId>>;
 
+    // ---- governance ----
+    //
+    // Sharing agreements, their pseudonym keys, partners, and the governed aggregate query.
+    // The store validates and persists; `beffroi_policy::decide` decides. See `governance`.
+
+    /// Creates a partner; [`Error::AlreadyExists`] if its id is taken.
+    async fn create_partner(&self, partner: &Partner) -> Result<()>;
+    /// Every partner, by id.
+    async fn list_partners(&self) -> Result<Vec<Partner>>;
+    /// One partner.
+    async fn partner(&self, id: &PartnerId) -> Result<Option<Partner>>;
+    /// Stores a new agreement at version 1 (whatever its `version` says), with its first
+    /// pseudonym key when given (epoch 1), in one transaction. [`Error::Invalid`] if it does
+    /// not pass `Agreement::validate`, [`Error::AlreadyExists`] if its grantor already has
+    /// one with its id, [`Error::NotFound`] if the grantor does not exist.
+    async fn create_agreement(
+        &self,
+        agreement: &Agreement,
+        key: Option<&[u8; 32]>,
+        at: Timestamp,
+    ) -> Result<AgreementRecord>;
+    /// Replaces an agreement (terms or state) if it is still at `expected_version`; it is
+    /// stored at `expected_version + 1`, whatever its `version` says. [`Error::Conflict`] if
+    /// it is at another version, [`Error::NotFound`] if there is none, [`Error::Invalid`] if
+    /// it does not validate (not checked when its state is `revoked`).
+    async fn update_agreement(
+        &self,
+        agreement: &Agreement,
+        expected_version: u32,
+        at: Timestamp,
+    ) -> Result<AgreementRecord>;
+    /// One agreement of a grantor.
+    async fn agreement(
+        &self,
+        grantor: &TenantId,
+        id: &AgreementId,
+    ) -> Result<Option<AgreementRecord>>;
+    /// A grantor's agreements, by id.
+    async fn list_agreements(&self, grantor: &TenantId) -> Result<Vec<AgreementRecord>>;
+    /// The agreements whose grantee is `grantee` or `public`, of every grantor, by grantor
+    /// and id.
+    async fn agreements_for(&self, grantee: &Grantee) -> Result<Vec<AgreementRecord>>;
+    /// Every agreement of every grantor (what `beffroi_policy::decide` takes), by grantor
+    /// and id.
+    async fn all_agreements(&self) -> Result<Vec<Agreement>>;
+    /// Makes `key` the agreement's current pseudonym key at the next epoch (1 for its first
+    /// key) and retires the previous one, in one transaction; returns the new epoch.
+    /// [`Error::NotFound`] if the agreement does not exist.
+    async fn rotate_pseudonym_key(
+        &self,
+        grantor: &TenantId,
+        id: &AgreementId,
+        key: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<u32>;
+    /// The agreement's current pseudonym key, if it has one.
+    async fn pseudonym_key(
+        &self,
+        grantor: &TenantId,
+        id: &AgreementId,
+    ) -> Result<Option<PseudonymKey>>;
+    /// The metrics a tenant has readings of (from its series dictionary), by name.
+    async fn series_metrics(&self, tenant: &TenantId) -> Result<Vec<MetricName>>;
+    /// Numeric readings grouped by (bucket, metric, unit) in the database, with the distinct
+    /// sensors, count, sum, min and max of each cell, ordered by bucket, metric, unit.
+    async fn governed_cells(&self, query: &CellQuery) -> Result<Vec<CellRow>>;
+
+    // ---- retention ----
+    //
+    // Per tenant and metric class, for raw readings and stored aggregates; purges append
+    // their receipts to the audit log in the same transaction. See `retention`.
+
+    /// Creates or replaces the tenant's policy for its class. [`Error::Invalid`] if a
+    /// duration is out of range, [`Error::NotFound`] if the tenant does not exist.
+    async fn set_retention_policy(&self, policy: &RetentionPolicy) -> Result<()>;
+    /// A tenant's policies, by class text.
+    async fn retention_policies(&self, tenant: &TenantId) -> Result<Vec<RetentionPolicy>>;
+    /// Deletes the tenant's policy for `class`; [`Error::NotFound`] if there is none.
+    async fn delete_retention_policy(
+        &self,
+        tenant: &TenantId,
+        class: &beffroi_policy::MetricPattern,
+    ) -> Result<()>;
+    /// Deletes the tenant's rows of the request's kind older than its bound, for the metrics
+    /// its class governs (the class minus the tenant's more specific classes), in batches of
+    /// at most `batch_rows` rows, each in its own transaction with an `AuditKind::Purge`
+    /// entry appended to the tenant's chain. Returns the sum of the batches. A backend that
+    /// stores no aggregates deletes nothing for [`PurgeKind::Aggregate`] and says why in
+    /// [`PurgeReceipt::note`]. [`Error::NotFound`] if the tenant does not exist.
+    async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt>;
+
     // ---- maintenance ----
 
     /// Applies retention now: deletes raw readings older than `older_than` (Timescale:
-    /// `drop_chunks`); returns rows (or chunks) removed.
+    /// `drop_chunks`); returns rows (or chunks) removed. Instance-wide and not receipted in
+    /// any audit log: the platform purges with [`Store::purge`], per tenant.
     async fn apply_retention(&self, older_than: Timestamp) -> Result<u64>;
     /// Refreshes continuous aggregates over `[from, to)` (Timescale only; a no-op elsewhere).
     async fn refresh_aggregates(&self, from: Timestamp, to: Timestamp) -> Result<()>;

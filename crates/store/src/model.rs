@@ -1,5 +1,6 @@
 //! The records the store keeps and returns.
 
+use beffroi_policy::{PartnerId, SensorTag};
 use beffroi_protocol::{
     Gap, GatewayId, KeyId, MetricName, Reading, SensorId, TenantId, Timestamp, Unit, Value,
 };
@@ -127,6 +128,10 @@ pub struct Sensor {
     pub lon: Option<f64>,
     /// The zone it belongs to.
     pub zone: Option<ZoneId>,
+    /// Tags set by its tenant (`air-quality`, `school-street`): sharing agreements may target
+    /// sensors by tag.
+    #[serde(default)]
+    pub tags: Vec<SensorTag>,
 }
 
 /// A zone: a GeoJSON polygon with a name.
@@ -365,6 +370,9 @@ pub enum SecurityEventKind {
     ConnectionLimit,
     /// A malformed or oversize MQTT packet.
     ProtocolViolation,
+    /// A tenant's audit log was found damaged (edited, removed, reordered entries or a forged
+    /// checkpoint) by the checkpointer.
+    AuditTampered,
 }
 
 impl SecurityEventKind {
@@ -378,6 +386,7 @@ impl SecurityEventKind {
             SecurityEventKind::AclViolation => "acl_violation",
             SecurityEventKind::ConnectionLimit => "connection_limit",
             SecurityEventKind::ProtocolViolation => "protocol_violation",
+            SecurityEventKind::AuditTampered => "audit_tampered",
         }
     }
 
@@ -391,6 +400,7 @@ impl SecurityEventKind {
             Self::AclViolation,
             Self::ConnectionLimit,
             Self::ProtocolViolation,
+            Self::AuditTampered,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -459,6 +469,12 @@ pub enum TokenScope {
     /// (clients without a certificate, unknown CAs, flooding sources). It reads no tenant's
     /// data.
     Platform,
+    /// A partner (not a tenant of this platform): reads only what sharing agreements grant it
+    /// (`/api/v1/shared/…`), nothing else.
+    Partner {
+        /// The partner.
+        partner: PartnerId,
+    },
 }
 
 /// A stored API token (only its hash is kept).

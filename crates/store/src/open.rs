@@ -23,8 +23,10 @@ pub enum TimescaleMode {
 pub struct OpenOptions {
     /// Connections in the pool (SQLite in memory always uses one).
     pub max_connections: u32,
-    /// Raw readings older than this are removed: TimescaleDB adds a retention policy; on
-    /// other backends the platform calls [`Store::apply_retention`] periodically.
+    /// The instance-wide cap on raw retention: TimescaleDB adds a `drop_chunks` retention
+    /// policy (whole chunks, every tenant, no per-tenant receipt). The platform's retention
+    /// task also purges, per tenant and with receipts, everything older than this
+    /// ([`Store::purge`]; see `retention`), on every backend.
     pub retention: Option<Duration>,
     /// PostgreSQL schema to create and use (`search_path`), e.g. to isolate a test; `None`
     /// uses the connection's default (`public`). Must match `[a-z_][a-z0-9_]{0,62}`.

@@ -30,7 +30,7 @@ pub(crate) fn tenant_found<T>(row: Option<T>, tenant: &TenantId) -> Result<()> {
 }
 
 /// The outcome of inserting `token`: a taken id is [`Error::AlreadyExists`], an unknown
-/// tenant [`Error::NotFound`].
+/// tenant or partner [`Error::NotFound`].
 pub(crate) fn token_inserted<T>(done: Result<T, sqlx::Error>, token: &TokenRecord) -> Result<()> {
     match done {
         Ok(_) => Ok(()),
@@ -40,7 +40,13 @@ pub(crate) fn token_inserted<T>(done: Result<T, sqlx::Error>, token: &TokenRecor
         }),
         Err(e) => match &token.scope {
             TokenScope::Tenant { tenant, .. } => tenant_referenced(Err(e), tenant),
-            TokenScope::Platform => Err(e.into()),
+            TokenScope::Partner { partner } if is_foreign_key_violation(&e) => {
+                Err(Error::NotFound {
+                    what: "partner",
+                    id: partner.to_string(),
+                })
+            }
+            TokenScope::Platform | TokenScope::Partner { .. } => Err(e.into()),
         },
     }
 }

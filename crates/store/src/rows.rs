@@ -6,6 +6,7 @@
 //! booleans (SQLite `INTEGER`, PostgreSQL `boolean`) and JSON (SQLite text, PostgreSQL
 //! `jsonb`).
 
+use beffroi_policy::PartnerId;
 use beffroi_protocol::{
     GatewayId, KeyId, MetricName, Reading, SensorId, TenantId, Timestamp, Unit,
 };
@@ -17,7 +18,7 @@ use sqlx::Row;
 
 use crate::decode::{
     bytes32, bytes64, corrupt, id, next_offset, opt_id, time, unsigned, value_from_columns,
-    PLATFORM_ROLE,
+    PARTNER_ROLE, PLATFORM_ROLE,
 };
 use crate::gateway_state::HealthState;
 use crate::{
@@ -197,6 +198,7 @@ pub(crate) fn sensor_from(r: &impl Columns) -> Result<Sensor> {
         lat: r.opt_float("lat")?,
         lon: r.opt_float("lon")?,
         zone: opt_id("sensors", r.opt_text("zone")?, SensorId::new)?,
+        tags: r.json("sensors", "tags")?,
     })
 }
 
@@ -247,12 +249,18 @@ pub(crate) fn security_event_from(r: &impl Columns) -> Result<SecurityEvent> {
     })
 }
 
-/// `api_tokens`: `id, tenant, role, name, secret_sha256, created_at`; a platform token has no
-/// tenant and the role `platform`.
+/// `api_tokens`: `id, tenant, partner, role, name, secret_sha256, created_at`; a platform
+/// token has no tenant and the role `platform`, a partner token a partner and the role
+/// `partner`.
 pub(crate) fn token_from(r: &impl Columns) -> Result<TokenRecord> {
     let role = r.text("role")?;
+    let partner = opt_id("api_tokens", r.opt_text("partner")?, PartnerId::new)?;
     let scope = match opt_id("api_tokens", r.opt_text("tenant")?, TenantId::new)? {
         None if role == PLATFORM_ROLE => TokenScope::Platform,
+        None if role == PARTNER_ROLE => TokenScope::Partner {
+            partner: partner
+                .ok_or_else(|| corrupt("api_tokens", "partner role without partner"))?,
+        },
         Some(tenant) => TokenScope::Tenant {
             tenant,
             role: Role::parse(role)

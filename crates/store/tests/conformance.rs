@@ -10,8 +10,12 @@
 mod alarms;
 #[path = "conformance/audit.rs"]
 mod audit;
+#[path = "conformance/retention.rs"]
+mod class_retention;
 #[path = "conformance/fixtures.rs"]
 mod fixtures;
+#[path = "conformance/governance.rs"]
+mod governance;
 #[path = "conformance/harness.rs"]
 mod harness;
 #[path = "conformance/ingest.rs"]
@@ -96,4 +100,19 @@ conformance! {
     with_sql:
     audit_concurrent_appends_serialize => crate::audit::concurrent_appends_serialize,
     audit_tampering_is_detected => crate::audit::tampering_is_detected,
+}
+
+conformance! {
+    retention_policies_crud => crate::class_retention::policies_crud,
+    retention_purge_deletes_exactly_the_class => crate::class_retention::purge_deletes_exactly_the_class,
+    retention_purge_runs_in_batches => crate::class_retention::purge_runs_in_batches,
+    retention_aggregate_purge => crate::class_retention::aggregate_purge,
+}
+
+conformance! {
+    governance_agreements_crud => crate::governance::agreements_crud,
+    governance_pseudonym_keys_rotate => crate::governance::pseudonym_keys_rotate,
+    governance_partners_and_partner_tokens => crate::governance::partners_and_partner_tokens,
+    governance_sensor_tags_round_trip => crate::governance::sensor_tags_round_trip,
+    governance_cells_match_brute_force => crate::governance::cells_match_brute_force,
 }

@@ -51,12 +51,16 @@ pub struct Labeled(Mutex<BTreeMap<&'static str, u64>>);
 impl Labeled {
     /// Adds one for `label`.
     pub fn incr(&self, label: &'static str) {
+        self.add(label, 1);
+    }
+    /// Adds `n` for `label`.
+    pub fn add(&self, label: &'static str, n: u64) {
         *self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(label)
-            .or_default() += 1;
+            .or_default() += n;
     }
     /// The count for `label`.
     pub fn get(&self, label: &str) -> u64 {
@@ -163,6 +167,11 @@ metrics! {
     alarms_raised: Counter => "beffroi_alarms_raised_total", "Alarms opened.";
     alarms_resolved: Counter => "beffroi_alarms_resolved_total", "Alarms cleared automatically because their condition ended.";
     alert_errors: Counter => "beffroi_alert_store_errors_total", "Alarm writes that failed (retried at the next evaluation).";
+    audit_checkpoints: Counter => "beffroi_audit_checkpoints_total", "Audit checkpoints signed and stored.";
+    audit_tampering_detected: Counter => "beffroi_audit_tampering_detected_total", "Checkpoint rounds that found a tenant's audit log damaged (nothing signed for it).";
+    audit_checkpoint_errors: Counter => "beffroi_audit_checkpoint_errors_total", "Checkpoint rounds that failed on a store error (retried at the next round).";
+    retention_purged_rows: Labeled ["kind"] => "beffroi_retention_purged_rows_total", "Rows deleted by retention purges, by kind (raw, aggregate); every batch has its receipt in the tenant's audit log.";
+    retention_errors: Counter => "beffroi_retention_errors_total", "Retention purges that failed (retried at the next round).";
 }
 
 /// How a metric kind renders itself.

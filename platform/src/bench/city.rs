@@ -80,6 +80,7 @@ impl City {
                 lon: Some(west + ZONE_SIZE * (0.1 + 0.8 * dx)),
                 lat: Some(south + ZONE_SIZE * (0.1 + 0.8 * dy)),
                 zone: Some(self.zones[zone].clone()),
+                tags: Vec::new(),
             })
             .await?;
         Ok(())

@@ -23,10 +23,11 @@ const B_SENSOR: &str = "sensor-03";
 const B_ZONE: &str = "zone-bravo-secret";
 const B_METRIC: &str = "air.pm25";
 const B_RULE: &str = "rule-bravo-secret";
+const B_AGREEMENT: &str = "agreement-bravo-secret";
 
 /// Every GET path of the OpenAPI document, with B's ids substituted (`b_alarm`: one of B's
-/// alarm ids).
-async fn get_paths(api: &Api, b_alarm: i64) -> anyhow::Result<Vec<String>> {
+/// alarm ids; `tenant_b`: B, as the grantor of shared data).
+async fn get_paths(api: &Api, b_alarm: i64, tenant_b: &str) -> anyhow::Result<Vec<String>> {
     let document = api.get_json("/api/v1/openapi.json").await?;
     let paths = document["paths"]
         .as_object()
@@ -40,6 +41,11 @@ async fn get_paths(api: &Api, b_alarm: i64) -> anyhow::Result<Vec<String>> {
             "/api/v1/gateways/{id}" => B_GATEWAY.to_owned(),
             "/api/v1/alarm-rules/{id}" => B_RULE.to_owned(),
             "/api/v1/alarms/{id}" => b_alarm.to_string(),
+            p if p.starts_with("/api/v1/agreements/{id}") => B_AGREEMENT.to_owned(),
+            p if p.starts_with("/api/v1/shared/{grantor}/") => {
+                out.push(path.replace("{grantor}", tenant_b));
+                continue;
+            }
             _ => {
                 anyhow::ensure!(
                     !path.contains('{'),
@@ -83,6 +89,18 @@ async fn tenant_isolation() -> anyhow::Result<()> {
     let rule = json!({ "id": B_RULE, "name": "Bravo secret rule", "severity": "critical",
         "condition": { "kind": "security" } });
     let created = api_b.post_json("/api/v1/alarm-rules", &rule).await?;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // A draft agreement: B's own business until B puts it in force.
+    let now = beffroi_protocol::Timestamp::now().unix_micros();
+    let day = 86_400_000_000;
+    let agreement = json!({ "id": B_AGREEMENT, "grantee": "public", "state": "draft",
+        "not_before": beffroi_protocol::Timestamp::from_unix_micros(now - day).to_string(),
+        "not_after": beffroi_protocol::Timestamp::from_unix_micros(now + day).to_string(),
+        "purposes": ["open_data"], "action": "read_aggregate",
+        "target": { "metrics": [B_METRIC] }, "min_bucket_s": 3600,
+        "functions": ["avg"], "k": 1, "spatial_level": "zone",
+        "pseudonymise": false, "embargo_s": 0 });
+    let created = api_b.post_json("/api/v1/agreements", &agreement).await?;
     assert_eq!(created.status, 201, "{}", created.body);
 
     let base = recent_base();
@@ -149,6 +167,7 @@ async fn tenant_isolation() -> anyhow::Result<()> {
         format!("/api/v1/alarm-rules/{B_RULE}"),
         "/api/v1/alarms".to_owned(),
         format!("/api/v1/alarms/{b_alarm}"),
+        format!("/api/v1/agreements/{B_AGREEMENT}"),
     ];
     for path in &b_view {
         let response = api_b.get(path).await?;
@@ -158,7 +177,8 @@ async fn tenant_isolation() -> anyhow::Result<()> {
                 || response.body.contains(B_GATEWAY)
                 || response.body.contains(B_SENSOR)
                 || response.body.contains(B_ZONE)
-                || response.body.contains(B_RULE),
+                || response.body.contains(B_RULE)
+                || response.body.contains(B_AGREEMENT),
             "B's own {path} shows nothing of B's: {}",
             response.body
         );
@@ -181,9 +201,10 @@ async fn tenant_isolation() -> anyhow::Result<()> {
         &gw_b.key_id,
         B_RULE,
         "Bravo secret rule",
+        B_AGREEMENT,
     ];
     let mut checked = 0;
-    for path in get_paths(&api_a, b_alarm).await? {
+    for path in get_paths(&api_a, b_alarm, &tenant_b).await? {
         for filter in &filters {
             let url = if filter.is_empty() {
                 path.clone()
@@ -204,15 +225,22 @@ async fn tenant_isolation() -> anyhow::Result<()> {
                     }
                     if let Ok(body) = response.json() {
                         if let Some(items) = body.get("items").and_then(|i| i.as_array()) {
-                            assert!(items.is_empty(), "A's GET {url} lists items: {body}");
+                            // A's own audit log records A's token and reads: A's entries only.
+                            let own = path.starts_with("/api/v1/audit")
+                                && items.iter().all(|i| i["tenant"] == tenant_a.as_str());
+                            assert!(own || items.is_empty(), "A's GET {url} lists items: {body}");
                         }
                     }
                 }
                 // Not found in A's tenant, a filter A's tenant cannot use, the live
                 // websocket asked without an upgrade, or the platform operators' routes.
                 400 | 403 | 404 => {
+                    // What A put in the URL (B as a grantor, an agreement id) may be echoed.
+                    let echoed = |secret: &str| url.contains(secret);
                     assert!(
-                        !response.body.contains(&tenant_b) && !response.body.contains(&gw_b.key_id),
+                        (echoed(&tenant_b) || !response.body.contains(&tenant_b))
+                            && !response.body.contains(&gw_b.key_id)
+                            && (echoed(B_AGREEMENT) || !response.body.contains(B_AGREEMENT)),
                         "A's GET {url} error names B's data: {}",
                         response.body
                     );

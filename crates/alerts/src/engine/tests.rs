@@ -77,6 +77,7 @@ fn sensor(id: &str, zone: &str) -> Sensor {
         lat: None,
         lon: None,
         zone: Some(ZoneId::new(zone).unwrap()),
+        tags: Vec::new(),
     }
 }
 

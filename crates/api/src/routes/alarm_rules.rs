@@ -1,12 +1,16 @@
 //! `/api/v1/alarm-rules`: the caller's alarm rules. Reading needs a viewer token; creating,
-//! editing and deleting need admin. Every change is handed to the alert engine at once.
+//! editing and deleting need admin. Every change is recorded in the audit log before it is
+//! applied (`rule_change`; 503 and nothing changed when the log cannot be written), then
+//! handed to the alert engine at once.
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use beffroi_audit::AuditKind;
 use beffroi_protocol::Timestamp;
 use beffroi_store::{AlarmRule, Role, RuleCondition, RuleId, Severity};
 use serde::Deserialize;
 
+use crate::audit::{audited, change_by};
 use crate::auth::Caller;
 use crate::error::{ApiError, Result};
 use crate::json::ApiJson;
@@ -75,7 +79,18 @@ pub async fn create(
         None => generated_id()?,
     };
     let rule = validated(&state, &caller, id, body).await?;
-    state.store.create_alarm_rule(&rule).await?;
+    let change = change_by(
+        &caller,
+        AuditKind::RuleChange,
+        "create",
+        "alarm_rule",
+        rule.id.as_str(),
+    )
+    .with_request(&rule);
+    audited(state.store.as_ref(), &[change], async {
+        Ok::<_, ApiError>(state.store.create_alarm_rule(&rule).await?)
+    })
+    .await?;
     state.alerts.rules_changed(caller.tenant);
     Ok((StatusCode::CREATED, ApiJson(rule)))
 }
@@ -94,7 +109,18 @@ pub async fn update(
         ));
     }
     let rule = validated(&state, &caller, id.clone(), body).await?;
-    state.store.update_alarm_rule(&rule).await?;
+    let change = change_by(
+        &caller,
+        AuditKind::RuleChange,
+        "update",
+        "alarm_rule",
+        id.as_str(),
+    )
+    .with_request(&rule);
+    audited(state.store.as_ref(), &[change], async {
+        Ok::<_, ApiError>(state.store.update_alarm_rule(&rule).await?)
+    })
+    .await?;
     state.alerts.rules_changed(caller.tenant.clone());
     // Read back: the store keeps the original `created_at`.
     state
@@ -112,7 +138,17 @@ pub async fn delete(
     IdPath(id): IdPath<RuleId>,
 ) -> Result<StatusCode> {
     caller.require(Role::Admin)?;
-    state.store.delete_alarm_rule(&caller.tenant, &id).await?;
+    let change = change_by(
+        &caller,
+        AuditKind::RuleChange,
+        "delete",
+        "alarm_rule",
+        id.as_str(),
+    );
+    audited(state.store.as_ref(), &[change], async {
+        Ok::<_, ApiError>(state.store.delete_alarm_rule(&caller.tenant, &id).await?)
+    })
+    .await?;
     state.alerts.rules_changed(caller.tenant);
     Ok(StatusCode::NO_CONTENT)
 }

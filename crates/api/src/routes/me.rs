@@ -1,8 +1,8 @@
-//! `GET /api/v1/me`: who the token is (tenant and role, or platform operator), so that a client
-//! such as the dashboard shows what the token may do.
+//! `GET /api/v1/me`: who the token is (tenant and role, partner, or platform operator), so
+//! that a client such as the dashboard shows what the token may do.
 
 use axum::extract::State;
-use beffroi_store::{Role, Tenant, TokenScope};
+use beffroi_store::{Partner, Role, Tenant, TokenScope};
 use serde::Serialize;
 
 use crate::auth::Principal;
@@ -20,6 +20,15 @@ pub enum Me {
         tenant: Tenant,
         /// The token's role there.
         role: Role,
+        /// The token id (public).
+        token_id: String,
+        /// The token's name.
+        name: String,
+    },
+    /// A partner's token: it reads only what agreements share with it (`/api/v1/shared`).
+    Partner {
+        /// The partner.
+        partner: Partner,
         /// The token id (public).
         token_id: String,
         /// The token's name.
@@ -46,6 +55,18 @@ pub async fn me(State(state): State<ApiState>, principal: Principal) -> Result<A
             Me::Tenant {
                 tenant: record,
                 role,
+                token_id: principal.token_id,
+                name: principal.name,
+            }
+        }
+        TokenScope::Partner { partner } => {
+            let record = state
+                .store
+                .partner(&partner)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("partner {partner} not found")))?;
+            Me::Partner {
+                partner: record,
                 token_id: principal.token_id,
                 name: principal.name,
             }

@@ -3,8 +3,10 @@
 //! Lists answer `{"items": [...]}`; offset-paginated lists add `next_offset`, raw readings add
 //! `next_cursor`.
 
+pub mod agreements;
 pub mod alarm_rules;
 pub mod alarms;
+pub mod audit;
 pub mod dashboard;
 pub mod gateways;
 pub mod health;
@@ -12,11 +14,14 @@ pub mod live;
 pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod partners;
 pub mod platform;
 pub mod quarantine;
 pub mod readings;
+pub mod retention;
 pub mod security_events;
 pub mod sensors;
+pub mod shared;
 pub mod tenants;
 pub mod zones;
 

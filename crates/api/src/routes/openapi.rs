@@ -4,6 +4,9 @@
 //! and that nothing else is.
 
 mod alarms;
+mod audit;
+mod governance;
+mod retention;
 mod session;
 
 use serde_json::{json, Value};
@@ -89,10 +92,16 @@ pub fn document() -> Value {
     let mut doc = core_document();
     if let Some(Value::Object(paths)) = doc.get_mut("paths") {
         paths.extend(alarms::paths());
+        paths.extend(audit::paths());
+        paths.extend(governance::paths());
+        paths.extend(retention::paths());
         paths.extend(session::paths());
     }
     if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
         schemas.extend(alarms::schemas());
+        schemas.extend(audit::schemas());
+        schemas.extend(governance::schemas());
+        schemas.extend(retention::schemas());
         schemas.extend(session::schemas());
     }
     doc
@@ -294,14 +303,16 @@ fn schemas() -> Value {
             "properties": { "tenant": schema_ref("Slug"), "id": schema_ref("Slug"),
                 "kind": { "type": "string" }, "unit": { "type": ["string", "null"] },
                 "lat": { "type": ["number", "null"] }, "lon": { "type": ["number", "null"] },
-                "zone": { "oneOf": [ schema_ref("Slug"), { "type": "null" } ] } } },
+                "zone": { "oneOf": [ schema_ref("Slug"), { "type": "null" } ] },
+                "tags": { "type": "array", "items": schema_ref("Slug") } } },
         "SensorBody": { "type": "object", "required": ["kind"], "additionalProperties": false,
             "properties": {
                 "kind": { "type": "string", "pattern": "^[a-z0-9_-]{1,32}$" },
                 "unit": { "type": ["string", "null"], "maxLength": 32 },
                 "lat": { "type": ["number", "null"], "minimum": -90, "maximum": 90 },
                 "lon": { "type": ["number", "null"], "minimum": -180, "maximum": 180 },
-                "zone": { "oneOf": [ schema_ref("Slug"), { "type": "null" } ] } } },
+                "zone": { "oneOf": [ schema_ref("Slug"), { "type": "null" } ] },
+                "tags": { "type": "array", "items": schema_ref("Slug"), "maxItems": 32 } } },
         "Geometry": { "type": "object", "required": ["type", "coordinates"],
             "description": "GeoJSON Polygon or MultiPolygon: closed rings of at least 4 [lon, lat] positions.",
             "properties": { "type": { "type": "string", "enum": ["Polygon", "MultiPolygon"] },
@@ -346,7 +357,7 @@ fn schemas() -> Value {
                 "gateway": { "type": ["string", "null"] }, "address": { "type": ["string", "null"] },
                 "kind": { "type": "string", "enum": ["quarantined", "tls_rejected",
                     "revoked_certificate", "client_id_mismatch", "acl_violation",
-                    "connection_limit", "protocol_violation"] },
+                    "connection_limit", "protocol_violation", "audit_tampered"] },
                 "detail": { "type": "string" } } }
     })
 }

@@ -186,24 +186,7 @@ async fn filter(
     let sensors = ids(query, "sensor", SensorId::new)?;
     let metrics = ids(query, "metric", MetricName::new)?;
     let zone = query.parsed("zone", parse_zone_id)?;
-    let to = query
-        .parsed("to", parse_time)?
-        .unwrap_or_else(Timestamp::now);
-    let from = match query.parsed("from", parse_time)? {
-        Some(from) => from,
-        None => Timestamp::from_unix_micros(to.unix_micros().saturating_sub(micros(DEFAULT_RANGE))),
-    };
-    if from >= to {
-        return Err(ApiError::bad_request(format!(
-            "from ({from}) must be before to ({to})"
-        )));
-    }
-    if to.micros_since(from) > micros(max_range) {
-        return Err(ApiError::bad_request(format!(
-            "the range from {from} to {to} is longer than the {} days allowed",
-            max_range.as_secs() / 86_400
-        )));
-    }
+    let (from, to) = time_range(query, Timestamp::now(), max_range)?;
     if let Some(zone) = &zone {
         let zones = state.store.list_zones(&caller.tenant).await?;
         if !zones.iter().any(|z| &z.id == zone) {
@@ -220,7 +203,34 @@ async fn filter(
     })
 }
 
-fn ids<T, E: std::fmt::Display>(
+/// `from` and `to` of a query: a missing `to` is `now`, a missing `from` is `to` −
+/// [`DEFAULT_RANGE`]; `from` must be before `to`, at most `max_range` before.
+pub(crate) fn time_range(
+    query: &QueryParams,
+    now: Timestamp,
+    max_range: Duration,
+) -> Result<(Timestamp, Timestamp)> {
+    let to = query.parsed("to", parse_time)?.unwrap_or(now);
+    let from = match query.parsed("from", parse_time)? {
+        Some(from) => from,
+        None => Timestamp::from_unix_micros(to.unix_micros().saturating_sub(micros(DEFAULT_RANGE))),
+    };
+    if from >= to {
+        return Err(ApiError::bad_request(format!(
+            "from ({from}) must be before to ({to})"
+        )));
+    }
+    if to.micros_since(from) > micros(max_range) {
+        return Err(ApiError::bad_request(format!(
+            "the range from {from} to {to} is longer than the {} days allowed",
+            max_range.as_secs() / 86_400
+        )));
+    }
+    Ok((from, to))
+}
+
+/// Every value of a repeatable `key` (at most [`MAX_IDS_PER_PARAM`]) parsed with `parse`.
+pub(crate) fn ids<T, E: std::fmt::Display>(
     query: &QueryParams,
     key: &str,
     parse: impl Fn(String) -> Result<T, E>,
@@ -237,12 +247,13 @@ fn ids<T, E: std::fmt::Display>(
         .collect()
 }
 
-fn micros(duration: Duration) -> i64 {
+/// A duration in microseconds, saturating.
+pub(crate) fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Parses RFC 3339, accepting a space for the `+` of an offset (an unescaped `+` in a query).
-fn parse_time(text: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_time(text: &str) -> Result<Timestamp, String> {
     let repaired;
     let text = match text.len().checked_sub(6) {
         Some(at) if text.len() > 20 && text.as_bytes()[at] == b' ' => {

@@ -1,10 +1,14 @@
-//! `GET /api/v1/sensors` and `PUT /api/v1/sensors/{id}` (admin): the sensor registry.
+//! `GET /api/v1/sensors` and `PUT /api/v1/sensors/{id}` (admin): the sensor registry. A put
+//! is recorded in the audit log (`registry_change`) before it is applied.
 
 use axum::extract::State;
+use beffroi_audit::AuditKind;
+use beffroi_policy::SensorTag;
 use beffroi_protocol::{SensorId, Unit};
 use beffroi_store::{Role, Sensor, ZoneId};
 use serde::Deserialize;
 
+use crate::audit::{audited, change_by};
 use crate::auth::Caller;
 use crate::error::{ApiError, Result};
 use crate::json::ApiJson;
@@ -15,6 +19,8 @@ use crate::ApiState;
 
 /// Longest sensor kind.
 pub const MAX_KIND_LEN: usize = 32;
+/// Most tags on one sensor.
+pub const MAX_TAGS: usize = 32;
 
 /// The body of `PUT /api/v1/sensors/{id}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +40,9 @@ pub struct SensorBody {
     /// A zone of the caller's tenant.
     #[serde(default)]
     pub zone: Option<String>,
+    /// Tags (slugs) that sharing agreements may target; at most [`MAX_TAGS`].
+    #[serde(default)]
+    pub tags: Vec<SensorTag>,
 }
 
 impl SensorBody {
@@ -49,6 +58,12 @@ impl SensorBody {
         if !kind_ok {
             return Err(ApiError::bad_request(format!(
                 "kind: must be 1 to {MAX_KIND_LEN} of a-z, 0-9, '_' and '-'"
+            )));
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(ApiError::bad_request(format!(
+                "tags: at most {MAX_TAGS}, got {}",
+                self.tags.len()
             )));
         }
         match (self.lat, self.lon) {
@@ -100,15 +115,27 @@ pub async fn put(
         }
     }
     let sensor = Sensor {
-        tenant: caller.tenant,
+        tenant: caller.tenant.clone(),
         id,
         kind: body.kind,
         unit: body.unit,
         lat: body.lat,
         lon: body.lon,
         zone,
+        tags: body.tags,
     };
-    state.store.upsert_sensor(&sensor).await?;
+    let change = change_by(
+        &caller,
+        AuditKind::RegistryChange,
+        "upsert",
+        "sensor",
+        sensor.id.as_str(),
+    )
+    .with_request(&sensor);
+    audited(state.store.as_ref(), &[change], async {
+        Ok::<_, ApiError>(state.store.upsert_sensor(&sensor).await?)
+    })
+    .await?;
     state.registry_changed(&sensor.tenant);
     Ok(ApiJson(sensor))
 }

@@ -4,12 +4,17 @@
 //! has at least 4 positions and is closed (first = last); positions are `[lon, lat]` or
 //! `[lon, lat, alt]` with lon in −180..=180 and lat in −90..=90. Only `type` and
 //! `coordinates` are kept.
+//!
+//! A put is recorded in the audit log (`registry_change`) before it is applied, with the
+//! zone's name and the SHA-256 of its geometry (not the geometry itself, up to 1 MiB).
 
 use axum::extract::State;
+use beffroi_audit::{AuditKind, Digest};
 use beffroi_store::{Role, Zone, ZoneId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::audit::{audited, change_by};
 use crate::auth::Caller;
 use crate::error::{ApiError, Result};
 use crate::json::ApiJson;
@@ -78,12 +83,24 @@ pub async fn put(
     let geometry = validate_geometry(&body.geometry)
         .map_err(|reason| ApiError::bad_request(format!("geometry: {reason}")))?;
     let zone = Zone {
-        tenant: caller.tenant,
+        tenant: caller.tenant.clone(),
         id,
         name: name.to_owned(),
         geometry,
     };
-    state.store.upsert_zone(&zone).await?;
+    let geometry_sha256 = Digest::of(zone.geometry.to_string().as_bytes());
+    let change = change_by(
+        &caller,
+        AuditKind::RegistryChange,
+        "upsert",
+        "zone",
+        zone.id.as_str(),
+    )
+    .with_request(&json!({ "name": zone.name, "geometry_sha256": geometry_sha256 }));
+    audited(state.store.as_ref(), &[change], async {
+        Ok::<_, ApiError>(state.store.upsert_zone(&zone).await?)
+    })
+    .await?;
     Ok(ApiJson(zone))
 }
 

@@ -21,24 +21,9 @@ impl PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
-        let mut sealed = Vec::with_capacity(entries.len());
-        for (tenant, positions) in by_tenant(entries) {
-            let head = lock_head(&mut tx, tenant).await?;
-            let chained = seal(tenant, head, entries, &positions)?;
-            let entries: Vec<&AuditEntry> = chained.iter().map(|(_, e)| e).collect();
-            insert_entries(&mut tx, tenant, &entries).await?;
-            if let Some(last) = entries.last() {
-                sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1")
-                    .bind(tenant.as_str())
-                    .bind(seq_to_db(last.seq)?)
-                    .bind(&last.hash.as_bytes()[..])
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sealed.extend(chained);
-        }
+        let sealed = append_in(&mut tx, entries).await?;
         tx.commit().await?;
-        Ok(in_input_order(sealed))
+        Ok(sealed)
     }
 
     pub(super) async fn select_audit_entries(
@@ -123,6 +108,33 @@ impl PostgresStore {
             .map(|t| id("audit_heads", &t, TenantId::new))
             .collect()
     }
+}
+
+/// Appends `entries` to their tenants' chains within the caller's transaction: the one way
+/// entries are written, also used by writers that must audit in the same transaction as
+/// their change (retention purges). Returns them as sealed, in input order; durable only
+/// once the caller commits.
+pub(super) async fn append_in(
+    conn: &mut PgConnection,
+    entries: &[NewAuditEntry],
+) -> Result<Vec<AuditEntry>> {
+    let mut sealed = Vec::with_capacity(entries.len());
+    for (tenant, positions) in by_tenant(entries) {
+        let head = lock_head(conn, tenant).await?;
+        let chained = seal(tenant, head, entries, &positions)?;
+        let entries: Vec<&AuditEntry> = chained.iter().map(|(_, e)| e).collect();
+        insert_entries(conn, tenant, &entries).await?;
+        if let Some(last) = entries.last() {
+            sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1")
+                .bind(tenant.as_str())
+                .bind(seq_to_db(last.seq)?)
+                .bind(&last.hash.as_bytes()[..])
+                .execute(&mut *conn)
+                .await?;
+        }
+        sealed.extend(chained);
+    }
+    Ok(in_input_order(sealed))
 }
 
 /// Creates the tenant's head row if it has none, and returns it locked until the end of the

@@ -13,10 +13,12 @@ mod alarm_rules;
 mod alarms;
 mod audit;
 mod copy;
+mod governance;
 mod ingest;
 mod query;
 mod records;
 mod registry;
+mod retention;
 mod series;
 mod timescale;
 

@@ -127,7 +127,7 @@ impl PostgresStore {
 }
 
 /// Binds `micros` as a `timestamptz` (see [`super::ts`]).
-fn push_ts(q: &mut QueryBuilder<'_, Postgres>, micros: i64) {
+pub(super) fn push_ts(q: &mut QueryBuilder<'_, Postgres>, micros: i64) {
     q.push("(timestamptz 'epoch' + ")
         .push_bind(micros)
         .push("::int8 * interval '1 microsecond')");

@@ -103,14 +103,15 @@ impl PostgresStore {
     }
 
     pub(super) async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
-        let (tenant, role) = scope_columns(&token.scope);
+        let (tenant, partner, role) = scope_columns(&token.scope);
         let done = sqlx::query(&format!(
-            "INSERT INTO api_tokens (id, tenant, role, name, secret_sha256, created_at) \
-             VALUES ($1, $2, $3, $4, $5, {})",
-            ts("$6")
+            "INSERT INTO api_tokens (id, tenant, partner, role, name, secret_sha256, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, {})",
+            ts("$7")
         ))
         .bind(&token.id)
         .bind(tenant)
+        .bind(partner)
         .bind(role)
         .bind(&token.name)
         .bind(&token.secret_sha256[..])
@@ -125,7 +126,7 @@ impl PostgresStore {
         secret_sha256: &[u8; 32],
     ) -> Result<Option<TokenRecord>> {
         let row = sqlx::query(&format!(
-            "SELECT id, tenant, role, name, secret_sha256, {} AS created_at FROM api_tokens \
+            "SELECT id, tenant, partner, role, name, secret_sha256, {} AS created_at FROM api_tokens \
              WHERE secret_sha256 = $1",
             us("created_at")
         ))

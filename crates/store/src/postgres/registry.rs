@@ -176,10 +176,10 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         for sensor in sensors {
             sqlx::query(
-                "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, id) DO UPDATE SET \
+                "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone, tags) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, id) DO UPDATE SET \
                  kind = excluded.kind, unit = excluded.unit, lat = excluded.lat, \
-                 lon = excluded.lon, zone = excluded.zone",
+                 lon = excluded.lon, zone = excluded.zone, tags = excluded.tags",
             )
             .bind(sensor.tenant.as_str())
             .bind(sensor.id.as_str())
@@ -188,6 +188,7 @@ impl PostgresStore {
             .bind(sensor.lat)
             .bind(sensor.lon)
             .bind(sensor.zone.as_ref().map(SensorId::as_str))
+            .bind(Json(&sensor.tags))
             .execute(&mut *tx)
             .await?;
         }
@@ -196,7 +197,7 @@ impl PostgresStore {
 
     pub(super) async fn select_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {
         let rows = sqlx::query(
-            "SELECT tenant, id, kind, unit, lat, lon, zone FROM sensors \
+            "SELECT tenant, id, kind, unit, lat, lon, zone, tags FROM sensors \
              WHERE tenant = $1 ORDER BY id",
         )
         .bind(tenant.as_str())

@@ -6,7 +6,8 @@
 //! aggregates `readings_1m`, `readings_1h` and `readings_1d` (per tenant and series: avg, min,
 //! max, count and sum of numeric values,
 //! real-time so they include what is not materialized yet) and their refresh policies, and a
-//! retention policy when [`OpenOptions::retention`] is set. Each job first runs one schedule
+//! retention policy when [`OpenOptions::retention`] is set (instance-wide: chunks span every
+//! tenant, so per-tenant retention deletes rows instead, see `retention`). Each job first runs one schedule
 //! interval after the store is opened: nothing is due at start, and a store opened and
 //! dropped at once (tests) never races its own jobs — dropping a continuous aggregate while
 //! its refresh job runs crashed TimescaleDB 2.28.3's background worker (signal 11) here.
@@ -26,8 +27,8 @@ use crate::{Error, OpenOptions, Result, TimescaleMode};
 pub(super) const BUCKET_FUNCTION: &str = "time_bucket";
 
 /// Continuous aggregates: view name, bucket width, refresh policy (start offset, end offset,
-/// schedule).
-const AGGREGATES: [(&str, &str, &str, &str, &str); 3] = [
+/// schedule). Retention purges their materialized rows per tenant (see `retention`).
+pub(super) const AGGREGATES: [(&str, &str, &str, &str, &str); 3] = [
     ("readings_1m", "1 minute", "1 day", "1 minute", "1 minute"),
     ("readings_1h", "1 hour", "7 days", "1 hour", "30 minutes"),
     ("readings_1d", "1 day", "60 days", "1 day", "1 hour"),

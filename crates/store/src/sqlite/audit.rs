@@ -25,25 +25,9 @@ impl SqliteStore {
         }
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
-        let mut sealed = Vec::with_capacity(entries.len());
-        for (tenant, positions) in by_tenant(entries) {
-            let head = lock_head(&mut tx, tenant).await?;
-            let chained = seal(tenant, head, entries, &positions)?;
-            for (_, entry) in &chained {
-                insert_entry(&mut tx, entry).await?;
-            }
-            if let Some((_, last)) = chained.last() {
-                sqlx::query("UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ?")
-                    .bind(seq_to_db(last.seq)?)
-                    .bind(&last.hash.as_bytes()[..])
-                    .bind(tenant.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sealed.extend(chained);
-        }
+        let sealed = append_in(&mut tx, entries).await?;
         tx.commit().await?;
-        Ok(in_input_order(sealed))
+        Ok(sealed)
     }
 
     pub(super) async fn select_audit_entries(
@@ -123,6 +107,34 @@ impl SqliteStore {
             .map(|t| id("audit_heads", &t, TenantId::new))
             .collect()
     }
+}
+
+/// Appends `entries` to their tenants' chains within the caller's transaction (which holds
+/// the store's writer lock): the one way entries are written, also used by writers that must
+/// audit in the same transaction as their change (retention purges). Returns them as
+/// sealed, in input order; durable only once the caller commits.
+pub(super) async fn append_in(
+    conn: &mut SqliteConnection,
+    entries: &[NewAuditEntry],
+) -> Result<Vec<AuditEntry>> {
+    let mut sealed = Vec::with_capacity(entries.len());
+    for (tenant, positions) in by_tenant(entries) {
+        let head = lock_head(conn, tenant).await?;
+        let chained = seal(tenant, head, entries, &positions)?;
+        for (_, entry) in &chained {
+            insert_entry(conn, entry).await?;
+        }
+        if let Some((_, last)) = chained.last() {
+            sqlx::query("UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ?")
+                .bind(seq_to_db(last.seq)?)
+                .bind(&last.hash.as_bytes()[..])
+                .bind(tenant.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        sealed.extend(chained);
+    }
+    Ok(in_input_order(sealed))
 }
 
 /// Creates the tenant's head row if it has none, and returns it. Being a write, it takes the

@@ -16,10 +16,12 @@
 mod alarm_rules;
 mod alarms;
 mod audit;
+mod governance;
 mod ingest;
 mod query;
 mod records;
 mod registry;
+mod retention;
 mod series;
 
 use std::str::FromStr;

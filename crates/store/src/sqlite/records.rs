@@ -99,14 +99,15 @@ impl SqliteStore {
     }
 
     pub(super) async fn insert_token(&self, token: &TokenRecord) -> Result<()> {
-        let (tenant, role) = scope_columns(&token.scope);
+        let (tenant, partner, role) = scope_columns(&token.scope);
         let _w = self.write.lock().await;
         let done = sqlx::query(
-            "INSERT INTO api_tokens (id, tenant, role, name, secret_sha256, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_tokens (id, tenant, partner, role, name, secret_sha256, \
+             created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&token.id)
         .bind(tenant)
+        .bind(partner)
         .bind(role)
         .bind(&token.name)
         .bind(&token.secret_sha256[..])
@@ -121,7 +122,7 @@ impl SqliteStore {
         secret_sha256: &[u8; 32],
     ) -> Result<Option<TokenRecord>> {
         let row = sqlx::query(
-            "SELECT id, tenant, role, name, secret_sha256, created_at FROM api_tokens \
+            "SELECT id, tenant, partner, role, name, secret_sha256, created_at FROM api_tokens \
              WHERE secret_sha256 = ?",
         )
         .bind(&secret_sha256[..])

@@ -3,7 +3,7 @@
 use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
 
 use super::SqliteStore;
-use crate::decode::is_unique_violation;
+use crate::decode::{is_unique_violation, json_text};
 use crate::outcome::{gateway_found, tenant_found};
 use crate::rows::{
     gateway_from, gateway_key_from, revoked_gateway_from, sensor_from, tenant_from, zone_from,
@@ -179,10 +179,10 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         for sensor in sensors {
             sqlx::query(
-                "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET \
+                "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone, tags) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET \
                  kind = excluded.kind, unit = excluded.unit, lat = excluded.lat, \
-                 lon = excluded.lon, zone = excluded.zone",
+                 lon = excluded.lon, zone = excluded.zone, tags = excluded.tags",
             )
             .bind(sensor.tenant.as_str())
             .bind(sensor.id.as_str())
@@ -191,6 +191,7 @@ impl SqliteStore {
             .bind(sensor.lat)
             .bind(sensor.lon)
             .bind(sensor.zone.as_ref().map(SensorId::as_str))
+            .bind(json_text("sensor tags", &sensor.tags)?)
             .execute(&mut *tx)
             .await?;
         }
@@ -199,7 +200,7 @@ impl SqliteStore {
 
     pub(super) async fn select_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {
         let rows = sqlx::query(
-            "SELECT tenant, id, kind, unit, lat, lon, zone FROM sensors \
+            "SELECT tenant, id, kind, unit, lat, lon, zone, tags FROM sensors \
              WHERE tenant = ? ORDER BY id",
         )
         .bind(tenant.as_str())

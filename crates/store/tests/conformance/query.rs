@@ -151,6 +151,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
             lat: None,
             lon: None,
             zone: Some(sensor("port")),
+            tags: Vec::new(),
         })
         .await
         .expect("sensor");
@@ -226,6 +227,7 @@ pub async fn reading_filters(store: Arc<dyn Store>) {
                 lat: None,
                 lon: None,
                 zone: zone.map(sensor),
+                tags: Vec::new(),
             })
             .await
             .expect("sensor");

@@ -114,6 +114,7 @@ pub async fn round_trips(store: Arc<dyn Store>) {
         lat: Some(45.764_043),
         lon: Some(4.835_659),
         zone: Some(sensor("part-dieu")),
+        tags: Vec::new(),
     };
     store.upsert_sensor(&s).await.expect("sensor");
     store
@@ -252,6 +253,7 @@ pub async fn errors(store: Arc<dyn Store>) {
         lat: None,
         lon: None,
         zone: None,
+        tags: Vec::new(),
     };
     assert!(matches!(
         store.upsert_sensor(&orphan).await,

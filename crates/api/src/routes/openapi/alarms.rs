@@ -107,7 +107,7 @@ pub(super) fn schemas() -> Map<String, Value> {
               "properties": { "kind": { "const": "security" },
                 "events": { "type": "array", "items": { "type": "string", "enum": ["quarantined",
                     "tls_rejected", "revoked_certificate", "client_id_mismatch", "acl_violation",
-                    "connection_limit", "protocol_violation"] } } } } ],
+                    "connection_limit", "protocol_violation", "audit_tampered"] } } } } ],
           "discriminator": { "propertyName": "kind" } },
         "RuleBody": { "type": "object", "additionalProperties": false,
             "required": ["name", "severity", "condition"],

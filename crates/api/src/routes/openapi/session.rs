@@ -42,8 +42,8 @@ pub(super) fn paths() -> Map<String, Value> {
 pub(super) fn schemas() -> Map<String, Value> {
     let schemas = json!({
         "Me": { "type": "object", "required": ["scope", "token_id", "name"],
-            "properties": { "scope": { "type": "string", "enum": ["tenant", "platform"] },
-                "tenant": schema_ref("Tenant"),
+            "properties": { "scope": { "type": "string", "enum": ["tenant", "partner", "platform"] },
+                "tenant": schema_ref("Tenant"), "partner": schema_ref("Partner"),
                 "role": { "type": "string", "enum": ["viewer", "operator", "admin"] },
                 "token_id": { "type": "string" }, "name": { "type": "string" } } },
         "DashboardConfig": { "type": "object", "required": ["tile_url", "tile_attribution", "version"],

@@ -1,0 +1,256 @@
+//! Aggregates of a permitted read: cells computed by the database at the agreement's fine
+//! grid over the permit's canonical grid (`Aggregation::grid`, the whole agreement scope when
+//! `k > 1`), suppressed by `beffroi_policy::suppress` and rolled up to the requested bucket,
+//! then only the units inside the request's scope published.
+//!
+//! A unit of the scope that had data in a bucket but whose value may not be published is
+//! listed with `"suppressed": true` and no value. Totals are over every unit of the grid
+//! (they are what the suppression protected). Zone cells leave out sensors without a zone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use beffroi_policy::{
+    pseudonym, suppress, Aggregation, AgreementRef, Cell, CellStats, Function, Permit, Purpose,
+    SpatialLevel, Values,
+};
+use beffroi_protocol::{MetricName, SensorId, TenantId, Timestamp};
+use beffroi_store::{CellQuery, CellRow, CellUnit};
+use serde::Serialize;
+
+use super::population::Registry;
+use super::{permit_key, Body, GovernedRead};
+use crate::error::{ApiError, Result};
+use crate::ApiState;
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// Shared aggregates.
+#[derive(Debug, Serialize)]
+pub struct SharedCells {
+    /// Whose data.
+    pub grantor: TenantId,
+    /// The agreement that permits it.
+    pub agreement: AgreementRef,
+    /// The purpose stated.
+    pub purpose: Purpose,
+    /// Start of the range served (a bucket boundary).
+    pub from: Timestamp,
+    /// End of the range served (a bucket boundary, exclusive).
+    pub to: Timestamp,
+    /// Bucket width, in seconds.
+    pub bucket_s: u32,
+    /// The spatial unit of the cells.
+    pub level: SpatialLevel,
+    /// The functions computed.
+    pub functions: BTreeSet<Function>,
+    /// Minimum distinct sensors behind a published value.
+    pub k: u32,
+    /// Cells, by metric, bucket and unit.
+    pub cells: Vec<SharedCell>,
+    /// Totals over every unit, by metric and bucket.
+    pub totals: Vec<SharedTotal>,
+    /// Fine cells and totals withheld.
+    pub suppressed: Suppressed,
+}
+
+/// One cell: published values, or `suppressed`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedCell {
+    /// The metric.
+    pub metric: MetricName,
+    /// Start of the bucket.
+    pub bucket: Timestamp,
+    /// The zone, or the sensor (pseudonymised when the agreement says so).
+    pub unit: String,
+    /// Nothing of it may be published.
+    pub suppressed: bool,
+    /// Fine buckets summed (published cells only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fine_buckets: Option<u32>,
+    /// The values (published cells only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<ValuesJson>,
+}
+
+/// A total over every unit of a bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedTotal {
+    /// The metric.
+    pub metric: MetricName,
+    /// Start of the bucket.
+    pub bucket: Timestamp,
+    /// Fine buckets summed.
+    pub fine_buckets: u32,
+    /// The values.
+    pub values: ValuesJson,
+}
+
+/// Published values: only the permitted functions appear.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ValuesJson {
+    /// Mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avg: Option<f64>,
+    /// Minimum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Maximum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Number of values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Sum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+}
+
+impl From<Values> for ValuesJson {
+    fn from(v: Values) -> Self {
+        Self {
+            avg: v.avg,
+            min: v.min,
+            max: v.max,
+            count: v.count,
+            sum: v.sum,
+        }
+    }
+}
+
+/// Counts of what was withheld.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Suppressed {
+    /// Fine cells suppressed (primary and complementary).
+    pub cells: usize,
+    /// Fine totals suppressed.
+    pub totals: usize,
+}
+
+/// The body of a permitted aggregate read.
+pub(crate) async fn publish_cells(
+    state: &ApiState,
+    read: &GovernedRead,
+    permit: Permit,
+    aggregation: &Aggregation,
+    now: Timestamp,
+) -> Result<Body> {
+    let transforms = &permit.transforms;
+    let grantor = &read.request.grantor;
+    let key = permit_key(state, read, &permit).await?;
+    let mut answer = SharedCells {
+        grantor: grantor.clone(),
+        agreement: permit.agreement.clone(),
+        purpose: read.request.purpose,
+        from: transforms.range.from,
+        to: transforms.range.to,
+        bucket_s: aggregation.bucket.width_s,
+        level: aggregation.spatial_level,
+        functions: aggregation.functions.clone(),
+        k: aggregation.k,
+        cells: Vec::new(),
+        totals: Vec::new(),
+        suppressed: Suppressed::default(),
+    };
+    let Some(range) = transforms.served_range(now) else {
+        return Body::json(&answer, 0);
+    };
+    (answer.from, answer.to) = (range.from, range.to);
+    let registry = Registry::load(state.store.as_ref(), grantor).await?;
+    let population = registry
+        .population(state.store.as_ref(), grantor, &aggregation.grid)
+        .await?;
+    let fine = aggregation.fine_bucket;
+    let rows = state
+        .store
+        .governed_cells(&CellQuery {
+            tenant: grantor.clone(),
+            metrics: population.metrics,
+            sensors: population.sensors,
+            from: range.from,
+            to: range.to,
+            bucket_us: i64::from(fine.width_s) * MICROS_PER_SECOND,
+            offset_us: i64::from(fine.offset_s) * MICROS_PER_SECOND,
+            unit: match aggregation.spatial_level {
+                SpatialLevel::Sensor => CellUnit::Sensor,
+                SpatialLevel::Zone => CellUnit::Zone,
+            },
+        })
+        .await?;
+    let mut by_metric: BTreeMap<MetricName, Vec<Cell<SensorId>>> = BTreeMap::new();
+    for row in rows {
+        by_metric
+            .entry(row.metric.clone())
+            .or_default()
+            .push(cell(row));
+    }
+    let label = |unit: &SensorId| match (&key, aggregation.spatial_level) {
+        (Some(key), SpatialLevel::Sensor) => pseudonym(key, &permit.grantee, unit),
+        _ => unit.to_string(),
+    };
+    for (metric, cells) in by_metric {
+        let publication = suppress(&cells, aggregation)
+            .map_err(|e| ApiError::Conflict(format!("cannot publish {metric}: {e}")))?;
+        let in_scope = |unit: &SensorId| match aggregation.spatial_level {
+            SpatialLevel::Zone => transforms.scope.zones.contains(unit),
+            SpatialLevel::Sensor => registry.admits(&transforms.scope, &metric, unit),
+        };
+        let mut published = BTreeSet::new();
+        for cell in publication.cells.iter().filter(|c| in_scope(&c.unit)) {
+            published.insert((cell.bucket, &cell.unit));
+            answer.cells.push(SharedCell {
+                metric: metric.clone(),
+                bucket: cell.bucket,
+                unit: label(&cell.unit),
+                suppressed: false,
+                fine_buckets: Some(cell.fine_buckets),
+                values: Some(cell.values.into()),
+            });
+        }
+        let withheld: BTreeSet<(Timestamp, &SensorId)> = cells
+            .iter()
+            .filter(|c| c.stats.distinct_sensors > 0 && in_scope(&c.unit))
+            .map(|c| (aggregation.bucket.floor(c.bucket), &c.unit))
+            .filter(|key| !published.contains(key))
+            .collect();
+        for (bucket, unit) in withheld {
+            answer.cells.push(SharedCell {
+                metric: metric.clone(),
+                bucket,
+                unit: label(unit),
+                suppressed: true,
+                fine_buckets: None,
+                values: None,
+            });
+        }
+        answer
+            .totals
+            .extend(publication.totals.into_iter().map(|total| SharedTotal {
+                metric: metric.clone(),
+                bucket: total.bucket,
+                fine_buckets: total.fine_buckets,
+                values: total.values.into(),
+            }));
+        answer.suppressed.cells += publication.suppressed_cells;
+        answer.suppressed.totals += publication.suppressed_totals;
+    }
+    answer
+        .cells
+        .sort_by(|a, b| (&a.metric, a.bucket, &a.unit).cmp(&(&b.metric, b.bucket, &b.unit)));
+    let rows = answer.cells.len() + answer.totals.len();
+    Body::json(&answer, rows)
+}
+
+/// A store cell as the suppression takes it.
+fn cell(row: CellRow) -> Cell<SensorId> {
+    Cell {
+        bucket: row.bucket,
+        unit: row.unit,
+        stats: CellStats {
+            distinct_sensors: row.sensors,
+            count: row.count,
+            sum: row.sum,
+            min: row.min,
+            max: row.max,
+        },
+    }
+}

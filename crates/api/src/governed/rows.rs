@@ -1,0 +1,127 @@
+//! Raw rows of a permitted read: the store's page over the permit's population and served
+//! range, each row checked with `Transforms::admits`, cut to the allowed fields, with the
+//! sensor id pseudonymised when the agreement says so.
+//!
+//! `received_at` is an allowed field name, but the store does not keep it per reading: it is
+//! never in a row.
+
+use std::collections::BTreeSet;
+
+use beffroi_policy::{pseudonym, AgreementRef, Field, Permit, Purpose};
+use beffroi_protocol::{TenantId, Timestamp};
+use beffroi_store::{ReadingFilter, StoredReading};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::population::Registry;
+use super::{permit_key, Body, GovernedRead};
+use crate::error::Result;
+use crate::routes::readings::encode_cursor;
+use crate::ApiState;
+
+/// A page of shared raw rows.
+#[derive(Debug, Serialize)]
+pub struct SharedRows {
+    /// Whose data.
+    pub grantor: TenantId,
+    /// The agreement that permits it.
+    pub agreement: AgreementRef,
+    /// The purpose stated.
+    pub purpose: Purpose,
+    /// Start of the range served.
+    pub from: Timestamp,
+    /// End of the range served (exclusive): the request's end, or the embargo.
+    pub to: Timestamp,
+    /// The columns each row may have.
+    pub fields: BTreeSet<Field>,
+    /// The rows, oldest first: only the allowed columns.
+    pub items: Vec<Map<String, Value>>,
+    /// Pass as `cursor` (with the same query) for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The body of a permitted raw read.
+pub(crate) async fn raw_rows(
+    state: &ApiState,
+    read: &GovernedRead,
+    permit: Permit,
+    fields: &BTreeSet<Field>,
+    now: Timestamp,
+) -> Result<Body> {
+    let transforms = &permit.transforms;
+    let grantor = &read.request.grantor;
+    let key = permit_key(state, read, &permit).await?;
+    let mut page = SharedRows {
+        grantor: grantor.clone(),
+        agreement: permit.agreement.clone(),
+        purpose: read.request.purpose,
+        from: transforms.range.from,
+        to: transforms.range.to,
+        fields: fields.clone(),
+        items: Vec::new(),
+        next_cursor: None,
+    };
+    let Some(range) = transforms.served_range(now) else {
+        return Body::json(&page, 0);
+    };
+    (page.from, page.to) = (range.from, range.to);
+    let registry = Registry::load(state.store.as_ref(), grantor).await?;
+    let population = registry
+        .population(state.store.as_ref(), grantor, transforms.population())
+        .await?;
+    if population.is_empty() {
+        return Body::json(&page, 0);
+    }
+    let filter = ReadingFilter {
+        tenant: grantor.clone(),
+        sensors: population.sensors.unwrap_or_default(),
+        metrics: population.metrics,
+        zone: None,
+        from: range.from,
+        to: range.to,
+    };
+    let stored = state
+        .store
+        .readings(&filter, read.page.limit, read.page.after)
+        .await?;
+    for reading in &stored.readings {
+        let facts = registry.facts(&reading.metric, &reading.sensor, reading.time);
+        if !transforms.admits(&facts, now) {
+            continue;
+        }
+        let sensor = match &key {
+            Some(key) => pseudonym(key, &permit.grantee, &reading.sensor),
+            None => reading.sensor.to_string(),
+        };
+        let zone = facts.zone.map(ToString::to_string);
+        page.items.push(row(reading, fields, sensor, zone));
+    }
+    page.next_cursor = stored.next.map(encode_cursor);
+    let rows = page.items.len();
+    Body::json(&page, rows)
+}
+
+/// One row with only `fields`.
+fn row(
+    reading: &StoredReading,
+    fields: &BTreeSet<Field>,
+    sensor: String,
+    zone: Option<String>,
+) -> Map<String, Value> {
+    let mut row = Map::new();
+    for field in fields {
+        let value = match field {
+            Field::Time => Value::from(reading.time.to_string()),
+            Field::Value => serde_json::to_value(&reading.value).unwrap_or(Value::Null),
+            Field::Unit => Value::from(reading.unit.as_str()),
+            Field::Metric => Value::from(reading.metric.as_str()),
+            Field::Sensor => Value::from(sensor.as_str()),
+            Field::Zone => zone.clone().map_or(Value::Null, Value::from),
+            Field::Gateway => Value::from(reading.gateway.as_str()),
+            Field::Seq => Value::from(reading.seq),
+            Field::ReceivedAt => continue,
+        };
+        row.insert(field.as_str().to_owned(), value);
+    }
+    row
+}
