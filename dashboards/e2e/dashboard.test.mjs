@@ -10,6 +10,11 @@
 //    `beffroi.toml`, no gateways): the dashboard reconnects by itself.
 // 2. A city of 10,000 sensors (50 gateways × 200) stays fluid: clustered markers, a handful of
 //    subscriptions whatever the number of sensors, no long freeze while values stream.
+// 3. Data governance: the data officer creates a raw, pseudonymised sharing agreement for the
+//    demo's partner lab, activates it, previews what the partner gets (rows, sensor ids as
+//    pseudonyms), finds the preview's access entry in the audit log and verifies the log; the
+//    partner signs in with its own token and follows the shared readings live (pseudonyms);
+//    the officer revokes the agreement and the partner's live view ends.
 //
 // A screenshot of each step goes to `target/browser-artifacts/` (kept as test artifacts; on
 // failure, `failure-<step>.png` too). Environment: BEFFROI_BIN (default
@@ -287,4 +292,107 @@ test('a city of 10,000 sensors stays fluid', async () => {
     assert.equal(await page.getByTestId('connection-status').getAttribute('data-status'), 'connected');
   });
   assert.deepEqual(page.errors, [], 'no uncaught error in the page');
+});
+
+test('a data officer shares with a partner, previews as the partner, audits and verifies', async () => {
+  const demo = await startDemo(['--gateways', '1', '--rate', '20']);
+  cleanups.push(async () => {
+    await demo.platform.stop();
+    rmSync(demo.dataDir, { recursive: true, force: true });
+  });
+  const { api, token } = demo.info;
+  const page = await newPage();
+  page.on('dialog', (dialog) => dialog.accept());
+  const byTestId = (id) => page.getByTestId(id);
+  const platforms = () => [demo.platform];
+  const row = page.locator('[data-testid="agreement-row"][data-agreement-id="e2e-air-lab"]');
+
+  await step(page, 'agreement-created', platforms, async () => {
+    await page.goto(`${api}/#token=${token}`);
+    await byTestId('nav-agreements').click();
+    await byTestId('agr-new').click();
+    await byTestId('agr-id').fill('e2e-air-lab');
+    await byTestId('agr-grantee-kind').selectOption('partner');
+    await byTestId('agr-grantee-id').fill('air-lab');
+    await byTestId('agr-purposes-research').check();
+    await byTestId('agr-metrics').fill('air.*');
+    await byTestId('agr-action').selectOption('read_raw');
+    await byTestId('agr-min-bucket').fill('');
+    await byTestId('agr-k').fill('1');
+    await byTestId('agr-level').selectOption('sensor');
+    await byTestId('agr-pseudonymise').check();
+    for (const field of ['time', 'value', 'unit', 'metric', 'sensor']) await byTestId(`agr-fields-${field}`).check();
+    await byTestId('agr-save').click();
+    await row.waitFor({ timeout: 10_000 });
+    assert.equal(await row.getAttribute('data-state'), 'draft');
+  });
+
+  await step(page, 'agreement-active', platforms, async () => {
+    await row.getByTestId('agr-state-active').click();
+    await page.locator('[data-testid="agreement-row"][data-agreement-id="e2e-air-lab"][data-state="active"]')
+      .waitFor({ timeout: 10_000 });
+  });
+
+  await step(page, 'preview-as-partner', platforms, async () => {
+    await row.getByTestId('agr-preview').click();
+    assert.equal(await byTestId('preview-kind').inputValue(), 'readings');
+    assert.equal(await byTestId('preview-purpose').inputValue(), 'research');
+    // The demo's readings started with it: ask again until some are committed.
+    await waitFor('preview rows', 30_000, async () => {
+      await byTestId('preview-run').click();
+      await byTestId('governed-answer').or(byTestId('governed-denied')).or(byTestId('governed-error'))
+        .first().waitFor({ timeout: 10_000 });
+      return (await page.locator('[data-testid="governed-row"]').count()) > 0;
+    });
+    const sensors = await page.locator('[data-testid="governed-row"] code').allTextContents();
+    assert.ok(sensors.length > 0 && sensors.every((s) => s.startsWith('p_')), `pseudonyms: ${sensors.slice(0, 3)}`);
+  });
+
+  await step(page, 'audit-preview-entry', platforms, async () => {
+    await byTestId('nav-audit').click();
+    await byTestId('audit-kind').selectOption('access_permit');
+    await byTestId('audit-apply').click();
+    const entry = page.locator('[data-testid="audit-row"][data-kind="access_permit"][data-preview="true"]',
+      { hasText: 'partner:air-lab' }).first();
+    await entry.waitFor({ timeout: 10_000 });
+    const text = await entry.textContent();
+    assert.match(text, /e2e-air-lab v2/);
+    await entry.getByTestId('audit-details').click();
+    assert.match(await byTestId('audit-entry-json').textContent(), /"preview": true/);
+  });
+
+  await step(page, 'audit-verified', platforms, async () => {
+    await byTestId('audit-verify').click();
+    await byTestId('audit-verify-ok').waitFor({ timeout: 15_000 });
+  });
+
+  // The partner signs in with its own token and follows the shared readings live.
+  const partner = await newPage();
+  await step(partner, 'shared-live-as-partner', platforms, async () => {
+    await partner.goto(`${api}/#token=${demo.info.partner_token}`);
+    await partner.getByTestId('shared-grantor').selectOption(demo.info.tenant);
+    await partner.getByTestId('shared-purpose').selectOption('research');
+    await partner.getByTestId('shared-metric').fill('air.*');
+    await partner.getByTestId('shared-live-follow').click();
+    await partner.locator('[data-testid="shared-live-status"][data-phase="live"]').waitFor({ timeout: 10_000 });
+    const sensors = await waitFor('live shared values', 20_000, async () => {
+      const codes = await partner.locator('[data-testid="shared-live-row"] code').allTextContents();
+      return codes.length > 0 && codes;
+    });
+    assert.ok(sensors.every((s) => s.startsWith('p_')), `live pseudonyms: ${sensors.slice(0, 3)}`);
+  });
+
+  // Revoking the agreement ends the partner's live view within a second.
+  await step(partner, 'shared-live-ended-on-revocation', platforms, async () => {
+    await byTestId('nav-agreements').click();
+    const revoke = row.getByTestId('agr-state-revoked');
+    await revoke.waitFor({ timeout: 10_000 });
+    const revokedAt = Date.now();
+    await revoke.click();
+    await partner.getByTestId('shared-live-ended').waitFor({ timeout: 5_000 });
+    assert.equal(await partner.getByTestId('shared-live-ended').getAttribute('data-reason'), 'revoked');
+    assert.ok(Date.now() - revokedAt < 3_000, `ended after ${Date.now() - revokedAt} ms (includes the click and the page)`);
+  });
+  assert.deepEqual(page.errors, [], 'no uncaught error in the page');
+  assert.deepEqual(partner.errors, [], 'no uncaught error in the partner page');
 });

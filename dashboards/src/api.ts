@@ -54,13 +54,15 @@ export interface RequestOptions {
   /** Do not call `onUnauthorized` on 401 (the login form handles it). */
   quiet401?: boolean;
   signal?: AbortSignal;
+  /** Extra request headers (`If-Match`…). */
+  headers?: Record<string, string>;
 }
 
 export class Api {
   constructor(private readonly opts: ApiOptions) {}
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const headers: Record<string, string> = { Accept: 'application/json' };
+    const headers: Record<string, string> = { Accept: 'application/json', ...options.headers };
     const token = this.opts.token();
     if (!options.anonymous && token) headers['Authorization'] = `Bearer ${token}`;
     let body: string | undefined;
@@ -102,8 +104,8 @@ export class Api {
     return this.request<T>('POST', path, { body });
   }
 
-  put<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>('PUT', path, { body });
+  put<T>(path: string, body: unknown, headers?: Record<string, string>): Promise<T> {
+    return this.request<T>('PUT', path, headers ? { body, headers } : { body });
   }
 
   delete(path: string): Promise<void> {

@@ -91,7 +91,7 @@ export interface LiveClientOptions {
 
 export type SubscriptionHandler = (msg: SubscriptionMessage) => void;
 export type ControlHandler = (
-  msg: Extract<ServerMessage, { type: 'subscribed' | 'unsubscribed' | 'error' }>,
+  msg: Extract<ServerMessage, { type: 'subscribed' | 'unsubscribed' | 'error' | 'ended' }>,
 ) => void;
 
 interface Subscription {
@@ -213,6 +213,11 @@ export class LiveClient {
     if (this.ready) this.send({ type: 'unsubscribe', id });
   }
 
+  /** Forgets a subscription the server refused, without telling the server (it holds none). */
+  forget(id: string): void {
+    this.subs.delete(id);
+  }
+
   onStatus(listener: (s: ConnectionStatus) => void): () => void {
     this.statusListeners.add(listener);
     return () => this.statusListeners.delete(listener);
@@ -322,6 +327,15 @@ export class LiveClient {
         else if (msg.type === 'error') console.warn('live:', msg.code, msg.detail);
         return;
       }
+      case 'ended': {
+        // The server stopped it (a grantee's agreement ended): it is not re-sent after a
+        // reconnect; the page decides whether to subscribe again.
+        const sub = this.subs.get(msg.id);
+        if (!sub) return;
+        this.subs.delete(msg.id);
+        sub.onControl?.(msg);
+        return;
+      }
       default:
         return;
     }
@@ -343,6 +357,8 @@ export class LiveClient {
     const msg: Record<string, unknown> = { type: 'subscribe', id, stream: spec.stream };
     if (spec.filter !== undefined) msg['filter'] = spec.filter;
     if (spec.granularity !== undefined) msg['granularity'] = spec.granularity;
+    if (spec.grantor !== undefined) msg['grantor'] = spec.grantor;
+    if (spec.purpose !== undefined) msg['purpose'] = spec.purpose;
     const snap = snapshot ?? spec.snapshot;
     if (snap !== undefined) msg['snapshot'] = snap;
     this.send(msg);

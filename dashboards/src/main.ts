@@ -11,11 +11,14 @@ import { h, mount, setAttr, setText } from './dom';
 import { FrameBatcher } from './frame';
 import { detectLang, getLang, setLang, t, tn, type Lang, type MessageKey } from './i18n';
 import { LiveClient, liveUrl, type ConnectionStatus } from './live';
+import { agreementsPage } from './pages/agreements';
+import { auditPage } from './pages/audit';
 import { gatewaysPage } from './pages/gateways';
 import { renderLogin } from './pages/login';
 import { rulesPage } from './pages/rules';
 import { securityPage } from './pages/security';
 import { sensorPage } from './pages/sensor';
+import { sharedPage } from './pages/shared';
 import { supervisionPage } from './pages/supervision';
 import { parseRoute, routeHash, tokenFromHash, type Route } from './routes';
 import {
@@ -54,7 +57,7 @@ async function checkToken(token: string): Promise<Check> {
   const probe = new Api({ token: () => token });
   try {
     const me = await probe.get<Me>('/api/v1/me', undefined, { quiet401: true });
-    if (!me || (me.scope !== 'tenant' && me.scope !== 'platform')) {
+    if (!me || (me.scope !== 'tenant' && me.scope !== 'platform' && me.scope !== 'partner')) {
       return { error: 'unexpected answer from /api/v1/me' };
     }
     return { me };
@@ -113,7 +116,17 @@ const NAV: { route: Route['name']; key: MessageKey; testid: string }[] = [
   { route: 'gateways', key: 'nav.gateways', testid: 'nav-gateways' },
   { route: 'security', key: 'nav.security', testid: 'nav-security' },
   { route: 'rules', key: 'nav.rules', testid: 'nav-rules' },
+  { route: 'agreements', key: 'nav.agreements', testid: 'nav-agreements' },
+  { route: 'shared', key: 'nav.shared', testid: 'nav-shared' },
+  { route: 'audit', key: 'nav.audit', testid: 'nav-audit' },
 ];
+
+/** The only page of a token that is not a tenant's (platform operators, partners). */
+function onlyPage(me: Me): Route['name'] | null {
+  if (me.scope === 'platform') return 'security';
+  if (me.scope === 'partner') return 'shared';
+  return null;
+}
 
 class Session {
   private readonly api: Api;
@@ -220,7 +233,8 @@ class Session {
     this.pageCleanup?.();
     this.pageCleanup = null;
     const me = this.me;
-    const items = me.scope === 'platform' ? NAV.filter((n) => n.route === 'security') : NAV;
+    const only = onlyPage(me);
+    const items = only ? NAV.filter((n) => n.route === only) : NAV;
     this.alarmBadge = this.alarms ? h('span', { class: 'nav-badge', hidden: true, 'data-testid': 'nav-alarm-count' }) : null;
     const nav = h(
       'nav',
@@ -258,7 +272,9 @@ class Session {
     const who =
       me.scope === 'tenant'
         ? `${me.tenant.name} · ${me.name} (${t(`role.${me.role}`)})`
-        : `${me.name} (${t('scope.platform')})`;
+        : me.scope === 'partner'
+          ? `${me.partner.name} · ${me.name} (${t('scope.partner')})`
+          : `${me.name} (${t('scope.platform')})`;
     const other: Lang = getLang() === 'fr' ? 'en' : 'fr';
     this.main = h('main', { id: 'main', class: 'content', tabindex: -1 });
     this.announcer = h('div', { class: 'sr-only', 'aria-live': 'polite', 'aria-atomic': 'true', 'data-testid': 'announcer' });
@@ -357,9 +373,10 @@ class Session {
       location.replace('#/');
       return;
     }
-    if (this.me.scope === 'platform' && route.name !== 'security') {
-      route = { name: 'security' };
-      history.replaceState(null, '', '#/security');
+    const only = onlyPage(this.me);
+    if (only && route.name !== only) {
+      route = { name: only } as Route;
+      history.replaceState(null, '', routeHash(route));
     }
     this.pageCleanup?.();
     this.pageCleanup = null;
@@ -394,6 +411,12 @@ function pageFor(route: Route): Page {
       return securityPage;
     case 'rules':
       return rulesPage;
+    case 'agreements':
+      return agreementsPage;
+    case 'shared':
+      return sharedPage;
+    case 'audit':
+      return auditPage;
     case 'login':
     case 'notFound':
       return notFoundPage;

@@ -6,6 +6,9 @@ export type Route =
   | { name: 'gateways' }
   | { name: 'security' }
   | { name: 'rules' }
+  | { name: 'agreements' }
+  | { name: 'shared' }
+  | { name: 'audit' }
   | { name: 'login' }
   | { name: 'notFound'; path: string };
 
@@ -24,7 +27,10 @@ export function parseRoute(hash: string): Route {
       if (parts.length === 1) return { name: 'security' };
       break;
     case 'rules':
-      if (parts.length === 1) return { name: 'rules' };
+    case 'agreements':
+    case 'shared':
+    case 'audit':
+      if (parts.length === 1) return { name: first };
       break;
     case 'login':
       if (parts.length === 1) return { name: 'login' };

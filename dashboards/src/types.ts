@@ -14,6 +14,13 @@ export type Me =
       token_id: string;
       name: string;
     }
+  | {
+      /** A partner organisation's token: it reads only what agreements share with it. */
+      scope: 'partner';
+      partner: { id: string; name: string };
+      token_id: string;
+      name: string;
+    }
   | { scope: 'platform'; token_id: string; name: string };
 
 export interface DashboardConfig {
@@ -285,6 +292,10 @@ export interface SubscriptionSpec {
   filter?: ReadingsFilter;
   granularity?: Granularity;
   snapshot?: boolean;
+  /** Readings of another tenant, under one of its sharing agreements (a grantee's view). */
+  grantor?: string;
+  /** Why the grantee reads (required with `grantor`). */
+  purpose?: string;
 }
 
 export interface LiveReading {
@@ -337,11 +348,15 @@ export type ServerMessage =
   | { type: 'subscribed'; id: string; stream: StreamKind; series?: number }
   | { type: 'unsubscribed'; id: string }
   | { type: 'pong'; nonce?: unknown }
-  | { type: 'error'; id?: string; code: string; detail: string };
+  | { type: 'error'; id?: string; code: string; detail: string }
+  /** A grantee's subscription stopped by the server: its agreement was revoked, suspended or expired. */
+  | { type: 'ended'; id: string; reason: string; detail?: string };
 
 export interface Problem {
   type?: string;
   title?: string;
   status?: number;
   detail?: string;
+  /** The deny reason code of a governed read refused by the policy engine (403). */
+  reason?: string;
 }

@@ -23,6 +23,19 @@ import {
   SECURITY_EVENT_KINDS,
   SEVERITIES,
 } from '../src/types';
+import {
+  ACTIONS,
+  AGREEMENT_STATES,
+  AUDIT_KINDS,
+  DENY_REASONS,
+  FIELDS,
+  FUNCTIONS,
+  GRANTEE_KINDS,
+  LIVE_REASONS,
+  PURPOSES,
+  SPATIAL_LEVELS,
+} from '../src/governanceTypes';
+import { RANGES, SHARED_KINDS } from '../src/sharedQuery';
 
 const en = MESSAGES.en;
 const fr = MESSAGES.fr;
@@ -75,6 +88,8 @@ describe('i18n tables', () => {
       'alarm.zone',
       'rules.condition',
       'rules.field.kind',
+      'agr.version',
+      'agr.odrl',
     ]);
     expect(same.filter((k) => !allowed.has(k))).toEqual([]);
   });
@@ -95,6 +110,24 @@ describe('i18n tables', () => {
       ...['viewer', 'operator', 'admin'].map((r) => `role.${r}`),
       ...['opened', 'repeated', 'acknowledged', 'cleared', 'updated'].map((c) => `ticker.${c}`),
       ...['online', 'offline', 'revoked'].map((s) => `gw.${s}`),
+      ...PURPOSES.map((p) => `purpose.${p}`),
+      ...ACTIONS.map((a) => `action.${a}`),
+      ...FUNCTIONS.map((f) => `fn.${f}`),
+      ...SPATIAL_LEVELS.map((l) => `level.${l}`),
+      ...FIELDS.map((f) => `field.${f}`),
+      ...AGREEMENT_STATES.map((s) => `agrState.${s}`),
+      ...GRANTEE_KINDS.map((k) => `grantee.${k}`),
+      ...DENY_REASONS.map((r) => `deny.${r}`),
+      ...LIVE_REASONS.map((r) => `deny.${r}`),
+      ...AUDIT_KINDS.map((k) => `auditKind.${k}`),
+      ...SHARED_KINDS.map((k) => `gov.kind.${k}`),
+      ...RANGES.map((r) => `gov.range.${r.id}`),
+      ...['pending', 'expired'].map((v) => `agr.validity.${v}`),
+      ...['idle', 'subscribing', 'live', 'denied', 'ended'].map((p) => `shared.live.${p}`),
+      ...['altered', 'chain_broken', 'missing', 'out_of_order', 'foreign_tenant', 'checkpoint_forged', 'checkpoint_foreign', 'checkpoint_mismatch', 'truncated'].map(
+        (p) => `verify.${p}`,
+      ),
+      ...['draft', 'active', 'suspended', 'revoked'].map((s) => `agrState.${s}`),
     ];
     expect(dynamic.filter((k) => !keys.has(k))).toEqual([]);
   });

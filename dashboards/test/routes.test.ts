@@ -10,6 +10,10 @@ describe('hash routes', () => {
     expect(parseRoute('#/gateways')).toEqual({ name: 'gateways' });
     expect(parseRoute('#/security/')).toEqual({ name: 'security' });
     expect(parseRoute('#/rules')).toEqual({ name: 'rules' });
+    expect(parseRoute('#/agreements')).toEqual({ name: 'agreements' });
+    expect(parseRoute('#/shared/')).toEqual({ name: 'shared' });
+    expect(parseRoute('#/audit')).toEqual({ name: 'audit' });
+    expect(parseRoute('#/audit/x').name).toBe('notFound');
     expect(parseRoute('#/login')).toEqual({ name: 'login' });
     expect(parseRoute('#/sensor/g1-air-1')).toEqual({ name: 'sensor', id: 'g1-air-1' });
     expect(parseRoute('#/sensor/g1-air-1?bucket=1m')).toEqual({ name: 'sensor', id: 'g1-air-1' });
@@ -22,7 +26,7 @@ describe('hash routes', () => {
     expect(parseRoute('#/sensor/%E0%A4%A').name).toBe('notFound');
   });
   it('round-trips', () => {
-    for (const hash of ['#/', '#/gateways', '#/security', '#/rules', '#/sensor/s-1']) {
+    for (const hash of ['#/', '#/gateways', '#/security', '#/rules', '#/agreements', '#/shared', '#/audit', '#/sensor/s-1']) {
       expect(routeHash(parseRoute(hash))).toBe(hash);
     }
     expect(sensorHref('a/b')).toBe('#/sensor/a%2Fb');

@@ -1,5 +1,5 @@
 //! Subcommands: `serve`, `demo`, administration (`tenant`, `gateway`, `token`, `partner`),
-//! `audit`, `retention`, `watch`, `probe` and `bench`.
+//! `audit`, `retention`, `export`, `import`, `watch`, `probe` and `bench`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,6 +72,12 @@ enum Command {
         #[command(subcommand)]
         command: beffroi::retention::RetentionCommand,
     },
+    /// Export a tenant's whole state (readings, registry, rules, agreements, audit log) to a
+    /// directory with a signed manifest (see docs/export.md).
+    Export(beffroi::export::ExportArgs),
+    /// Import an export into this instance, which must not have the tenant; verifies every
+    /// file and the manifest's signature first.
+    Import(beffroi::export::ImportArgs),
     /// Tail a live view (readings, alarms, security events or gateway states).
     Watch(beffroi::watch::WatchArgs),
     /// Exit 0 if `GET /readyz` at this address answers 200 (container health checks).
@@ -221,6 +227,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Retention { command } => {
             runtime()?.block_on(beffroi::retention::run(config()?, command))
         }
+        Command::Export(args) => runtime()?.block_on(beffroi::export::run_export(config()?, args)),
+        Command::Import(args) => runtime()?.block_on(beffroi::export::run_import(config()?, args)),
         Command::Audit { command } => {
             Ok(runtime()?.block_on(beffroi::audit::run(config(), command))?)
         }

@@ -1,12 +1,13 @@
 //! `beffroi demo`: the platform with its embedded broker and SQLite in a local data directory,
-//! a demo tenant with zones, sensors and alarm rules, simulated gateways running the real
-//! agent pipeline (in-process, each with its own keys, spool and mTLS connection through the
-//! gate), and the operators' dashboard (built with npm on first use, see [`crate::webapp`]).
-//! It prints the dashboard's link (with an operator token in its fragment) and writes
-//! `demo.json` (addresses and token, for scripts and browser tests) and `beffroi.toml` (the
-//! same platform for `serve`, without the simulated gateways) in the data directory, then
-//! runs until Ctrl-C (or `--duration`) and stops in order: agents, gate, ingest (drained and
-//! committed), live views, HTTP.
+//! a demo tenant with zones, sensors and alarm rules, two grantees it may share data with (a
+//! neighbouring commune's tenant and a partner lab, with no data of their own), simulated
+//! gateways running the real agent pipeline (in-process, each with its own keys, spool and mTLS
+//! connection through the gate), and the operators' dashboard (built with npm on first use, see
+//! [`crate::webapp`]). It prints the dashboard's link (with an operator token in its fragment)
+//! and writes `demo.json` (addresses and token, for scripts and browser tests) and
+//! `beffroi.toml` (the same platform for `serve`, without the simulated gateways) in the data
+//! directory, then runs until Ctrl-C (or `--duration`) and stops in order: agents, gate, ingest
+//! (drained and committed), live views, HTTP.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use beffroi_agent::keys;
 use beffroi_agent::source::simulator::{Simulator, SimulatorSpec};
+use beffroi_policy::PartnerId;
 use beffroi_protocol::{GapReason, GatewayId, MetricName, TenantId, Timestamp};
 use beffroi_store::{
     AlarmRule, Comparison, Role, RuleCondition, RuleId, Sensor, Severity, Store, Zone, ZoneId,
@@ -69,6 +71,9 @@ const ZONES: [(&str, &str, (f64, f64)); 4] = [
     ("gerland", "Gerland", (0.008, -0.025)),
 ];
 const ZONE_HALF_SIZE: f64 = 0.006;
+/// A neighbouring commune (a tenant) and a partner lab: grantees for the sharing agreements.
+const NEIGHBOUR: (&str, &str) = ("villeurbanne", "Commune voisine");
+const PARTNER: (&str, &str) = ("air-lab", "Laboratoire Air (démo)");
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -103,6 +108,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let tenant = TenantId::new(TENANT)?;
     admin::create_tenant(store.as_ref(), &tenant, "Ville de démonstration").await?;
+    admin::create_tenant(store.as_ref(), &TenantId::new(NEIGHBOUR.0)?, NEIGHBOUR.1).await?;
+    let partner = PartnerId::new(PARTNER.0)?;
+    admin::create_partner(store.as_ref(), &partner, PARTNER.1).await?;
     for (id, name, offset) in ZONES {
         store.upsert_zone(&zone(&tenant, id, name, offset)?).await?;
     }
@@ -123,7 +131,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let token = admin::create_token(&store, &tenant, Role::Admin, "demo").await?;
     // The alert engine loaded the (then empty) rule set at start: tell it.
     running.alerts.rules_changed(tenant.clone());
-    write_demo_file(&data_dir, &running, &token)?;
+    let partner_token = admin::create_partner_token(store.as_ref(), &partner, "demo").await?;
+    write_demo_file(&data_dir, &running, &token, &partner_token)?;
     print_banner(&running, &token, args.gateways, dashboard.is_some());
 
     match args.duration {
@@ -354,14 +363,21 @@ fn rules(tenant: &TenantId) -> anyhow::Result<Vec<AlarmRule>> {
     ])
 }
 
-/// `demo.json`: the addresses and the token, for scripts and browser tests (owner-only: it
-/// holds a token).
-fn write_demo_file(data_dir: &Path, running: &Running, token: &str) -> anyhow::Result<()> {
+/// `demo.json`: the addresses, the tenant admin's token and the partner lab's, for scripts and
+/// browser tests (owner-only: it holds tokens).
+fn write_demo_file(
+    data_dir: &Path,
+    running: &Running,
+    token: &str,
+    partner_token: &str,
+) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "api": format!("http://{}", running.api_addr),
         "gate": running.gate_addr.to_string(),
         "token": token,
         "tenant": TENANT,
+        "partner": PARTNER.0,
+        "partner_token": partner_token,
     });
     crate::pki::write_private(&data_dir.join("demo.json"), &format!("{json:#}\n"))?;
     Ok(())

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod fanout;
 pub mod pki;
 pub mod retention;

@@ -44,6 +44,12 @@ pub struct WatchArgs {
     /// raw, 1m, 5m, 15m or 1h.
     #[arg(long, default_value = "raw")]
     pub granularity: String,
+    /// Follow another tenant's readings under its sharing agreement (with --purpose).
+    #[arg(long, requires = "purpose")]
+    pub grantor: Option<String>,
+    /// Why (research, public_service, …), recorded in the grantor's audit log.
+    #[arg(long, requires = "grantor")]
+    pub purpose: Option<String>,
     /// Skip the snapshot of latest values.
     #[arg(long)]
     pub no_snapshot: bool,
@@ -129,6 +135,10 @@ fn subscription(args: &WatchArgs) -> Value {
             filter["bbox"] = json!(bbox);
         }
         message["filter"] = filter;
+        if let (Some(grantor), Some(purpose)) = (&args.grantor, &args.purpose) {
+            message["grantor"] = json!(grantor);
+            message["purpose"] = json!(purpose);
+        }
     }
     message
 }
@@ -181,6 +191,12 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
                 if frame["type"] == "error" {
                     anyhow::bail!("the server refused the view: {}", frame["detail"]);
                 }
+                if frame["type"] == "ended" {
+                    anyhow::bail!(
+                        "the sharing agreement no longer permits the view: {}",
+                        frame["detail"]
+                    );
+                }
                 seen += print_frame(&frame, text.as_str(), args.format);
                 if args.count.is_some_and(|count| seen >= count) {
                     let _ = socket.close(None).await;
@@ -216,7 +232,12 @@ fn print_frame(frame: &Value, raw: &str, format: Format) -> u64 {
         println!("{raw}");
         return count;
     }
-    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    // A grantee's items carry only the fields its agreement allows: "-" for the others.
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
     match frame["type"].as_str() {
         Some("readings") => {
             for item in frame["items"].as_array().into_iter().flatten() {
@@ -225,7 +246,7 @@ fn print_frame(frame: &Value, raw: &str, format: Format) -> u64 {
                     text(&item["time"]),
                     text(&item["sensor"]),
                     text(&item["metric"]),
-                    item["value"],
+                    text(&item["value"]),
                     text(&item["unit"]),
                     text(&item["gateway"])
                 );

@@ -1,9 +1,13 @@
 //! The platform in process: a gateway speaking MQTT 3.1.1 reaches the embedded rumqttd through
 //! the gate (which forwards 3.1.1 and 5 to their own broker listeners), and its signed batch is
-//! verified, committed and acknowledged.
+//! verified, committed and acknowledged. `export`: the `beffroi export` → `beffroi import`
+//! round trip on SQLite and PostgreSQL (issue #8).
 
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
+
+#[path = "platform/export.rs"]
+mod export;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -25,11 +25,13 @@
 
 mod cache;
 mod cells;
+mod live;
 mod population;
 mod requester;
 mod rows;
 
 pub use cache::{AgreementCache, REFRESH_INTERVAL};
+pub use live::LiveGovernor;
 pub use requester::Requester;
 
 pub(crate) use cells::publish_cells;
@@ -111,13 +113,8 @@ where
                 "governed read denied"
             );
             let reason = format!("{}: {}", deny.reason, deny.message);
-            record(
-                state,
-                read,
-                now,
-                Outcome::Deny(deny.agreement.as_ref(), reason),
-            )
-            .await?;
+            let outcome = Outcome::Deny(deny.agreement.as_ref(), reason);
+            record(state, read, query_of(read, now)?, outcome).await?;
             Err(ApiError::Denied {
                 reason: deny.reason.as_str(),
                 message: deny.message,
@@ -135,13 +132,8 @@ where
                 preview = read.preview,
                 "governed read permitted"
             );
-            record(
-                state,
-                read,
-                now,
-                Outcome::Permit(&agreement, body.rows, hash),
-            )
-            .await?;
+            let outcome = Outcome::Permit(&agreement, body.rows, Some(hash));
+            record(state, read, query_of(read, now)?, outcome).await?;
             let mut response = body.bytes.into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -172,25 +164,22 @@ pub(crate) async fn permit_key(
     }
 }
 
-/// How a decision ended, for its audit entry.
-enum Outcome<'a> {
+/// How a decision ended, for its audit entry: a denial and why, or a permit with the rows
+/// served and the hash of what left (none yet when a live view opens).
+pub(crate) enum Outcome<'a> {
     Deny(Option<&'a AgreementRef>, String),
-    Permit(&'a AgreementRef, u64, Digest),
+    Permit(&'a AgreementRef, u64, Option<Digest>),
 }
 
-/// Appends the access entry of `read` to the grantor's log; 503 if it cannot be written.
-async fn record(
-    state: &ApiState,
-    read: &GovernedRead,
-    now: Timestamp,
-    outcome: Outcome<'_>,
-) -> Result<()> {
-    let unavailable = |e: &dyn std::fmt::Display| ApiError::AuditUnavailable(e.to_string());
-    let mut query = serde_json::to_value(&read.request).map_err(|e| unavailable(&e))?;
+/// What an access entry records as the query: the request, decided at `now`.
+pub(crate) fn query_of(read: &GovernedRead, now: Timestamp) -> Result<Value> {
+    let mut query = serde_json::to_value(&read.request)
+        .map_err(|e| ApiError::AuditUnavailable(e.to_string()))?;
     if let Value::Object(map) = &mut query {
         map.insert("preview".into(), read.preview.into());
         map.insert("decided_at".into(), now.to_string().into());
-        if matches!(read.request.read, beffroi_policy::Read::Raw { .. }) {
+        let paged = read.request.channel == beffroi_policy::Channel::Rest;
+        if paged && matches!(read.request.read, beffroi_policy::Read::Raw { .. }) {
             map.insert("limit".into(), read.page.limit.into());
             if let Some(after) = read.page.after {
                 map.insert(
@@ -200,6 +189,17 @@ async fn record(
             }
         }
     }
+    Ok(query)
+}
+
+/// Appends the access entry of `read` to the grantor's log; 503 if it cannot be written.
+pub(crate) async fn record(
+    state: &ApiState,
+    read: &GovernedRead,
+    query: Value,
+    outcome: Outcome<'_>,
+) -> Result<()> {
+    let unavailable = |e: &dyn std::fmt::Display| ApiError::AuditUnavailable(e.to_string());
     let audit_ref = |a: &AgreementRef| beffroi_audit::AgreementRef {
         id: a.id.to_string(),
         version: u64::from(a.version),
@@ -216,7 +216,7 @@ async fn record(
             AuditKind::AccessPermit,
             Some(audit_ref(agreement)),
             rows,
-            Some(hash),
+            hash,
             None,
         ),
     };
@@ -224,7 +224,11 @@ async fn record(
         grantee: read.request.requester.to_string(),
         agreement,
         purpose: Some(read.request.purpose.to_string()),
-        channel: Channel::Rest,
+        channel: match read.request.channel {
+            beffroi_policy::Channel::Rest => Channel::Rest,
+            beffroi_policy::Channel::Live => Channel::Live,
+            beffroi_policy::Channel::Export => Channel::Export,
+        },
         query,
         rows,
         result_hash,

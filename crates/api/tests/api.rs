@@ -1,15 +1,44 @@
 //! Integration tests: the real router served on 127.0.0.1:0 over a SQLite store (temp file),
-//! seeded with two tenants, exercised with a real HTTP/1.1 client.
+//! seeded with two tenants, exercised with a real HTTP/1.1 client. The governance and audit
+//! tests run on PostgreSQL too, with and without TimescaleDB (`on_each_backend!`, `database`).
 //!
 //! Tenant A is `lyon`, tenant B is `paris`. Every name of B's data carries the marker
 //! `paris` so that a leak shows up as the marker in a 2xx body. The router runs with its live
 //! hub, alert task and (when a test asks) dashboard files; the alarm routes, the live
 //! websocket and the session routes have their own modules.
 
+/// Declares, for each case (an `async fn(Harness) -> Result<()>` of the enclosing module),
+/// one test per backend: `case::sqlite`, `case::postgres` and `case::timescale`, each with a
+/// harness started on a fresh database of that backend ([`Harness::run`]).
+macro_rules! on_each_backend {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use crate::database::Backend;
+
+            #[tokio::test]
+            async fn sqlite() -> anyhow::Result<()> {
+                crate::Harness::run(Backend::Sqlite, super::$case).await
+            }
+
+            #[tokio::test]
+            async fn postgres() -> anyhow::Result<()> {
+                crate::Harness::run(Backend::Postgres, super::$case).await
+            }
+
+            #[tokio::test]
+            async fn timescale() -> anyhow::Result<()> {
+                crate::Harness::run(Backend::Timescale, super::$case).await
+            }
+        }
+    )*};
+}
+
 #[path = "api/alarms.rs"]
 mod alarms;
 #[path = "api/audit.rs"]
 mod audit;
+#[path = "api/database.rs"]
+mod database;
 #[path = "api/governance.rs"]
 mod governance;
 #[path = "api/live.rs"]
@@ -18,8 +47,13 @@ mod live;
 mod retention;
 #[path = "api/session.rs"]
 mod session;
+#[path = "api/shared_live.rs"]
+mod shared_live;
+#[path = "api/timescale.rs"]
+mod timescale;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -48,6 +82,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+
+use self::database::{Backend, TestDatabase};
 
 const A: &str = "lyon";
 const B: &str = "paris";
@@ -82,7 +118,8 @@ struct Harness {
     t0: Timestamp,
     /// Readings stored for tenant A.
     a_readings: usize,
-    _dir: tempfile::TempDir,
+    /// The store's database, reachable beside it (dropped last).
+    database: TestDatabase,
 }
 
 struct Response {
@@ -149,9 +186,32 @@ impl Harness {
     }
 
     async fn start_with(live_config: LiveConfig, dashboard: DashboardConfig) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("api.db").display());
-        let store = beffroi_store::open(&url, beffroi_store::OpenOptions::default()).await?;
+        let database = TestDatabase::create(Backend::Sqlite)
+            .await?
+            .context("SQLite is always available")?;
+        Self::start_on(database, live_config, dashboard).await
+    }
+
+    /// Runs `case` on a harness over a fresh database of `backend`; a PostgreSQL run without
+    /// `TEST_DATABASE_URL` is skipped (a notice), or fails under CI.
+    async fn run<F, Fut>(backend: Backend, case: F) -> Result<()>
+    where
+        F: FnOnce(Harness) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        let Some(database) = TestDatabase::create(backend).await? else {
+            return Ok(());
+        };
+        let h = Self::start_on(database, LiveConfig::default(), DashboardConfig::default()).await?;
+        case(h).await
+    }
+
+    async fn start_on(
+        database: TestDatabase,
+        live_config: LiveConfig,
+        dashboard: DashboardConfig,
+    ) -> Result<Self> {
+        let store = beffroi_store::open(database.url(), database.options()).await?;
         let now = Timestamp::now().unix_micros();
         let hour = 60 * MINUTE_US;
         let t0 = Timestamp::from_unix_micros(now.div_euclid(hour) * hour - 2 * hour);
@@ -205,7 +265,7 @@ impl Harness {
             tokens,
             t0,
             a_readings,
-            _dir: dir,
+            database,
         })
     }
 
@@ -324,6 +384,7 @@ impl Harness {
         tokio::time::timeout(Duration::from_secs(5), self.server)
             .await
             .context("graceful shutdown took too long")???;
+        self.store.close().await;
         Ok(())
     }
 }

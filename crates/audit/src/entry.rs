@@ -37,6 +37,14 @@ pub fn canonical_detail(detail: &Detail) -> String {
     out
 }
 
+/// The canonical JSON text of any value (the rules of the crate docs): what other signed
+/// documents of the platform sign, e.g. the manifest of a tenant export.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    canonical::value(&mut out, value);
+    out
+}
+
 /// An event to record, before the chain gives it a seq and a hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewAuditEntry {

@@ -69,7 +69,7 @@ pub use actor::AuditActor;
 pub use chain::{AuditHead, Chain};
 pub use checkpoint::{sign_checkpoint, verify_checkpoint, Checkpoint};
 pub use digest::Digest;
-pub use entry::{canonical_detail, detail_of, AuditEntry, Detail, NewAuditEntry};
+pub use entry::{canonical_detail, canonical_json, detail_of, AuditEntry, Detail, NewAuditEntry};
 pub use error::{Error, Result};
 pub use kind::AuditKind;
 pub use report::{Problem, SeqRange, VerifyReport, MAX_PROBLEMS};

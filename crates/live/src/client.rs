@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::filter::Filter;
 use crate::frames::{buckets_frames, event_frame, readings_frames, Event, EventKind};
+use crate::grant::Governor;
 use crate::hub::Hub;
 use crate::protocol::{
     close, to_json, ClientMessage, ErrorCode, Granularity, Reply, StreamKind, SubscribeRequest,
@@ -36,9 +37,13 @@ use crate::view::ViewKey;
 /// Most active alarms sent as the snapshot of an alarms subscription.
 const ALARM_SNAPSHOT: u32 = 1000;
 
-#[derive(Debug, Clone, Copy)]
+mod grantee;
+
+#[derive(Debug)]
 struct SubInfo {
     index: u32,
+    /// A grantee view: it lives in the grantor's state, under a grant.
+    grantee: Option<grantee::GranteeSub>,
 }
 
 /// A connected client; dropping it disconnects it from the hub.
@@ -51,6 +56,8 @@ pub struct Client {
     next_sub: u32,
     min_interval: Duration,
     malformed: u32,
+    /// Decides grantee views (set by the API; without it, they are refused).
+    governor: Option<Arc<dyn Governor>>,
 }
 
 #[derive(Serialize)]
@@ -82,7 +89,14 @@ impl Client {
             next_sub: 1,
             min_interval: Duration::from_secs(1) / max_fps,
             malformed: 0,
+            governor: None,
         }
+    }
+
+    /// Lets the client follow other tenants' readings under sharing agreements, as
+    /// `governor` decides.
+    pub fn govern(&mut self, governor: Arc<dyn Governor>) {
+        self.governor = Some(governor);
     }
 
     /// The `hello` message.
@@ -168,7 +182,7 @@ impl Client {
     fn unsubscribe(&mut self, id: String) -> Reply {
         match self.subs.remove(&id) {
             Some(info) => {
-                self.drop_subscription(info);
+                self.drop_subscription(info, "unsubscribed");
                 Reply::Unsubscribed { id }
             }
             None => Reply::Error {
@@ -179,16 +193,56 @@ impl Client {
         }
     }
 
-    fn drop_subscription(&self, info: SubInfo) {
-        self.hub.unsubscribe(&self.scope, self.queue.id, info.index);
+    /// Ends a subscription (`why` goes to the audit log for a grantee view).
+    fn drop_subscription(&self, info: SubInfo, why: &str) {
+        match info.grantee {
+            Some(grantee) => self.end_grant(info.index, grantee, why),
+            None => self.hub.unsubscribe(&self.scope, self.queue.id, info.index),
+        }
         self.queue.forget(info.index);
         self.hub.metrics().live_subscriptions.add(-1);
+    }
+
+    /// Frees `id`'s place if it has one, then takes a subscription index for it; the error
+    /// reply when the connection holds the most subscriptions it may.
+    fn claim(&mut self, id: &str) -> Result<u32, String> {
+        // Replacing a subscription frees its place first.
+        if let Some(old) = self.subs.remove(id) {
+            self.drop_subscription(old, "replaced");
+        }
+        let most = self.hub.config().max_subscriptions;
+        if self.subs.len() >= most {
+            return Err(Reply::Error {
+                id: Some(id.to_owned()),
+                code: ErrorCode::TooManySubscriptions,
+                detail: format!("at most {most} subscriptions per connection"),
+            }
+            .to_json());
+        }
+        let index = self.next_sub;
+        self.next_sub += 1;
+        Ok(index)
+    }
+
+    /// Records subscription `id`; returns where the hub sends what it gets.
+    fn register(&mut self, id: &str, info: SubInfo) -> SubRef {
+        let index = info.index;
+        self.subs.insert(id.to_owned(), info);
+        self.queue.name(index, id.into());
+        self.hub.metrics().live_subscriptions.add(1);
+        SubRef {
+            client: self.queue.clone(),
+            sub: index,
+        }
     }
 
     async fn subscribe(&mut self, request: SubscribeRequest) -> Vec<String> {
         let id = request.id.clone();
         if let Err(detail) = check_id(&id) {
             return vec![Reply::bad_request(None, detail).to_json()];
+        }
+        if request.grantor.is_some() || request.purpose.is_some() {
+            return self.subscribe_as_grantee(request).await;
         }
         let refuse = |code, detail: String| {
             vec![Reply::Error {
@@ -201,7 +255,7 @@ impl Client {
         if matches!(self.scope, TokenScope::Partner { .. }) {
             return refuse(
                 ErrorCode::Forbidden,
-                "partner tokens have no live views; shared data is read under /api/v1/shared"
+                "partner tokens follow shared readings only: subscribe with grantor and purpose"
                     .into(),
             );
         }
@@ -223,26 +277,17 @@ impl Client {
             Ok(filter) => filter,
             Err(detail) => return refuse(ErrorCode::BadRequest, detail),
         };
-        // Replacing a subscription frees its place first.
-        if let Some(old) = self.subs.remove(&id) {
-            self.drop_subscription(old);
-        }
-        let most = self.hub.config().max_subscriptions;
-        if self.subs.len() >= most {
-            return refuse(
-                ErrorCode::TooManySubscriptions,
-                format!("at most {most} subscriptions per connection"),
-            );
-        }
-        let index = self.next_sub;
-        self.next_sub += 1;
-        self.subs.insert(id.clone(), SubInfo { index });
-        self.queue.name(index, id.as_str().into());
-        self.hub.metrics().live_subscriptions.add(1);
-        let target = SubRef {
-            client: self.queue.clone(),
-            sub: index,
+        let index = match self.claim(&id) {
+            Ok(index) => index,
+            Err(reply) => return vec![reply],
         };
+        let target = self.register(
+            &id,
+            SubInfo {
+                index,
+                grantee: None,
+            },
+        );
         match (&self.scope, request.stream) {
             (TokenScope::Tenant { tenant, .. }, StreamKind::Readings) => {
                 let tenant = tenant.clone();
@@ -253,6 +298,8 @@ impl Client {
                         filter,
                         key: ViewKey::of(&request.filter),
                         granularity: request.granularity,
+                        snapshot: request.snapshot,
+                        grant: None,
                     },
                 );
                 let mut frames = vec![Reply::Subscribed {
@@ -398,7 +445,13 @@ fn check_id(id: &str) -> Result<(), String> {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.hub
-            .disconnect(self.queue.id, &self.scope, self.subs.len());
+        let subs = std::mem::take(&mut self.subs);
+        let count = subs.len();
+        for info in subs.into_values() {
+            if let Some(grantee) = info.grantee {
+                self.end_grant(info.index, grantee, "disconnected");
+            }
+        }
+        self.hub.disconnect(self.queue.id, &self.scope, count);
     }
 }

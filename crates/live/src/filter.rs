@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 
+use beffroi_policy::SensorTag;
 use beffroi_protocol::{MetricName, SensorId};
 use beffroi_store::{Sensor, ZoneId};
 
@@ -20,6 +21,8 @@ pub struct SensorInfo {
     pub zone: Option<ZoneId>,
     /// Its position, `(lon, lat)`.
     pub position: Option<(f64, f64)>,
+    /// Its tags (sharing agreements may target them).
+    pub tags: Vec<SensorTag>,
 }
 
 impl From<&Sensor> for SensorInfo {
@@ -27,6 +30,7 @@ impl From<&Sensor> for SensorInfo {
         Self {
             zone: sensor.zone.clone(),
             position: sensor.lon.zip(sensor.lat),
+            tags: sensor.tags.clone(),
         }
     }
 }
@@ -154,6 +158,7 @@ mod tests {
         SensorInfo {
             zone: zone.map(|z| ZoneId::new(z).expect("valid")),
             position,
+            tags: Vec::new(),
         }
     }
 

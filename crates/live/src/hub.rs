@@ -66,6 +66,18 @@ struct HubState {
     closing: bool,
 }
 
+impl HubState {
+    fn leave(&mut self, tenant: &TenantId, client: u64, sub: Option<u32>) {
+        if let Some(entry) = self.tenants.get_mut(tenant) {
+            entry.state.unsubscribe(client, sub);
+            entry.state.clients = entry.state.clients.saturating_sub(1);
+            if entry.state.clients == 0 {
+                self.tenants.remove(tenant);
+            }
+        }
+    }
+}
+
 struct TenantEntry {
     state: TenantState,
     registry_loaded: Instant,
@@ -116,18 +128,7 @@ impl Hub {
     /// tenant's sensors and latest stored values.
     pub async fn connect(&self, scope: TokenScope) -> Result<Client, LiveError> {
         if let TokenScope::Tenant { tenant, .. } = &scope {
-            if !self.join_tenant(tenant) {
-                let _activation = self.inner.activation.lock().await;
-                if !self.join_tenant(tenant) {
-                    let state = self.load_tenant(tenant).await?;
-                    let mut hub = self.lock();
-                    let entry = hub.tenants.entry(tenant.clone()).or_insert(TenantEntry {
-                        state,
-                        registry_loaded: Instant::now(),
-                    });
-                    entry.state.clients += 1;
-                }
-            }
+            self.join(tenant).await?;
         }
         let id = self.inner.next_client.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(ClientQueue::new(
@@ -147,6 +148,31 @@ impl Hub {
             return Err(LiveError::ShuttingDown);
         }
         Ok(client)
+    }
+
+    /// Counts a client in `tenant`'s state: its own tenant when it connects, a grantor for
+    /// each grantee view. The first loads the state; [`Hub::leave`] undoes it.
+    pub(crate) async fn join(&self, tenant: &TenantId) -> Result<(), LiveError> {
+        if self.join_tenant(tenant) {
+            return Ok(());
+        }
+        let _activation = self.inner.activation.lock().await;
+        if !self.join_tenant(tenant) {
+            let state = self.load_tenant(tenant).await?;
+            let mut hub = self.lock();
+            let entry = hub.tenants.entry(tenant.clone()).or_insert(TenantEntry {
+                state,
+                registry_loaded: Instant::now(),
+            });
+            entry.state.clients += 1;
+        }
+        Ok(())
+    }
+
+    /// Undoes a [`Hub::join`]: removes `client`'s subscription `sub` (or all of them) from
+    /// `tenant`'s state, which goes after its last client.
+    pub(crate) fn leave(&self, tenant: &TenantId, client: u64, sub: Option<u32>) {
+        self.lock().leave(tenant, client, sub);
     }
 
     /// Counts a client in its tenant's state if the state exists.
@@ -179,17 +205,9 @@ impl Hub {
             return;
         }
         match scope {
-            TokenScope::Tenant { tenant, .. } => {
-                if let Some(entry) = hub.tenants.get_mut(tenant) {
-                    entry.state.unsubscribe(client, None);
-                    entry.state.clients = entry.state.clients.saturating_sub(1);
-                    if entry.state.clients == 0 {
-                        hub.tenants.remove(tenant);
-                    }
-                }
-            }
+            TokenScope::Tenant { tenant, .. } => hub.leave(tenant, client, None),
             TokenScope::Platform => hub.platform.retain(|t| t.client.id != client),
-            // A partner's client subscribes to nothing (see `Client`).
+            // A partner's client only has grantee views, which it left already.
             TokenScope::Partner { .. } => {}
         }
         drop(hub);

@@ -16,7 +16,10 @@
 //! table of latest values, each at its own pace, so a value costs one insert per distinct view
 //! however many operators watch it.
 //! Tenancy: a client's token names its tenant, and every view is matched inside that tenant's
-//! state only; a platform-operator token follows the security events of no tenant. A slow
+//! state only; a platform-operator token follows the security events of no tenant. A view of
+//! another tenant's readings exists only under a sharing agreement: the API's [`Governor`]
+//! decides it with the policy engine, and its [`Grant`] filters and shapes every value
+//! (`grant`). A slow
 //! client never slows ingest or other clients: pushing into its queue never waits, values
 //! coalesce, and a client whose events overflow or whose socket stays blocked is closed with
 //! code 4408.
@@ -26,6 +29,7 @@ mod config;
 mod error;
 mod filter;
 mod frames;
+mod grant;
 mod hub;
 mod protocol;
 mod queue;
@@ -38,6 +42,7 @@ pub use config::LiveConfig;
 pub use error::{LiveError, Result};
 pub use filter::{Filter, SensorInfo};
 pub use frames::MAX_ITEMS_PER_FRAME;
+pub use grant::{Governor, Grant, GrantRequest, Refusal, RECHECK};
 pub use hub::Hub;
 pub use protocol::{
     close, ClientMessage, ErrorCode, FilterSpec, Granularity, Reply, StreamKind, SubscribeRequest,

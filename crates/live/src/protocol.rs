@@ -158,6 +158,13 @@ pub struct SubscribeRequest {
     /// Send the latest known value (or last closed bucket) of each series first.
     #[serde(default = "yes")]
     pub snapshot: bool,
+    /// Follow another tenant's readings under a sharing agreement (raw readings only; with
+    /// `purpose`).
+    #[serde(default)]
+    pub grantor: Option<String>,
+    /// Why, from the purposes' controlled vocabulary (with `grantor`).
+    #[serde(default)]
+    pub purpose: Option<String>,
 }
 
 const fn yes() -> bool {
@@ -220,6 +227,16 @@ pub enum Reply {
         /// The client's nonce.
         nonce: serde_json::Value,
     },
+    /// A grantee's subscription ended: its agreement no longer permits it (revoked,
+    /// suspended, expired, changed).
+    Ended {
+        /// Its id.
+        id: String,
+        /// A stable code: the policy's deny reason, or `agreement_changed`.
+        reason: String,
+        /// What happened.
+        detail: String,
+    },
     /// A request failed.
     Error {
         /// The subscription concerned, if any.
@@ -278,6 +295,17 @@ mod tests {
         assert_eq!(s.granularity, Granularity::Bucket(300));
         assert!(s.snapshot, "snapshot defaults to true");
         assert_eq!(s.filter.bbox, Some([4.8, 45.7, 4.9, 45.8]));
+        assert_eq!((s.grantor, s.purpose), (None, None));
+        let m = parse(
+            r#"{"type":"subscribe","id":"g","stream":"readings","grantor":"lyon",
+                "purpose":"research"}"#,
+        )
+        .expect("valid");
+        let ClientMessage::Subscribe(s) = m else {
+            panic!("not a subscribe: {m:?}")
+        };
+        assert_eq!(s.grantor.as_deref(), Some("lyon"));
+        assert_eq!(s.purpose.as_deref(), Some("research"));
 
         for bad in [
             r#"{"type":"subscribe","id":"x","stream":"readings","filtr":{}}"#,

@@ -18,6 +18,7 @@ use beffroi_telemetry::Metrics;
 
 use crate::filter::{Filter, SensorInfo};
 use crate::frames::{reading_item, Event};
+use crate::grant::Grant;
 use crate::protocol::{Granularity, StreamKind};
 use crate::queue::ClientQueue;
 use crate::series::{Added, BucketTrack, BucketValue, LiveValue, SeriesMeta};
@@ -44,6 +45,10 @@ pub(crate) struct ReadingsSub {
     /// Raw subscriptions with equal keys share a view.
     pub(crate) key: ViewKey,
     pub(crate) granularity: Granularity,
+    /// Whether [`Matched::latest`] is wanted.
+    pub(crate) snapshot: bool,
+    /// A grantee's view of another tenant's readings (raw only): its own view, never shared.
+    pub(crate) grant: Option<Arc<Grant>>,
 }
 
 /// A shared raw view, its filter and its subscribers.
@@ -51,7 +56,35 @@ pub(crate) struct ReadingsSub {
 struct ViewEntry {
     view: SharedView,
     filter: Filter,
+    grant: Option<Arc<Grant>>,
     subscribers: Vec<SubRef>,
+}
+
+impl ViewEntry {
+    /// Whether the view takes a series: its filter matches it, and its grant (if any) covers it.
+    fn feeds(&self, meta: &SeriesMeta, info: &SensorInfo) -> bool {
+        self.filter
+            .matches(meta.sensor.as_str(), meta.metric.as_str(), info)
+            && self.grant.as_ref().is_none_or(|g| g.covers(meta, info))
+    }
+
+    /// The item this view shows for a series' value: the shared one, or its grant's.
+    fn item(
+        &self,
+        meta: &SeriesMeta,
+        info: &SensorInfo,
+        value: &LiveValue,
+        shared: &mut Option<Arc<str>>,
+    ) -> Option<Arc<str>> {
+        match &self.grant {
+            Some(grant) => grant.item(meta, info, value),
+            None => Some(
+                shared
+                    .get_or_insert_with(|| reading_item(meta, value))
+                    .clone(),
+            ),
+        }
+    }
 }
 
 /// The buckets of one width of one series, and who gets them.
@@ -281,21 +314,23 @@ impl TenantState {
         // Grouped by view, so each view is locked once per batch.
         let mut by_view: HashMap<u64, Vec<(u32, Arc<str>)>> = HashMap::new();
         for (sensor, index) in changed {
-            let Some(slot) = self
-                .sensors
-                .get_mut(sensor)
-                .and_then(|entry| entry.slots.get_mut(index))
-            else {
+            let Some(entry) = self.sensors.get_mut(sensor) else {
+                continue;
+            };
+            let Some(slot) = entry.slots.get_mut(index) else {
                 continue;
             };
             slot.changed = false;
             if let Some(value) = &slot.latest {
-                let item = reading_item(&slot.meta, value);
-                for view in &slot.raw {
-                    by_view
-                        .entry(*view)
-                        .or_default()
-                        .push((slot.meta.id, item.clone()));
+                // Serialized once for every ungoverned view; a grant shapes its own.
+                let mut shared = None;
+                for id in &slot.raw {
+                    let Some(view) = self.views.get(id) else {
+                        continue;
+                    };
+                    if let Some(item) = view.item(&slot.meta, &entry.info, value, &mut shared) {
+                        by_view.entry(*id).or_default().push((slot.meta.id, item));
+                    }
                 }
             }
         }
@@ -316,21 +351,25 @@ impl TenantState {
         match sub.granularity {
             Granularity::Raw => {
                 let (id, created) = self.view_for(&sub);
+                let Some(view) = self.views.get(&id) else {
+                    return matched;
+                };
                 for entry in self.sensors.values_mut() {
                     for slot in &mut entry.slots {
-                        if !sub.filter.matches(
-                            slot.meta.sensor.as_str(),
-                            slot.meta.metric.as_str(),
-                            &entry.info,
-                        ) {
+                        if !view.feeds(&slot.meta, &entry.info) {
                             continue;
                         }
                         if created {
                             slot.raw.push(id);
                         }
                         matched.series += 1;
-                        if let Some(latest) = &slot.latest {
-                            matched.latest.push(reading_item(&slot.meta, latest));
+                        if let Some(latest) = slot.latest.as_ref().filter(|_| sub.snapshot) {
+                            matched.latest.extend(view.item(
+                                &slot.meta,
+                                &entry.info,
+                                latest,
+                                &mut None,
+                            ));
                         }
                     }
                 }
@@ -361,19 +400,24 @@ impl TenantState {
     }
 
     /// The view for a raw subscription's filter, and whether it was made now (then it is not
-    /// attached to any series yet).
+    /// attached to any series yet). A grantee's subscription always gets a view of its own.
     fn view_for(&mut self, sub: &ReadingsSub) -> (u64, bool) {
-        if let Some(id) = self.view_ids.get(&sub.key) {
-            return (*id, false);
+        if sub.grant.is_none() {
+            if let Some(id) = self.view_ids.get(&sub.key) {
+                return (*id, false);
+            }
         }
         self.next_view += 1;
         let id = self.next_view;
-        self.view_ids.insert(sub.key.clone(), id);
+        if sub.grant.is_none() {
+            self.view_ids.insert(sub.key.clone(), id);
+        }
         self.views.insert(
             id,
             ViewEntry {
                 view: SharedView::default(),
                 filter: sub.filter.clone(),
+                grant: sub.grant.clone(),
                 subscribers: Vec::new(),
             },
         );
@@ -557,10 +601,7 @@ fn attach_all(
     views: &HashMap<u64, ViewEntry>,
 ) {
     for (id, entry) in views {
-        if entry
-            .filter
-            .matches(slot.meta.sensor.as_str(), slot.meta.metric.as_str(), info)
-        {
+        if entry.feeds(&slot.meta, info) {
             slot.raw.push(*id);
         }
     }

@@ -3,8 +3,6 @@
 //! [`beffroi_protocol`] so the grammar has one definition). Zones reuse the sensor id type,
 //! as in the store.
 
-use std::fmt;
-
 use beffroi_protocol::SensorId;
 
 use crate::error::{excerpt, Error, Result};
@@ -31,68 +29,20 @@ pub(crate) fn protocol_reason(err: &beffroi_protocol::Error) -> &'static str {
     }
 }
 
-macro_rules! slug_type {
-    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Validates and wraps `value`.
-            pub fn new(value: impl Into<String>) -> Result<Self> {
-                let value = value.into();
-                check_slug($kind, &value)?;
-                Ok(Self(value))
-            }
-
-            /// The id as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self> {
-                Self::new(s)
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                Self::new(text).map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-slug_type!(
+beffroi_protocol::id_type!(
     /// A sharing agreement, unique within its grantor.
     AgreementId,
-    "agreement id"
+    |v| check_slug("agreement id", v)
 );
-slug_type!(
+beffroi_protocol::id_type!(
     /// A partner (company, lab, association) that is not a tenant of this platform.
     PartnerId,
-    "partner id"
+    |v| check_slug("partner id", v)
 );
-slug_type!(
+beffroi_protocol::id_type!(
     /// A tag set on sensors by their tenant (`air-quality`, `school-street`).
     SensorTag,
-    "sensor tag"
+    |v| check_slug("sensor tag", v)
 );
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! MQTT topics, file names, URLs and SQL identifiers without escaping. Metric names are dotted
 //! lowercase (`air.pm25`, `traffic.count`). Units are SenML/UCUM unit strings.
 
-use std::fmt;
-
 use crate::error::{excerpt, Error, Result};
 
 /// Checks the `[a-z0-9][a-z0-9-]{0,62}` grammar shared by tenant, gateway, sensor and key ids.
@@ -79,6 +77,13 @@ fn check_unit(value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Declares a validated identifier newtype: `new` (checked by `$check`), `as_str`, `Display`,
+/// `FromStr`, `AsRef<str>` and serde as a string. Other crates declare their own ids with it
+/// (`beffroi_protocol::id_type!`); the expansion uses the calling module's `Result<T>` and
+/// `Error` (so each crate reports id errors with its own error type) and `$check` returns
+/// that `Result<()>`.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
@@ -99,8 +104,8 @@ macro_rules! id_type {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
@@ -118,16 +123,16 @@ macro_rules! id_type {
             }
         }
 
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.0)
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                Self::new(text).map_err(serde::de::Error::custom)
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <String as ::serde::Deserialize>::deserialize(d)?;
+                Self::new(text).map_err(::serde::de::Error::custom)
             }
         }
     };

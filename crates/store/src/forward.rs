@@ -2,7 +2,8 @@
 //!
 //! Each backend does the work in inherent methods of the same names and signatures
 //! (`insert_*`, `select_*`, `write_*`… in its `registry`, `records`, `ingest`, `query`,
-//! `alarm_rules`, `alarms`, `audit` and `governance` modules), plus `backend_kind` and `refresh`;
+//! `alarm_rules`, `alarms`, `audit`, `governance` and `restore` modules), plus `backend_kind`
+//! and `refresh`;
 //! [`forward_store!`] maps the [`crate::Store`] methods onto them. One `#[async_trait]` impl
 //! must be a single block, so this cannot be split over the backends' modules.
 
@@ -363,6 +364,28 @@ macro_rules! forward_store {
                 }
                 async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt> {
                     self.purge_class(request).await
+                }
+
+                async fn restore_tenant(&self, restore: &$crate::TenantRestore) -> Result<()> {
+                    self.write_restore(restore).await
+                }
+                async fn import_audit(
+                    &self,
+                    tenant: &TenantId,
+                    entries: &[AuditEntry],
+                ) -> Result<AuditHead> {
+                    self.write_imported_audit(tenant, entries).await
+                }
+                async fn batch_keys(
+                    &self,
+                    tenant: &TenantId,
+                    after: Option<&$crate::BatchKey>,
+                    limit: u32,
+                ) -> Result<Vec<$crate::BatchKey>> {
+                    self.select_batch_keys(tenant, after, limit).await
+                }
+                async fn reading_count(&self, tenant: &TenantId) -> Result<u64> {
+                    self.select_reading_count(tenant).await
                 }
 
                 async fn apply_retention(&self, older_than: Timestamp) -> Result<u64> {

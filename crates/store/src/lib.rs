@@ -32,6 +32,7 @@ mod model;
 mod open;
 mod outcome;
 mod postgres;
+mod restore;
 mod retention;
 mod rows;
 mod seq;
@@ -48,6 +49,7 @@ pub use governance::{AgreementRecord, CellQuery, CellRow, CellUnit, Partner};
 pub use model::*;
 pub use open::{open, OpenOptions, TimescaleMode};
 pub use postgres::PostgresStore;
+pub use restore::{BatchKey, RestoredAgreement, RestoredGateway, TenantRestore};
 pub use retention::{
     governing_class, governing_policy, specificity, PurgeKind, PurgeReceipt, PurgeRequest,
     RetentionPolicy, MAX_RETENTION_DAYS, PURGE_BATCH_ROWS,
@@ -432,6 +434,33 @@ pub trait Store: Send + Sync {
     /// stores no aggregates deletes nothing for [`PurgeKind::Aggregate`] and says why in
     /// [`PurgeReceipt::note`]. [`Error::NotFound`] if the tenant does not exist.
     async fn purge(&self, request: &PurgeRequest) -> Result<PurgeReceipt>;
+
+    // ---- reversibility ----
+    //
+    // `beffroi export` walks a tenant's batches and `beffroi import` restores it into an
+    // instance that does not have it. See `restore`.
+
+    /// Creates a tenant with its gateways, sensors, zones, alarm rules, agreements (at their
+    /// versions, with the given fresh pseudonym keys) and retention policies exactly as
+    /// exported (creation times included), in one transaction. [`Error::AlreadyExists`] if
+    /// the tenant or a gateway's key id exists; [`Error::Invalid`] for a record of another
+    /// tenant, an invalid rule, agreement or policy (nothing is written then).
+    async fn restore_tenant(&self, restore: &TenantRestore) -> Result<()>;
+    /// Appends exported entries verbatim (seq, time, hashes) to a tenant's chain, in one
+    /// transaction, and returns the new head. The first must follow the stored head, each the
+    /// one before, and each hash must be the one its content gives: [`Error::Conflict`]
+    /// otherwise (nothing written). [`Error::NotFound`] if the tenant does not exist.
+    async fn import_audit(&self, tenant: &TenantId, entries: &[AuditEntry]) -> Result<AuditHead>;
+    /// The keys of a tenant's committed batches, by gateway then seq: at most `limit` (a
+    /// `limit` of 0 reads 1) after `after`.
+    async fn batch_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&BatchKey>,
+        limit: u32,
+    ) -> Result<Vec<BatchKey>>;
+    /// How many readings a tenant has stored.
+    async fn reading_count(&self, tenant: &TenantId) -> Result<u64>;
 
     // ---- maintenance ----
 

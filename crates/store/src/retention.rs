@@ -23,6 +23,8 @@
 //!   instance-wide bound. A `DELETE` on compressed chunks is supported by TimescaleDB ≥ 2.11;
 //!   on an older server that refuses it, the compressed chunks older than the bound are
 //!   decompressed and the batch retried once (the compression policy compresses them again).
+//!   The continuous aggregates keep what the purged readings summed up: they are refreshed
+//!   over the purged range first, and the deletes do not invalidate them (TimescaleDB ≥ 2.28).
 //! - **Aggregates**: only TimescaleDB stores aggregates (the continuous aggregates
 //!   `readings_1m`, `readings_1h`, `readings_1d`): their materialized rows of the class's
 //!   series whose bucket *ends* at or before the bound are deleted the same way, per view (a

@@ -26,6 +26,10 @@ mod query;
 mod records;
 #[path = "conformance/registry.rs"]
 mod registry;
+#[path = "conformance/restore.rs"]
+mod restore;
+#[path = "conformance/timescale.rs"]
+mod timescale;
 
 /// Declares, for each case, one test per backend. Cases listed after `with_sql:` also get the
 /// store's [`harness::Database`] (raw SQL, other nodes).
@@ -97,9 +101,25 @@ conformance! {
 }
 
 conformance! {
+    restored_tenant_reads_back => crate::restore::restored_tenant_reads_back,
+    imported_audit_continues_the_chain => crate::restore::imported_audit_continues_the_chain,
+    batch_keys_and_reading_count => crate::restore::batch_keys_and_reading_count,
+}
+
+conformance! {
     with_sql:
     audit_concurrent_appends_serialize => crate::audit::concurrent_appends_serialize,
     audit_tampering_is_detected => crate::audit::tampering_is_detected,
+}
+
+conformance! {
+    with_sql:
+    timescale_objects_are_created_and_not_due => crate::timescale::objects_are_created_and_not_due,
+    timescale_continuous_aggregates_match_raw => crate::timescale::continuous_aggregates_match_raw,
+    timescale_retention_drops_chunks => crate::timescale::retention_drops_chunks,
+    timescale_purge_on_compressed_chunks => crate::timescale::purge_on_compressed_chunks,
+    timescale_purges_keep_the_aggregates => crate::timescale::purges_keep_the_aggregates,
+    timescale_retention_policy_keeps_the_aggregates => crate::timescale::retention_policy_keeps_the_aggregates,
 }
 
 conformance! {

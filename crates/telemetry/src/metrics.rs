@@ -167,6 +167,7 @@ metrics! {
     alarms_raised: Counter => "beffroi_alarms_raised_total", "Alarms opened.";
     alarms_resolved: Counter => "beffroi_alarms_resolved_total", "Alarms cleared automatically because their condition ended.";
     alert_errors: Counter => "beffroi_alert_store_errors_total", "Alarm writes that failed (retried at the next evaluation).";
+    audit_write_failures: Counter => "beffroi_audit_write_failures_total", "Audit entries that could not be written after the fact (the end of a grantee's live view); reads that need an entry first fail closed instead.";
     audit_checkpoints: Counter => "beffroi_audit_checkpoints_total", "Audit checkpoints signed and stored.";
     audit_tampering_detected: Counter => "beffroi_audit_tampering_detected_total", "Checkpoint rounds that found a tenant's audit log damaged (nothing signed for it).";
     audit_checkpoint_errors: Counter => "beffroi_audit_checkpoint_errors_total", "Checkpoint rounds that failed on a store error (retried at the next round).";

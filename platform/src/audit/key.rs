@@ -147,6 +147,25 @@ impl PlatformAuditKey {
         })
     }
 
+    /// Adds `keys` to the trusted public keys in `dir` as retired keys (never to sign with):
+    /// those that signed the checkpoints of an imported audit log (`beffroi import`). Keys
+    /// already trusted are not repeated. Returns the key with its new trusted set.
+    pub fn trust(dir: &Path, keys: &[VerifyingKey]) -> Result<Self, AuditKeyError> {
+        let loaded = Self::load_or_create(dir)?;
+        let current = *loaded.keys.current();
+        let mut retired = loaded.keys.retired().to_vec();
+        for key in keys {
+            if *key != current && !retired.contains(key) {
+                retired.push(*key);
+            }
+        }
+        write_public_keys(&dir.join(PUBLIC_KEYS_FILE), current, &retired)?;
+        Ok(Self {
+            signing: loaded.signing,
+            keys: AuditKeys::new(current, retired),
+        })
+    }
+
     /// The key checkpoints are signed with.
     pub fn signing_key(&self) -> &SigningKey {
         &self.signing
@@ -270,6 +289,23 @@ mod tests {
         assert_eq!(reloaded.keys(), rotated.keys());
         let listed = read_public_keys(&dir.path().join(PUBLIC_KEYS_FILE)).unwrap();
         assert_eq!(listed, rotated.keys().all());
+    }
+
+    #[test]
+    fn trusted_keys_are_added_once_as_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = PlatformAuditKey::load_or_create(dir.path()).unwrap();
+        let other = SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let trusted =
+            PlatformAuditKey::trust(dir.path(), &[other, other, *own.keys().current()]).unwrap();
+        assert_eq!(
+            trusted.key_id(),
+            own.key_id(),
+            "it still signs with its own key"
+        );
+        assert_eq!(trusted.keys().retired(), &[other]);
+        let reloaded = PlatformAuditKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(reloaded.keys(), trusted.keys());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Benchmarks: `beffroi bench ingest`, `bench broker` and `bench live` (see
+//! Benchmarks: `beffroi bench ingest`, `bench broker`, `bench live` and `bench governance` (see
 //! docs/benchmarks.md). Figures are printed with their budgets and the baseline measured in
 //! the same run; a run fails only when it breaks (lost readings, a process that does not start).
 //!
@@ -20,7 +20,8 @@
 //! With `--live-clients N` websocket clients follow the run's zones through the window; with
 //! `--compare-live` each mode runs without them, then with them, or the other way round with
 //! `--live-first` (`ingest_live`).
-//! `beffroi bench live` (issue #7) is in `live`.
+//! `beffroi bench live` (issue #7) is in `live`; `beffroi bench governance` (issue #8) in
+//! `governance`.
 //! The platform and the simulated gateways share the process, so the CPU figures are split
 //! by thread name: the platform's runtime ([`PLATFORM_THREAD`]), the embedded broker and the
 //! database driver on one side; the gateways' runtime ([`GATEWAY_THREAD`]) and the signers
@@ -33,6 +34,7 @@ mod database;
 mod fd_limit;
 mod gateways;
 mod generator;
+mod governance;
 mod histogram;
 mod ingest_live;
 mod live;
@@ -58,6 +60,7 @@ use tokio_util::sync::CancellationToken;
 use self::database::BenchDatabase;
 use self::gateways::{GatewayReport, Phase};
 use self::generator::{Feed, Generator};
+pub use self::governance::GovernanceBenchArgs;
 use self::ingest_live::IngestLive;
 use self::live::LiveCounts;
 pub use self::live::{LiveBenchArgs, ScenarioArg};
@@ -86,6 +89,8 @@ pub enum BenchCommand {
     /// Live views while ingest runs: latency publish → websocket frame, fan-out to many
     /// clients (issue #7).
     Live(LiveBenchArgs),
+    /// A governed read against the same read run directly, in the same run (issue #8).
+    Governance(GovernanceBenchArgs),
     /// The websocket clients of `bench live` and `bench ingest --live-clients`, run by
     /// those benchmarks in a process of their own (internal).
     #[command(hide = true)]
@@ -260,6 +265,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => args,
         BenchCommand::Broker(args) => return broker::run(args),
         BenchCommand::Live(args) => return live::run(args),
+        BenchCommand::Governance(args) => return governance::run(args),
         BenchCommand::LiveClients(args) => return ws_clients::run(args),
     };
     args.validate()?;

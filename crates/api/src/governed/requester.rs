@@ -7,7 +7,7 @@ use beffroi_audit::AuditActor;
 use beffroi_policy::Grantee;
 use beffroi_store::TokenScope;
 
-use crate::auth::{authenticate, bearer_token};
+use crate::auth::{authenticate, bearer_token, Principal};
 use crate::error::{ApiError, Result};
 use crate::ApiState;
 
@@ -21,6 +21,20 @@ pub struct Requester {
 }
 
 impl Requester {
+    /// The requester an authenticated token stands for; a platform token reads no tenant's
+    /// data.
+    pub fn of(principal: Principal) -> Result<Self> {
+        let grantee = match principal.scope {
+            TokenScope::Tenant { tenant, .. } => Grantee::Tenant(tenant),
+            TokenScope::Partner { partner } => Grantee::Partner(partner),
+            TokenScope::Platform => return Err(ApiError::PlatformToken),
+        };
+        Ok(Self {
+            grantee,
+            actor: AuditActor::Token(principal.token_id),
+        })
+    }
+
     /// An anonymous requester.
     pub fn public() -> Self {
         Self {
@@ -39,15 +53,6 @@ impl FromRequestParts<ApiState> for Requester {
         let Some(token) = bearer_token(&parts.headers)? else {
             return Ok(Self::public());
         };
-        let principal = authenticate(state, token).await?;
-        let grantee = match principal.scope {
-            TokenScope::Tenant { tenant, .. } => Grantee::Tenant(tenant),
-            TokenScope::Partner { partner } => Grantee::Partner(partner),
-            TokenScope::Platform => return Err(ApiError::PlatformToken),
-        };
-        Ok(Self {
-            grantee,
-            actor: AuditActor::Token(principal.token_id),
-        })
+        Self::of(authenticate(state, token).await?)
     }
 }

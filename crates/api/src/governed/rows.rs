@@ -7,9 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use beffroi_policy::{pseudonym, AgreementRef, Field, Permit, Purpose};
+use beffroi_policy::{pseudonym, shared_row, AgreementRef, Field, Permit, Purpose, RowSource};
 use beffroi_protocol::{TenantId, Timestamp};
-use beffroi_store::{ReadingFilter, StoredReading};
+use beffroi_store::ReadingFilter;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -93,35 +93,19 @@ pub(crate) async fn raw_rows(
             Some(key) => pseudonym(key, &permit.grantee, &reading.sensor),
             None => reading.sensor.to_string(),
         };
-        let zone = facts.zone.map(ToString::to_string);
-        page.items.push(row(reading, fields, sensor, zone));
+        let source = RowSource {
+            time: reading.time,
+            value: &reading.value,
+            unit: &reading.unit,
+            metric: &reading.metric,
+            sensor: &sensor,
+            zone: facts.zone,
+            gateway: &reading.gateway,
+            seq: Some(reading.seq),
+        };
+        page.items.push(shared_row(&source, fields));
     }
     page.next_cursor = stored.next.map(encode_cursor);
     let rows = page.items.len();
     Body::json(&page, rows)
-}
-
-/// One row with only `fields`.
-fn row(
-    reading: &StoredReading,
-    fields: &BTreeSet<Field>,
-    sensor: String,
-    zone: Option<String>,
-) -> Map<String, Value> {
-    let mut row = Map::new();
-    for field in fields {
-        let value = match field {
-            Field::Time => Value::from(reading.time.to_string()),
-            Field::Value => serde_json::to_value(&reading.value).unwrap_or(Value::Null),
-            Field::Unit => Value::from(reading.unit.as_str()),
-            Field::Metric => Value::from(reading.metric.as_str()),
-            Field::Sensor => Value::from(sensor.as_str()),
-            Field::Zone => zone.clone().map_or(Value::Null, Value::from),
-            Field::Gateway => Value::from(reading.gateway.as_str()),
-            Field::Seq => Value::from(reading.seq),
-            Field::ReceivedAt => continue,
-        };
-        row.insert(field.as_str().to_owned(), value);
-    }
-    row
 }

@@ -9,9 +9,12 @@
 //!                  frames ready and min_interval passed ─► frames (each write ≤ send_timeout,
 //!                                                          else the client is dropped: 4408)
 //!                  every ping_interval ─► ping; nothing heard for idle_timeout ─► close 4408
+//!                  grantee views: agreements changed, or every RECHECK ─► decide again ─►
+//!                                 `ended` for those no longer permitted
 //!                  server close (shutdown 1001, too slow 4408, protocol 4400) ─► close frame
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -19,11 +22,13 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use beffroi_live::{close, ClientMessage, Close, LiveError};
-use tokio::time::{timeout, Instant};
+use beffroi_live::{close, ClientMessage, Close, LiveError, RECHECK};
+use tokio::sync::watch;
+use tokio::time::{timeout, Instant, Interval, MissedTickBehavior};
 
 use crate::auth::{authenticate, bearer_token, Principal};
 use crate::error::{ApiError, Result};
+use crate::governed::{LiveGovernor, Requester};
 use crate::ApiState;
 
 /// Bytes read from a live socket at a time (larger messages still arrive whole, up to
@@ -78,6 +83,7 @@ async fn session(state: ApiState, mut socket: WebSocket, principal: Option<Princ
             Err(reason) => return close_with(&state, socket, reason).await,
         },
     };
+    let requester = Requester::of(principal.clone()).ok();
     let mut client = match state.live.connect(principal.scope).await {
         Ok(client) => client,
         Err(LiveError::ShuttingDown) => {
@@ -90,6 +96,12 @@ async fn session(state: ApiState, mut socket: WebSocket, principal: Option<Princ
             return close_with(&state, socket, reason).await;
         }
     };
+    if let Some(requester) = requester {
+        client.govern(Arc::new(LiveGovernor::new(state.clone(), requester)));
+    }
+    let mut grant_changes = client.grant_changes();
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let config = state.live.config().clone();
     let send_timeout = config.send_timeout;
     if !send(&mut socket, client.hello(), send_timeout).await {
@@ -140,6 +152,13 @@ async fn session(state: ApiState, mut socket: WebSocket, principal: Option<Princ
                     Err(reason) => return close_with(&state, socket, reason).await,
                 }
             }
+            () = grants_due(&mut grant_changes, &mut recheck), if client.has_grants() => {
+                for frame in client.recheck().await {
+                    if !send(&mut socket, frame, send_timeout).await {
+                        return too_slow(&state);
+                    }
+                }
+            }
             ready = async {
                 let ready = client.ready().await;
                 if ready.is_ok() {
@@ -160,6 +179,24 @@ async fn session(state: ApiState, mut socket: WebSocket, principal: Option<Princ
                 }
                 Err(reason) => return close_with(&state, socket, reason).await,
             }
+        }
+    }
+}
+
+/// Resolves when grantee views must be decided again: the agreements changed, or
+/// [`RECHECK`] passed (an agreement reaching its end, a change made on another node).
+async fn grants_due(changes: &mut Option<watch::Receiver<u64>>, tick: &mut Interval) {
+    match changes {
+        Some(receiver) => tokio::select! {
+            changed = receiver.changed() => {
+                if changed.is_err() {
+                    *changes = None;
+                }
+            }
+            _ = tick.tick() => {}
+        },
+        None => {
+            tick.tick().await;
         }
     }
 }

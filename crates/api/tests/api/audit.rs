@@ -1,12 +1,21 @@
 //! The audit log over HTTP: changes recorded before they are applied (and their failures),
 //! the log's listing and verification (admin, themselves recorded), checkpoints and public
-//! keys (any role), tenancy, and failing closed when the log cannot be written.
+//! keys (any role), tenancy, and failing closed when the log cannot be written. Every test
+//! runs on SQLite and on PostgreSQL (`on_each_backend!`).
+// The cases are plain functions that `on_each_backend!` runs per backend, not `#[test]`s.
+#![allow(clippy::unwrap_used)]
 
 use beffroi_api::audit::AuditKeys;
 use beffroi_audit::sign_checkpoint;
 use beffroi_protocol::SigningKey;
 
 use super::*;
+
+on_each_backend!(
+    changes_are_recorded_before_they_are_applied,
+    the_log_verifies_and_tampering_is_found,
+    nothing_changes_and_nothing_leaves_without_the_log,
+);
 
 /// The seed of the harness's platform audit key.
 const AUDIT_SEED: [u8; 32] = [7; 32];
@@ -28,15 +37,7 @@ async fn entries(h: &Harness) -> Result<Vec<Value>> {
     Ok(page["items"].as_array().cloned().unwrap_or_default())
 }
 
-/// A raw connection to the harness's SQLite file, to break or tamper with it.
-async fn raw(h: &Harness) -> Result<sqlx::SqlitePool> {
-    let url = format!("sqlite://{}", h._dir.path().join("api.db").display());
-    Ok(sqlx::SqlitePool::connect(&url).await?)
-}
-
-#[tokio::test]
-async fn changes_are_recorded_before_they_are_applied() -> Result<()> {
-    let h = Harness::start().await?;
+async fn changes_are_recorded_before_they_are_applied(h: Harness) -> Result<()> {
     let admin = &h.tokens.a_admin;
     let mut named = rule("gaps");
     named["id"] = json!("r-gaps");
@@ -167,9 +168,7 @@ async fn changes_are_recorded_before_they_are_applied() -> Result<()> {
     h.stop().await
 }
 
-#[tokio::test]
-async fn the_log_verifies_and_tampering_is_found() -> Result<()> {
-    let h = Harness::start().await?;
+async fn the_log_verifies_and_tampering_is_found(h: Harness) -> Result<()> {
     let admin = &h.tokens.a_admin;
     for name in ["one", "two", "three"] {
         let created = h
@@ -214,16 +213,15 @@ async fn the_log_verifies_and_tampering_is_found() -> Result<()> {
     assert_eq!(report["not_checkpointed"], json!({"first": 4, "last": 4}));
 
     // Rewrite seq 2's detail behind the platform's back.
-    let db = raw(&h).await?;
-    sqlx::query("UPDATE audit_entries SET detail = replace(detail, 'two', 'TWO') WHERE seq = 2")
-        .execute(&db)
+    h.database
+        .execute("UPDATE audit_entries SET detail = replace(detail, 'two', 'TWO') WHERE seq = 2")
         .await?;
     let report = h.get_json("/api/v1/audit/verify", admin).await?;
     assert_eq!(report["first_bad_seq"], 2, "{report}");
     assert_eq!(report["problems"][0]["problem"], "altered");
     // A row that no longer decodes is tampering at its seq, and the rest is still read.
-    sqlx::query("UPDATE audit_entries SET detail = 'not json' WHERE seq = 3")
-        .execute(&db)
+    h.database
+        .execute("UPDATE audit_entries SET detail = 'not json' WHERE seq = 3")
         .await?;
     let report = h.get_json("/api/v1/audit/verify", admin).await?;
     assert_eq!(report["unreadable"][0]["seq"], 3, "{report}");
@@ -231,17 +229,9 @@ async fn the_log_verifies_and_tampering_is_found() -> Result<()> {
     h.stop().await
 }
 
-#[tokio::test]
-async fn nothing_changes_and_nothing_leaves_without_the_log() -> Result<()> {
-    let h = Harness::start().await?;
+async fn nothing_changes_and_nothing_leaves_without_the_log(h: Harness) -> Result<()> {
     let admin = &h.tokens.a_admin;
-    let db = raw(&h).await?;
-    sqlx::query(
-        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries \
-         BEGIN SELECT RAISE(ABORT, 'audit storage down'); END",
-    )
-    .execute(&db)
-    .await?;
+    h.database.break_audit_log().await?;
 
     let mut named = rule("never");
     named["id"] = json!("r-never");
@@ -253,7 +243,7 @@ async fn nothing_changes_and_nothing_leaves_without_the_log() -> Result<()> {
         "urn:beffroi:problem:audit-unavailable"
     );
     assert!(
-        !detail.contains("storage down"),
+        !detail.contains(super::database::AUDIT_DOWN),
         "the cause stays in the log"
     );
     h.get("/api/v1/alarm-rules/r-never", admin)
@@ -270,7 +260,7 @@ async fn nothing_changes_and_nothing_leaves_without_the_log() -> Result<()> {
         .problem(StatusCode::SERVICE_UNAVAILABLE);
 
     // Back up: the change goes through and is recorded.
-    sqlx::query("DROP TRIGGER audit_down").execute(&db).await?;
+    h.database.repair_audit_log().await?;
     let created = h.post_json("/api/v1/alarm-rules", admin, &named).await?;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     let log = entries(&h).await?;

@@ -4,7 +4,8 @@
 //!
 //! Fixture (tenant A = `lyon`, the grantor): zones `north` (4 sensors), `centre` (3) and
 //! `south` (2), all tagged `air-quality`, with `air.no2` every 10 minutes for the 4 whole
-//! hours before the last hour; a partner `acme` with a token.
+//! hours before the last hour; a partner `acme` with a token. Every test runs on SQLite and
+//! on PostgreSQL (`on_each_backend!`).
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -17,8 +18,18 @@ use beffroi_store::{AuditFilter, Partner, Sensor};
 
 use super::*;
 
-const HOUR_US: i64 = 3_600_000_000;
-const METRIC: &str = "air.no2";
+on_each_backend!(
+    without_an_agreement_reads_are_denied_and_audited,
+    validity_purpose_versions_and_revocation,
+    aggregates_follow_the_grid_and_hide_small_cells,
+    raw_rows_keep_allowed_fields_and_pseudonymise,
+    partner_tokens_read_only_shared_data,
+    public_grants_are_readable_without_a_token,
+    reads_and_changes_fail_closed_when_the_audit_log_is_down,
+);
+
+pub(super) const HOUR_US: i64 = 3_600_000_000;
+pub(super) const METRIC: &str = "air.no2";
 /// (zone, sensors) of the fixture.
 const ZONES: [(&str, &[&str]); 3] = [
     ("north", &["n1", "n2", "n3", "n4"]),
@@ -26,15 +37,15 @@ const ZONES: [(&str, &[&str]); 3] = [
     ("south", &["s1", "s2"]),
 ];
 
-struct Fixture {
+pub(super) struct Fixture {
     /// Start of the data (an hour boundary); the data spans 4 hours.
-    base: Timestamp,
-    partner_token: String,
+    pub(super) base: Timestamp,
+    pub(super) partner_token: String,
 }
 
 impl Fixture {
     /// `from=…&to=…` covering the data.
-    fn range(&self) -> String {
+    pub(super) fn range(&self) -> String {
         format!(
             "from={}&to={}",
             self.base,
@@ -48,7 +59,7 @@ fn value(i: usize, step: i64) -> f64 {
     (10 * i) as f64 + step as f64
 }
 
-async fn fixture(h: &Harness) -> Result<Fixture> {
+pub(super) async fn fixture(h: &Harness) -> Result<Fixture> {
     let lyon = TenantId::new(A)?;
     let now = Timestamp::now().unix_micros();
     let base = Timestamp::from_unix_micros(now.div_euclid(HOUR_US) * HOUR_US - 5 * HOUR_US);
@@ -130,7 +141,7 @@ fn days_from_now(days: i64) -> String {
 }
 
 /// An hourly zone-aggregate agreement (k = 3) on `air.no2`.
-fn aggregate_agreement(id: &str, grantee: &str) -> Value {
+pub(super) fn aggregate_agreement(id: &str, grantee: &str) -> Value {
     json!({
         "id": id, "grantee": grantee, "state": "active",
         "not_before": days_from_now(-30), "not_after": days_from_now(30),
@@ -153,7 +164,7 @@ fn raw_agreement(id: &str, grantee: &str) -> Value {
     })
 }
 
-async fn create(h: &Harness, body: &Value) -> Result<Value> {
+pub(super) async fn create(h: &Harness, body: &Value) -> Result<Value> {
     let created = h
         .post_json("/api/v1/agreements", &h.tokens.a_admin, body)
         .await?;
@@ -198,9 +209,7 @@ fn set_clock(h: &Harness, at: Timestamp) {
     h.now_us.store(at.unix_micros(), Ordering::SeqCst);
 }
 
-#[tokio::test]
-async fn without_an_agreement_reads_are_denied_and_audited() -> Result<()> {
-    let h = Harness::start().await?;
+async fn without_an_agreement_reads_are_denied_and_audited(h: Harness) -> Result<()> {
     let f = fixture(&h).await?;
     let path = format!(
         "/api/v1/shared/{A}/readings?purpose=research&metric={METRIC}&{}",
@@ -236,9 +245,7 @@ async fn without_an_agreement_reads_are_denied_and_audited() -> Result<()> {
     h.stop().await
 }
 
-#[tokio::test]
-async fn validity_purpose_versions_and_revocation() -> Result<()> {
-    let h = Harness::start().await?;
+async fn validity_purpose_versions_and_revocation(h: Harness) -> Result<()> {
     let f = fixture(&h).await?;
     let not_after = Timestamp::from_unix_micros(f.base.unix_micros() + 10 * HOUR_US);
     let mut body = raw_agreement("paris-raw", "tenant:paris");
@@ -330,9 +337,7 @@ async fn validity_purpose_versions_and_revocation() -> Result<()> {
     h.stop().await
 }
 
-#[tokio::test]
-async fn aggregates_follow_the_grid_and_hide_small_cells() -> Result<()> {
-    let h = Harness::start().await?;
+async fn aggregates_follow_the_grid_and_hide_small_cells(h: Harness) -> Result<()> {
     let f = fixture(&h).await?;
     create(&h, &aggregate_agreement("acme-hourly", "partner:acme")).await?;
     let base = format!(
@@ -432,8 +437,7 @@ impl Write for Logs {
     }
 }
 
-#[tokio::test]
-async fn raw_rows_keep_allowed_fields_and_pseudonymise() -> Result<()> {
+async fn raw_rows_keep_allowed_fields_and_pseudonymise(h: Harness) -> Result<()> {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -444,7 +448,6 @@ async fn raw_rows_keep_allowed_fields_and_pseudonymise() -> Result<()> {
     // Other tests' threads may have cached "no interest" for our callsites.
     tracing::callsite::rebuild_interest_cache();
 
-    let h = Harness::start().await?;
     let f = fixture(&h).await?;
     set_clock(&h, Timestamp::now());
     create(&h, &raw_agreement("paris-raw", "tenant:paris")).await?;
@@ -593,9 +596,7 @@ async fn raw_rows_keep_allowed_fields_and_pseudonymise() -> Result<()> {
     h.stop().await
 }
 
-#[tokio::test]
-async fn partner_tokens_read_only_shared_data() -> Result<()> {
-    let h = Harness::start().await?;
+async fn partner_tokens_read_only_shared_data(h: Harness) -> Result<()> {
     let f = fixture(&h).await?;
     let token = &f.partner_token;
     for path in [
@@ -629,9 +630,7 @@ async fn partner_tokens_read_only_shared_data() -> Result<()> {
     h.stop().await
 }
 
-#[tokio::test]
-async fn public_grants_are_readable_without_a_token() -> Result<()> {
-    let h = Harness::start().await?;
+async fn public_grants_are_readable_without_a_token(h: Harness) -> Result<()> {
     let f = fixture(&h).await?;
     let path = format!(
         "/api/v1/shared/{A}/aggregates?purpose=open_data&metric={METRIC}&{}",
@@ -656,9 +655,7 @@ async fn public_grants_are_readable_without_a_token() -> Result<()> {
     h.stop().await
 }
 
-#[tokio::test]
-async fn reads_and_changes_fail_closed_when_the_audit_log_is_down() -> Result<()> {
-    let h = Harness::start().await?;
+async fn reads_and_changes_fail_closed_when_the_audit_log_is_down(h: Harness) -> Result<()> {
     let f = fixture(&h).await?;
     create(&h, &raw_agreement("paris-raw", "tenant:paris")).await?;
     let path = format!(
@@ -667,14 +664,7 @@ async fn reads_and_changes_fail_closed_when_the_audit_log_is_down() -> Result<()
     );
     h.get_json(&path, &h.tokens.b_viewer).await?;
 
-    let url = format!("sqlite://{}", h._dir.path().join("api.db").display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await?;
-    sqlx::raw_sql(
-        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries \
-         BEGIN SELECT RAISE(ABORT, 'audit store down'); END;",
-    )
-    .execute(&mut conn)
-    .await?;
+    h.database.break_audit_log().await?;
 
     let failed = h.get(&path, &h.tokens.b_viewer).await?;
     let detail = failed.problem(StatusCode::SERVICE_UNAVAILABLE);

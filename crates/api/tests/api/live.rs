@@ -13,7 +13,7 @@ type Socket =
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn open(h: &Harness, header: Option<&str>) -> Result<Socket> {
+pub(super) async fn open(h: &Harness, header: Option<&str>) -> Result<Socket> {
     let mut request = format!("ws://{}/api/v1/live", h.addr).into_client_request()?;
     if let Some(token) = header {
         request
@@ -23,13 +23,13 @@ async fn open(h: &Harness, header: Option<&str>) -> Result<Socket> {
     Ok(tokio_tungstenite::connect_async(request).await?.0)
 }
 
-async fn send(socket: &mut Socket, message: Value) -> Result<()> {
+pub(super) async fn send(socket: &mut Socket, message: Value) -> Result<()> {
     socket.send(Message::text(message.to_string())).await?;
     Ok(())
 }
 
 /// The next text frame as JSON, or the close code (as `{"close": code}`).
-async fn next(socket: &mut Socket) -> Result<Value> {
+pub(super) async fn next(socket: &mut Socket) -> Result<Value> {
     loop {
         match tokio::time::timeout(WAIT, socket.next()).await? {
             Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),

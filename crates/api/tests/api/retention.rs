@@ -117,29 +117,23 @@ async fn policies_are_set_listed_and_deleted_by_class() -> Result<()> {
     h.stop().await
 }
 
-/// Makes every audit append fail.
-const AUDIT_DOWN: &str = "CREATE TRIGGER audit_down BEFORE INSERT ON audit_entries \
-     BEGIN SELECT RAISE(ABORT, 'audit storage down'); END";
-
 #[tokio::test]
 async fn nothing_changes_without_the_log() -> Result<()> {
     let h = Harness::start().await?;
     let admin = &h.tokens.a_admin;
-    let url = format!("sqlite://{}", h._dir.path().join("api.db").display());
-    let db = sqlx::SqlitePool::connect(&url).await?;
-    sqlx::query(AUDIT_DOWN).execute(&db).await?;
+    h.database.break_audit_log().await?;
     h.put_json("/api/v1/retention/air.%2A", admin, &json!({"raw_days": 1}))
         .await?
         .problem(StatusCode::SERVICE_UNAVAILABLE);
     let listed = h.get_json("/api/v1/retention", admin).await?;
     assert_eq!(listed, json!({"items": []}));
 
-    sqlx::query("DROP TRIGGER audit_down").execute(&db).await?;
+    h.database.repair_audit_log().await?;
     let put = h
         .put_json("/api/v1/retention/air.%2A", admin, &json!({"raw_days": 1}))
         .await?;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text());
-    sqlx::query(AUDIT_DOWN).execute(&db).await?;
+    h.database.break_audit_log().await?;
     h.delete("/api/v1/retention/air.%2A", admin)
         .await?
         .problem(StatusCode::SERVICE_UNAVAILABLE);

@@ -125,12 +125,11 @@ pub(super) async fn append_in(
         let entries: Vec<&AuditEntry> = chained.iter().map(|(_, e)| e).collect();
         insert_entries(conn, tenant, &entries).await?;
         if let Some(last) = entries.last() {
-            sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1")
-                .bind(tenant.as_str())
-                .bind(seq_to_db(last.seq)?)
-                .bind(&last.hash.as_bytes()[..])
-                .execute(&mut *conn)
-                .await?;
+            let head = AuditHead {
+                seq: last.seq,
+                hash: last.hash,
+            };
+            set_head(conn, tenant, head).await?;
         }
         sealed.extend(chained);
     }
@@ -139,7 +138,7 @@ pub(super) async fn append_in(
 
 /// Creates the tenant's head row if it has none, and returns it locked until the end of the
 /// transaction (a concurrent append waits here, then reads the head this one leaves).
-async fn lock_head(conn: &mut PgConnection, tenant: &TenantId) -> Result<AuditHead> {
+pub(super) async fn lock_head(conn: &mut PgConnection, tenant: &TenantId) -> Result<AuditHead> {
     let genesis = AuditHead::GENESIS;
     let row = sqlx::query(
         "INSERT INTO audit_heads (tenant, seq, hash) VALUES ($1, $2, $3) \
@@ -153,8 +152,23 @@ async fn lock_head(conn: &mut PgConnection, tenant: &TenantId) -> Result<AuditHe
     head_from(&tenant_referenced(row, tenant)?)
 }
 
+/// Moves the tenant's head (its row exists and is locked: [`lock_head`]).
+pub(super) async fn set_head(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    head: AuditHead,
+) -> Result<()> {
+    sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1")
+        .bind(tenant.as_str())
+        .bind(seq_to_db(head.seq)?)
+        .bind(&head.hash.as_bytes()[..])
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Inserts one tenant's sealed entries in one statement.
-async fn insert_entries(
+pub(super) async fn insert_entries(
     conn: &mut PgConnection,
     tenant: &TenantId,
     entries: &[&AuditEntry],

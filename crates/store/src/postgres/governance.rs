@@ -280,17 +280,25 @@ impl PostgresStore {
         push_ts(&mut q, query.from.unix_micros());
         q.push(" AND r.time < ");
         push_ts(&mut q, query.to.unix_micros());
-        q.push(" AND r.value_num IS NOT NULL AND s.metric = ANY(")
-            .push_bind(
-                query
-                    .metrics
-                    .iter()
-                    .map(|m| m.as_str().to_owned())
-                    .collect::<Vec<_>>(),
-            )
-            .push("::text[])");
+        // Readings are selected by their series ids (the `readings_series` index), as
+        // `select_buckets` does: filtering on the joined series instead lets the planner,
+        // right after a bulk load (no statistics yet), scan the tenant's whole range and
+        // nest-loop it against the series (measured: 29 s instead of 1.6 s for 288k rows).
+        q.push(
+            " AND r.value_num IS NOT NULL AND r.series IN (SELECT id FROM series WHERE tenant = ",
+        )
+        .push_bind(query.tenant.as_str())
+        .push(" AND metric = ANY(")
+        .push_bind(
+            query
+                .metrics
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .push("::text[])");
         if let Some(sensors) = &query.sensors {
-            q.push(" AND s.sensor = ANY(")
+            q.push(" AND sensor = ANY(")
                 .push_bind(
                     sensors
                         .iter()
@@ -299,6 +307,7 @@ impl PostgresStore {
                 )
                 .push("::text[])");
         }
+        q.push(")");
         if query.unit == CellUnit::Zone {
             q.push(" AND z.zone IS NOT NULL");
         }

@@ -259,14 +259,22 @@ impl PostgresStore {
     }
 
     pub(super) async fn delete_older(&self, older_than: Timestamp) -> Result<u64> {
+        let timescale = self.backend == Backend::Timescale;
+        if timescale {
+            // Raw readings go, their aggregates stay (see `timescale::keep_aggregates`).
+            timescale::refresh_before_purge(&self.pool, older_than, None).await?;
+        }
+        let mut tx = self.pool.begin().await?;
         let mut removed = 0;
-        if self.backend == Backend::Timescale {
-            removed += timescale::drop_chunks(&self.pool, older_than).await?;
+        if timescale {
+            timescale::keep_aggregates(&mut tx).await?;
+            removed += timescale::drop_chunks(&mut tx, older_than).await?;
         }
         let done = sqlx::query(&format!("DELETE FROM readings WHERE time < {}", ts("$1")))
             .bind(older_than.unix_micros())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(removed + done.rows_affected())
     }
 

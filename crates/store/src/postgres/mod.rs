@@ -18,6 +18,7 @@ mod ingest;
 mod query;
 mod records;
 mod registry;
+mod restore;
 mod retention;
 mod series;
 mod timescale;

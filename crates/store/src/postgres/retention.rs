@@ -6,7 +6,9 @@
 //! appended to the tenant's audit chain, then commit. The audit head is locked only after the
 //! delete, so audited reads of the tenant wait at most for one batch's commit.
 //!
-//! TimescaleDB: raw purges are `DELETE`s too (chunks span every tenant); aggregate purges
+//! TimescaleDB: raw purges are `DELETE`s too (chunks span every tenant), after a refresh of
+//! the continuous aggregates over the purged range and without invalidating them, so that the
+//! aggregates of purged readings are kept (see `timescale::keep_aggregates`); aggregate purges
 //! delete from each continuous aggregate's materialization hypertable, found in
 //! `timescaledb_information.continuous_aggregates` (its columns carry the view's names:
 //! `tenant`, `series`, `bucket`…). A server that refuses a `DELETE` on a compressed chunk
@@ -18,7 +20,7 @@ use beffroi_protocol::{TenantId, Timestamp};
 use sqlx::PgPool;
 
 use super::audit::append_in;
-use super::timescale::AGGREGATES;
+use super::timescale::{self, Aggregate, AGGREGATES};
 use super::{ts, us, PostgresStore};
 use crate::decode::time;
 use crate::outcome::tenant_referenced;
@@ -37,6 +39,9 @@ struct Target {
     key: &'static str,
     /// The aggregate view, for the receipts.
     view: Option<&'static str>,
+    /// Whether the continuous aggregates must not see the deletes (raw readings on
+    /// TimescaleDB).
+    keep_aggregates: bool,
 }
 
 impl PostgresStore {
@@ -114,6 +119,7 @@ impl PostgresStore {
                 older: format!("time < {}", ts("$3")),
                 key: "time, id",
                 view: None,
+                keep_aggregates: self.backend == Backend::Timescale,
             }],
             (PurgeKind::Aggregate, Backend::Timescale) => aggregate_targets(&self.pool).await?,
             (PurgeKind::Aggregate, _) => {
@@ -124,6 +130,10 @@ impl PostgresStore {
         let series = self.class_series_ids(request).await?;
         if series.is_empty() {
             return Ok(receipt);
+        }
+        if targets.iter().any(|t| t.keep_aggregates) {
+            timescale::refresh_before_purge(&self.pool, request.older_than, Some((key, &series)))
+                .await?;
         }
         for target in &targets {
             let purged = self.purge_target(request, key, &series, target).await?;
@@ -181,6 +191,7 @@ impl PostgresStore {
             time: column,
             older,
             key: columns,
+            keep_aggregates,
             ..
         } = target;
         let matched = columns
@@ -189,6 +200,9 @@ impl PostgresStore {
             .collect::<Vec<_>>()
             .join(" AND ");
         let mut tx = self.pool.begin().await?;
+        if *keep_aggregates {
+            timescale::keep_aggregates(&mut tx).await?;
+        }
         let (rows, oldest): (i64, Option<i64>) = sqlx::query_as(&format!(
             "WITH doomed AS (SELECT {columns} FROM {table} \
              WHERE tenant = $1 AND series = ANY($2::int8[]) AND {older} LIMIT $4), \
@@ -242,7 +256,7 @@ impl PostgresStore {
 /// goes when it ends at or before the bound.
 async fn aggregate_targets(pool: &PgPool) -> Result<Vec<Target>> {
     let mut targets = Vec::with_capacity(AGGREGATES.len());
-    for (view, width, ..) in AGGREGATES {
+    for &Aggregate { view, width_s, .. } in &AGGREGATES {
         let table: Option<String> = sqlx::query_scalar(
             "SELECT format('%I.%I', materialization_hypertable_schema, \
              materialization_hypertable_name) FROM timescaledb_information.continuous_aggregates \
@@ -256,9 +270,10 @@ async fn aggregate_targets(pool: &PgPool) -> Result<Vec<Target>> {
         targets.push(Target {
             table,
             time: "bucket",
-            older: format!("bucket + interval '{width}' <= {}", ts("$3")),
+            older: format!("bucket + interval '{width_s} seconds' <= {}", ts("$3")),
             key: "series, bucket",
             view: Some(view),
+            keep_aggregates: false,
         });
     }
     Ok(targets)

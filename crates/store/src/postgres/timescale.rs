@@ -12,6 +12,10 @@
 //! dropped at once (tests) never races its own jobs — dropping a continuous aggregate while
 //! its refresh job runs crashed TimescaleDB 2.28.3's background worker (signal 11) here.
 //!
+//! Retention keeps the aggregates of the readings it deletes: purges refresh the range first
+//! and delete without invalidating it ([`keep_aggregates`]), and the refresh windows never
+//! reach the chunks the retention policy drops ([`policy_start`]).
+//!
 //! Query results never depend on these objects: buckets are computed from the raw readings
 //! with `time_bucket` from the Unix epoch, which gives the same rows as plain PostgreSQL's
 //! `date_bin` and SQLite's integer arithmetic.
@@ -26,13 +30,55 @@ use crate::{Error, OpenOptions, Result, TimescaleMode};
 /// The bucketing function on TimescaleDB (called with an epoch origin).
 pub(super) const BUCKET_FUNCTION: &str = "time_bucket";
 
-/// Continuous aggregates: view name, bucket width, refresh policy (start offset, end offset,
-/// schedule). Retention purges their materialized rows per tenant (see `retention`).
-pub(super) const AGGREGATES: [(&str, &str, &str, &str, &str); 3] = [
-    ("readings_1m", "1 minute", "1 day", "1 minute", "1 minute"),
-    ("readings_1h", "1 hour", "7 days", "1 hour", "30 minutes"),
-    ("readings_1d", "1 day", "60 days", "1 day", "1 hour"),
+/// A continuous aggregate and its refresh policy. Retention purges its materialized rows per
+/// tenant (see `retention`).
+pub(super) struct Aggregate {
+    /// The view.
+    pub(super) view: &'static str,
+    /// Its bucket width (text of an interval literal).
+    width: &'static str,
+    /// The same, in seconds.
+    pub(super) width_s: u64,
+    /// The refresh window's start offset (late readings up to this age are taken in), in
+    /// seconds, before [`policy_start`] caps it.
+    start_s: u64,
+    /// How often the policy runs, in seconds (its window ends one bucket ago).
+    schedule_s: u64,
+}
+
+/// The continuous aggregates.
+pub(super) const AGGREGATES: [Aggregate; 3] = [
+    Aggregate {
+        view: "readings_1m",
+        width: "1 minute",
+        width_s: 60,
+        start_s: 86_400,
+        schedule_s: 60,
+    },
+    Aggregate {
+        view: "readings_1h",
+        width: "1 hour",
+        width_s: 3_600,
+        start_s: 7 * 86_400,
+        schedule_s: 1_800,
+    },
+    Aggregate {
+        view: "readings_1d",
+        width: "1 day",
+        width_s: 86_400,
+        start_s: 60 * 86_400,
+        schedule_s: 3_600,
+    },
 ];
+
+/// The start offset of `aggregate`'s refresh window: never older than the instance-wide
+/// `retention`, whose `drop_chunks` TimescaleDB records as a change, so that a refresh
+/// covering dropped chunks would delete the aggregates of their readings; but at least the
+/// two buckets before the window's end that TimescaleDB requires.
+fn policy_start(aggregate: &Aggregate, retention: Option<Duration>) -> u64 {
+    let start = retention.map_or(aggregate.start_s, |r| aggregate.start_s.min(r.as_secs()));
+    start.max(3 * aggregate.width_s)
+}
 
 /// Advisory lock key serializing `CREATE EXTENSION` among stores opening at once.
 const EXTENSION_LOCK: i64 = 0x6265_6666_726f_6931;
@@ -136,7 +182,14 @@ async fn create_objects(conn: &mut PgConnection, options: &OpenOptions) -> Resul
     ))
     .execute(&mut *conn)
     .await?;
-    for (view, width, start, end, schedule) in AGGREGATES {
+    for aggregate in &AGGREGATES {
+        let Aggregate {
+            view,
+            width,
+            width_s,
+            schedule_s,
+            ..
+        } = aggregate;
         sqlx::raw_sql(&format!(
             "CREATE MATERIALIZED VIEW IF NOT EXISTS {view} \
              WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS \
@@ -148,11 +201,23 @@ async fn create_objects(conn: &mut PgConnection, options: &OpenOptions) -> Resul
         ))
         .execute(&mut *conn)
         .await?;
+        // The window depends on the configured retention: an existing policy gets the
+        // current one (its job altered, never deleted: it may be running).
+        let start = interval(Duration::from_secs(policy_start(
+            aggregate,
+            options.retention,
+        )));
         sqlx::raw_sql(&format!(
-            "SELECT add_continuous_aggregate_policy('{view}', \
-             start_offset => interval '{start}', end_offset => interval '{end}', \
-             schedule_interval => interval '{schedule}', if_not_exists => true, \
-             initial_start => now() + interval '{schedule}')"
+            "SELECT alter_job(job_id, \
+             config => jsonb_set(config, '{{start_offset}}', to_jsonb({start}))) \
+             FROM timescaledb_information.jobs \
+             WHERE proc_name = 'policy_refresh_continuous_aggregate' \
+             AND hypertable_schema = current_schema() AND hypertable_name = '{view}' \
+             AND (config->>'start_offset')::interval <> {start}; \
+             SELECT add_continuous_aggregate_policy('{view}', \
+             start_offset => {start}, end_offset => interval '{width_s} seconds', \
+             schedule_interval => interval '{schedule_s} seconds', if_not_exists => true, \
+             initial_start => now() + interval '{schedule_s} seconds')"
         ))
         .execute(&mut *conn)
         .await?;
@@ -174,8 +239,8 @@ async fn create_objects(conn: &mut PgConnection, options: &OpenOptions) -> Resul
 
 /// Refreshes every continuous aggregate over `[from, to)`, widened to whole buckets.
 pub(super) async fn refresh(pool: &PgPool, from: Timestamp, to: Timestamp) -> Result<()> {
-    const WIDTHS_US: [i64; 3] = [60_000_000, 3_600_000_000, 86_400_000_000];
-    for ((view, ..), width) in AGGREGATES.into_iter().zip(WIDTHS_US) {
+    for Aggregate { view, width_s, .. } in &AGGREGATES {
+        let width = i64::try_from(*width_s).unwrap_or(i64::MAX) * 1_000_000;
         let start = from.unix_micros().div_euclid(width) * width;
         let end = to.unix_micros().div_euclid(width).saturating_add(1) * width;
         // `CALL` must run outside a transaction block: the simple protocol, literal times
@@ -191,16 +256,65 @@ pub(super) async fn refresh(pool: &PgPool, from: Timestamp, to: Timestamp) -> Re
     Ok(())
 }
 
-/// Drops the chunks holding only readings older than `older_than`; returns chunks dropped.
-pub(super) async fn drop_chunks(pool: &PgPool, older_than: Timestamp) -> Result<u64> {
+/// Brings the continuous aggregates up to date over the readings older than `older_than`
+/// (of `tenant`'s `series` only, when given) before a purge deletes them.
+pub(super) async fn refresh_before_purge(
+    pool: &PgPool,
+    older_than: Timestamp,
+    scope: Option<(i32, &[i64])>,
+) -> Result<()> {
+    let oldest: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT min({}) FROM readings WHERE time < {} \
+         AND ($2::int4 IS NULL OR tenant = $2) AND ($3::int8[] IS NULL OR series = ANY($3))",
+        super::us("time"),
+        super::ts("$1")
+    ))
+    .bind(older_than.unix_micros())
+    .bind(scope.map(|(tenant, _)| tenant))
+    .bind(scope.map(|(_, series)| series))
+    .fetch_one(pool)
+    .await?;
+    match oldest {
+        Some(oldest) => refresh(pool, Timestamp::from_unix_micros(oldest), older_than).await,
+        None => Ok(()),
+    }
+}
+
+/// Drops the chunks holding only readings older than `older_than`, in `conn`'s transaction;
+/// returns chunks dropped.
+pub(super) async fn drop_chunks(conn: &mut PgConnection, older_than: Timestamp) -> Result<u64> {
     let dropped: i64 = sqlx::query_scalar(&format!(
         "SELECT count(*) FROM drop_chunks('readings', older_than => {})",
         super::ts("$1")
     ))
     .bind(older_than.unix_micros())
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(u64::try_from(dropped).unwrap_or(0))
+}
+
+/// Makes the rest of `conn`'s transaction leave the continuous aggregates as they are: raw
+/// readings deleted (or chunks dropped) by retention keep their stored aggregates. Without it
+/// TimescaleDB records the purged range as changed, and the next refresh policy run covering
+/// it recomputes those buckets from the remaining (no) readings, silently deleting aggregates
+/// that retention meant to keep. The caller refreshes the range first ([`refresh`]), so that
+/// nothing purged is missing from the aggregates. Needs TimescaleDB ≥ 2.28
+/// (`timescaledb.skip_cagg_invalidation`); older servers get a warning.
+pub(super) async fn keep_aggregates(conn: &mut PgConnection) -> Result<()> {
+    let set: Option<String> = sqlx::query_scalar(
+        "SELECT set_config(name, 'on', true) FROM pg_settings \
+         WHERE name = 'timescaledb.skip_cagg_invalidation'",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if set.is_none() {
+        tracing::warn!(
+            "this TimescaleDB cannot purge raw readings without invalidating the continuous \
+             aggregates (timescaledb.skip_cagg_invalidation needs 2.28): the next refresh \
+             covering the purged range drops their aggregates too"
+        );
+    }
+    Ok(())
 }
 
 /// A PostgreSQL interval literal for `duration` (whole seconds).

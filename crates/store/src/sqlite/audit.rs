@@ -125,12 +125,11 @@ pub(super) async fn append_in(
             insert_entry(conn, entry).await?;
         }
         if let Some((_, last)) = chained.last() {
-            sqlx::query("UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ?")
-                .bind(seq_to_db(last.seq)?)
-                .bind(&last.hash.as_bytes()[..])
-                .bind(tenant.as_str())
-                .execute(&mut *conn)
-                .await?;
+            let head = AuditHead {
+                seq: last.seq,
+                hash: last.hash,
+            };
+            set_head(conn, tenant, head).await?;
         }
         sealed.extend(chained);
     }
@@ -139,7 +138,7 @@ pub(super) async fn append_in(
 
 /// Creates the tenant's head row if it has none, and returns it. Being a write, it takes the
 /// database's write lock for the rest of the transaction.
-async fn lock_head(conn: &mut SqliteConnection, tenant: &TenantId) -> Result<AuditHead> {
+pub(super) async fn lock_head(conn: &mut SqliteConnection, tenant: &TenantId) -> Result<AuditHead> {
     let genesis = AuditHead::GENESIS;
     let row = sqlx::query(
         "INSERT INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?) \
@@ -153,7 +152,23 @@ async fn lock_head(conn: &mut SqliteConnection, tenant: &TenantId) -> Result<Aud
     head_from(&tenant_referenced(row, tenant)?)
 }
 
-async fn insert_entry(conn: &mut SqliteConnection, entry: &AuditEntry) -> Result<()> {
+/// Moves the tenant's head (its row exists: [`lock_head`] made it).
+pub(super) async fn set_head(
+    conn: &mut SqliteConnection,
+    tenant: &TenantId,
+    head: AuditHead,
+) -> Result<()> {
+    sqlx::query("UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant = ?")
+        .bind(seq_to_db(head.seq)?)
+        .bind(&head.hash.as_bytes()[..])
+        .bind(tenant.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts one sealed entry as it is.
+pub(super) async fn insert_entry(conn: &mut SqliteConnection, entry: &AuditEntry) -> Result<()> {
     let (actor, kind, detail) = text_columns(entry);
     sqlx::query(
         "INSERT INTO audit_entries (tenant, seq, time, actor, kind, detail, prev_hash, hash) \

@@ -21,6 +21,7 @@ mod ingest;
 mod query;
 mod records;
 mod registry;
+mod restore;
 mod retention;
 mod series;
 

@@ -34,7 +34,8 @@ pub enum Database {
 }
 
 impl Database {
-    /// Runs `sql` (one or more statements, in SQL both backends accept) on its own connection.
+    /// Runs `sql` (one or more statements, in SQL both backends accept) on its own connection
+    /// (on PostgreSQL, with the store's schema then `public`, TimescaleDB's, on the search path).
     pub async fn execute(&self, sql: &str) {
         match self {
             Database::Sqlite { url } => {
@@ -49,13 +50,38 @@ impl Database {
                 let mut conn = sqlx::PgConnection::connect(url)
                     .await
                     .expect("connect to postgres");
-                sqlx::raw_sql(&format!("SET search_path TO \"{schema}\"; {sql}"))
+                // Apart: `sql` may be a `CALL` that refuses a transaction block.
+                sqlx::raw_sql(&format!("SET search_path TO \"{schema}\", public"))
                     .execute(&mut conn)
                     .await
-                    .expect(sql);
+                    .expect("search path");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
                 conn.close().await.expect("close");
             }
         }
+    }
+
+    /// The rows of the PostgreSQL query `sql` (the store's schema first on the search path,
+    /// then `public` for TimescaleDB's functions), each as a JSON object.
+    pub async fn pg_rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        let Database::Postgres { url, options } = self else {
+            panic!("raw PostgreSQL queries need a PostgreSQL store");
+        };
+        let schema = options.schema.as_deref().expect("a test schema");
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect to postgres");
+        sqlx::raw_sql(&format!("SET search_path TO \"{schema}\", public"))
+            .execute(&mut conn)
+            .await
+            .expect("search path");
+        let rows: Vec<serde_json::Value> =
+            sqlx::query_scalar(&format!("SELECT to_jsonb(q) FROM ({sql}) q"))
+                .fetch_all(&mut conn)
+                .await
+                .expect(sql);
+        conn.close().await.expect("close");
+        rows
     }
 
     /// Another store on the same database, as another platform node would open it.

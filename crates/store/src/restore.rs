@@ -1,0 +1,166 @@
+//! Reversibility in the store (`beffroi export` / `beffroi import`), shared by both backends:
+//! what a restore writes ([`TenantRestore`]), the order exports walk batches in
+//! ([`BatchKey`]), and the checks of audit entries imported verbatim.
+//!
+//! A restore writes a tenant as it was exported — its creation time, its gateways with their
+//! keys, revocation and creation times, its agreements at their versions — where the
+//! ordinary writers would stamp the current time or start at version 1. Readings are not part
+//! of it: the importer commits them batch by batch with [`crate::Store::commit`] (whose
+//! `(gateway, seq)` dedupe makes that step safe to run again), and audit entries are appended
+//! verbatim with [`crate::Store::import_audit`], in pages, so that memory stays flat.
+
+use beffroi_audit::{AuditEntry, AuditHead};
+use beffroi_policy::Agreement;
+use beffroi_protocol::{GatewayId, KeyId, TenantId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::{AlarmRule, Error, Result, RetentionPolicy, Sensor, Tenant, Zone};
+
+/// A gateway as exported: its identity, not its runtime state (last seen, spool, health),
+/// which its next messages rebuild.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoredGateway {
+    /// The gateway.
+    pub id: GatewayId,
+    /// Its signing key id.
+    pub key_id: KeyId,
+    /// Its Ed25519 public key, lowercase hex (64 characters).
+    pub public_key: String,
+    /// SHA-256 of its last issued client certificate, if any.
+    pub cert_fingerprint: Option<String>,
+    /// When that certificate expires.
+    pub cert_not_after: Option<Timestamp>,
+    /// Whether it is revoked.
+    pub revoked: bool,
+    /// When it was registered.
+    pub created_at: Timestamp,
+}
+
+impl RestoredGateway {
+    /// The public key's 32 bytes; [`Error::Invalid`] unless it is 64 hex digits.
+    pub fn public_key_bytes(&self) -> Result<[u8; 32]> {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&self.public_key, &mut key).map_err(|e| Error::Invalid {
+            what: "gateway public key",
+            reason: format!("gateway {}: {e}", self.id),
+        })?;
+        Ok(key)
+    }
+}
+
+/// An agreement as exported, at its version, with a fresh pseudonym key when it had one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredAgreement {
+    /// The agreement; stored at its own `version`.
+    pub agreement: Agreement,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// Its new pseudonym key (epoch 1): keys are secrets and are never exported, so the
+    /// pseudonyms a grantee sees change after an import.
+    pub pseudonym_key: Option<[u8; 32]>,
+}
+
+/// Everything of a tenant but its readings and audit log, written in one transaction by
+/// [`crate::Store::restore_tenant`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRestore {
+    /// The tenant, with its original creation time.
+    pub tenant: Tenant,
+    /// Its gateways.
+    pub gateways: Vec<RestoredGateway>,
+    /// Its sensors.
+    pub sensors: Vec<Sensor>,
+    /// Its zones.
+    pub zones: Vec<Zone>,
+    /// Its alarm rules.
+    pub alarm_rules: Vec<AlarmRule>,
+    /// Its agreements (as grantor).
+    pub agreements: Vec<RestoredAgreement>,
+    /// Its retention policies.
+    pub retention: Vec<RetentionPolicy>,
+    /// When the restore happens (the pseudonym keys' creation time).
+    pub restored_at: Timestamp,
+}
+
+impl TenantRestore {
+    /// Refuses records of another tenant, invalid rules and agreements of another grantor,
+    /// before anything is written.
+    pub(crate) fn check(&self) -> Result<()> {
+        let tenant = &self.tenant.id;
+        let foreign = |what: &str, owner: &TenantId| Error::Invalid {
+            what: "restore",
+            reason: format!("a {what} of tenant {owner} in the restore of tenant {tenant}"),
+        };
+        if let Some(s) = self.sensors.iter().find(|s| &s.tenant != tenant) {
+            return Err(foreign("sensor", &s.tenant));
+        }
+        if let Some(z) = self.zones.iter().find(|z| &z.tenant != tenant) {
+            return Err(foreign("zone", &z.tenant));
+        }
+        if let Some(r) = self.alarm_rules.iter().find(|r| &r.tenant != tenant) {
+            return Err(foreign("alarm rule", &r.tenant));
+        }
+        if let Some(a) = self
+            .agreements
+            .iter()
+            .find(|a| &a.agreement.grantor != tenant)
+        {
+            return Err(foreign("agreement", &a.agreement.grantor));
+        }
+        if let Some(p) = self.retention.iter().find(|p| &p.tenant != tenant) {
+            return Err(foreign("retention policy", &p.tenant));
+        }
+        for rule in &self.alarm_rules {
+            crate::decode::check_rule(rule)?;
+        }
+        Ok(())
+    }
+}
+
+/// A committed batch's key; exports walk a tenant's batches by gateway, then seq.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BatchKey {
+    /// The gateway.
+    pub gateway: GatewayId,
+    /// Its seq.
+    pub seq: u64,
+}
+
+/// Checks that `entries` continue `tenant`'s chain from its stored `head` verbatim: the
+/// tenant's, seqs `head.seq + 1, +2, …`, each linked to the one before and carrying the hash
+/// its content gives. Returns the head they lead to.
+pub(crate) fn check_continuation(
+    tenant: &TenantId,
+    head: AuditHead,
+    entries: &[AuditEntry],
+) -> Result<AuditHead> {
+    let mut head = head;
+    for entry in entries {
+        let refuse = |reason: String| Error::Conflict {
+            what: "audit entry",
+            id: format!("{tenant}/{}", entry.seq),
+            reason,
+        };
+        if &entry.tenant != tenant {
+            return Err(refuse(format!("belongs to tenant {}", entry.tenant)));
+        }
+        if Some(entry.seq) != head.seq.checked_add(1) || entry.prev_hash != head.hash {
+            return Err(refuse(format!(
+                "does not follow the stored head (seq {}, hash {})",
+                head.seq, head.hash
+            )));
+        }
+        if entry.computed_hash() != entry.hash {
+            return Err(refuse("its hash does not match its content".into()));
+        }
+        crate::decode::seq_to_db(entry.seq)?;
+        head = AuditHead {
+            seq: entry.seq,
+            hash: entry.hash,
+        };
+    }
+    Ok(head)
+}
