@@ -110,6 +110,8 @@ conformance! {
     with_sql:
     audit_concurrent_appends_serialize => crate::audit::concurrent_appends_serialize,
     audit_tampering_is_detected => crate::audit::tampering_is_detected,
+    audit_a_held_head_fails_the_append_in_bounded_time =>
+        crate::audit::a_held_head_fails_the_append_in_bounded_time,
 }
 
 conformance! {

@@ -21,6 +21,12 @@ impl PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await?;
+        // A head row held by a stuck transaction must fail the append (and the governed read
+        // it guards, which then answers 503) instead of hanging it: as long as SQLite's busy
+        // timeout.
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await?;
         let sealed = append_in(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(sealed)

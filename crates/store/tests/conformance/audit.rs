@@ -1,9 +1,11 @@
 //! Audit log cases: appends chain and verify, listings page and filter, unknown tenants write
 //! nothing, tenants are isolated, concurrent appends (also from another node) serialize, and
-//! tampering with rows behind the store's back is detected at the right seq.
+//! tampering with rows behind the store's back is detected at the right seq, and an append
+//! whose tenant's head is held by a stuck transaction fails in bounded time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use beffroi_audit::{
     sign_checkpoint, AccessDetail, AgreementRef, AuditActor, AuditEntry, AuditHead, AuditKind,
@@ -522,4 +524,36 @@ pub async fn tampering_is_detected(store: Arc<dyn Store>, db: Database) {
     let report = verify_stored(&store, "del").await;
     assert_eq!(report.first_bad_seq, Some(6), "{report}");
     assert_eq!(report.head.seq, 12);
+}
+
+/// A transaction that holds a tenant's head row (a stuck node, a manual `SELECT … FOR UPDATE`)
+/// makes appends fail after the lock timeout instead of waiting forever: a governed read then
+/// fails closed (503) rather than hanging. PostgreSQL only (SQLite's writer lock is bounded by
+/// its busy timeout).
+pub async fn a_held_head_fails_the_append_in_bounded_time(store: Arc<dyn Store>, db: Database) {
+    let Database::Postgres { .. } = &db else {
+        println!("notice: a PostgreSQL case; nothing checked on SQLite");
+        return;
+    };
+    tenants(&store, &["lyon"]).await;
+    append_events(&store, "lyon", 1, 1).await;
+    let mut holder = db.pg_connection().await;
+    sqlx::raw_sql("BEGIN; SELECT seq FROM audit_heads WHERE tenant = 'lyon' FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .expect("hold the head");
+    let started = Instant::now();
+    let held = store.append_audit(&[event("lyon", 2)]).await;
+    let waited = started.elapsed();
+    assert!(held.is_err(), "the append went through a held head");
+    assert!(
+        (Duration::from_secs(9)..Duration::from_secs(30)).contains(&waited),
+        "failed after {waited:?}, not after the lock timeout"
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("release");
+    let next = append_events(&store, "lyon", 2, 2).await;
+    assert_eq!(next[0].seq, 2, "the failed append left no trace");
 }

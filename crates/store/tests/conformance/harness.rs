@@ -64,6 +64,18 @@ impl Database {
     /// The rows of the PostgreSQL query `sql` (the store's schema first on the search path,
     /// then `public` for TimescaleDB's functions), each as a JSON object.
     pub async fn pg_rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        let mut conn = self.pg_connection().await;
+        let rows: Vec<serde_json::Value> =
+            sqlx::query_scalar(&format!("SELECT to_jsonb(q) FROM ({sql}) q"))
+                .fetch_all(&mut conn)
+                .await
+                .expect(sql);
+        conn.close().await.expect("close");
+        rows
+    }
+
+    /// A connection to the store's PostgreSQL schema (first on the search path, then `public`).
+    pub async fn pg_connection(&self) -> sqlx::PgConnection {
         let Database::Postgres { url, options } = self else {
             panic!("raw PostgreSQL queries need a PostgreSQL store");
         };
@@ -75,13 +87,7 @@ impl Database {
             .execute(&mut conn)
             .await
             .expect("search path");
-        let rows: Vec<serde_json::Value> =
-            sqlx::query_scalar(&format!("SELECT to_jsonb(q) FROM ({sql}) q"))
-                .fetch_all(&mut conn)
-                .await
-                .expect(sql);
-        conn.close().await.expect("close");
-        rows
+        conn
     }
 
     /// Another store on the same database, as another platform node would open it.
