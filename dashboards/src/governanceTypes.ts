@@ -79,7 +79,7 @@ export const DENY_REASONS = [
 export type DenyReason = (typeof DENY_REASONS)[number];
 
 /** Reasons only live views give (docs/live.md: refused or ended grantee views). */
-export const LIVE_REASONS = ['aggregate_only', 'embargoed', 'agreement_changed'] as const;
+export const LIVE_REASONS = ['aggregate_only', 'agreement_changed'] as const;
 
 // ---- agreements ----
 

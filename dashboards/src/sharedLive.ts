@@ -2,9 +2,13 @@
 // `grantor` and `purpose`), without DOM: the latest value per series, and where the view
 // stands — waiting for the server, following, refused (`error` with the deny reason), or
 // ended by the server because the agreement was revoked, suspended or expired (`ended`).
+// Under an agreement with an embargo the view is delayed: `subscribed.embargo_s` says by how
+// much, and the panel says so.
 // After `denied` or `ended` the subscription is gone: nothing is re-sent on reconnect; the
 // user may start again.
 
+import { formatDuration } from './format';
+import { tIn, type Lang } from './i18n';
 import type { LiveClient } from './live';
 import type { LiveReading } from './types';
 
@@ -15,6 +19,8 @@ export interface SharedLiveState {
   /** The deny reason code (`revoked`, `wrong_purpose`…), when denied or ended. */
   reason: string | null;
   detail: string | null;
+  /** The agreement's embargo, in seconds, when the view is delayed (from `subscribed`). */
+  embargoS: number | null;
   /** The latest reading per series (sensor — perhaps a pseudonym — and metric). */
   latest: Map<string, LiveReading>;
 }
@@ -35,10 +41,16 @@ export function reasonOf(detail: string | undefined): string | null {
   return m?.[1] ?? null;
 }
 
+/** What the panel says of a delayed view (`null` for a view without embargo). */
+export function delayText(state: SharedLiveState, lang: Lang): string | null {
+  if (state.embargoS === null || state.embargoS <= 0) return null;
+  return tIn(lang, 'shared.live.delayed', { delay: formatDuration(state.embargoS, lang) });
+}
+
 export class SharedLiveView {
   private readonly listeners = new Set<(s: SharedLiveState) => void>();
   private unsubscribe: (() => void) | null = null;
-  readonly state: SharedLiveState = { phase: 'idle', reason: null, detail: null, latest: new Map() };
+  readonly state: SharedLiveState = { phase: 'idle', reason: null, detail: null, embargoS: null, latest: new Map() };
 
   constructor(
     private readonly live: LiveClient,
@@ -56,6 +68,7 @@ export class SharedLiveView {
     this.state.phase = 'subscribing';
     this.state.reason = null;
     this.state.detail = null;
+    this.state.embargoS = null;
     this.state.latest.clear();
     const filter = request.metrics.length ? { metrics: request.metrics } : {};
     this.unsubscribe = this.live.subscribe(
@@ -78,7 +91,10 @@ export class SharedLiveView {
       (msg) => {
         switch (msg.type) {
           case 'subscribed':
-            if (!this.ended()) this.state.phase = 'live';
+            if (!this.ended()) {
+              this.state.phase = 'live';
+              this.state.embargoS = msg.embargo_s ?? null;
+            }
             break;
           case 'error':
             this.live.forget(this.id);

@@ -345,7 +345,8 @@ export type SubscriptionMessage =
 export type ServerMessage =
   | HelloMessage
   | SubscriptionMessage
-  | { type: 'subscribed'; id: string; stream: StreamKind; series?: number }
+  /** `embargo_s`: a grantee view under an embargo, whose values arrive once that old. */
+  | { type: 'subscribed'; id: string; stream: StreamKind; series?: number; embargo_s?: number }
   | { type: 'unsubscribed'; id: string }
   | { type: 'pong'; nonce?: unknown }
   | { type: 'error'; id?: string; code: string; detail: string }

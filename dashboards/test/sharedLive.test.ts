@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { LiveClient } from '../src/live';
-import { reasonOf, SharedLiveView, type SharedLivePhase } from '../src/sharedLive';
+import { delayText, reasonOf, SharedLiveView, type SharedLivePhase } from '../src/sharedLive';
 import { FakeSocket } from './fakeSocket';
 
 function setup() {
@@ -119,6 +119,26 @@ describe('shared live view', () => {
     view.stop();
     expect(view.state.phase).toBe('idle');
     expect(socket.sentOfType('unsubscribe')).toEqual([{ type: 'unsubscribe', id: 'shared-live' }]);
+  });
+
+  it('says that a view under an embargo is delayed, and by how much', () => {
+    const { socket, view } = setup();
+    view.start({ grantor: 'lyon', purpose: 'research', metrics: [] });
+    expect(delayText(view.state, 'en')).toBeNull();
+    socket.receive({ type: 'subscribed', id: 'shared-live', stream: 'readings', series: 3, embargo_s: 3600 });
+    expect(view.state).toMatchObject({ phase: 'live', embargoS: 3600 });
+    expect(delayText(view.state, 'en')).toBe(
+      'Delayed view: the agreement holds each value back for 1\u00a0h; it arrives once it is that old.',
+    );
+    expect(delayText(view.state, 'fr')).toBe(
+      'Vue différée : l’accord retient chaque valeur pendant 1\u00a0h ; elle arrive une fois ce délai écoulé.',
+    );
+    // Following again under an agreement without embargo: no delay shown.
+    view.start({ grantor: 'lyon', purpose: 'research', metrics: [] });
+    expect(view.state.embargoS).toBeNull();
+    socket.receive({ type: 'subscribed', id: 'shared-live', stream: 'readings', series: 3 });
+    expect(view.state.phase).toBe('live');
+    expect(delayText(view.state, 'en')).toBeNull();
   });
 
   it('reads the reason code of a denial detail', () => {

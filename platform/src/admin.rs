@@ -60,6 +60,9 @@ pub enum AdminError {
         #[source]
         source: std::io::Error,
     },
+    /// The key-encryption key of the pseudonym keys could not be loaded or created.
+    #[error(transparent)]
+    Kek(#[from] crate::kek::KekFileError),
 }
 
 impl ChangeFailure for AdminError {
@@ -88,7 +91,8 @@ pub async fn open_store(config: &PlatformConfig) -> Result<Arc<dyn Store>, Admin
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    Ok(beffroi_store::open(&config.database, config.store.clone()).await?)
+    let options = crate::kek::store_options(config)?;
+    Ok(beffroi_store::open(&config.database, options).await?)
 }
 
 /// Who runs an admin command, as its audit entries name them: `user:` and the login name

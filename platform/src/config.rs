@@ -144,6 +144,7 @@ struct RawStore {
     timescale: RawTimescale,
     max_connections: u32,
     compress_after_days: u64,
+    kek_file: Option<PathBuf>,
 }
 
 impl Default for RawStore {
@@ -153,6 +154,7 @@ impl Default for RawStore {
             timescale: RawTimescale::Auto,
             max_connections: defaults.max_connections,
             compress_after_days: defaults.compress_after.as_secs() / 86_400,
+            kek_file: None,
         }
     }
 }
@@ -337,8 +339,13 @@ pub struct PlatformConfig {
     pub data_dir: PathBuf,
     /// Database URL (`sqlite://…` or `postgres://…`).
     pub database: String,
-    /// How the store is opened (TimescaleDB use, pool size, compression).
+    /// How the store is opened (TimescaleDB use, pool size, compression); its key-encryption
+    /// key is loaded from [`PlatformConfig::kek_file`] by [`crate::kek::store_options`].
     pub store: OpenOptions,
+    /// The file of the key-encryption key that seals pseudonym keys in the database
+    /// (`store.kek_file`, default `<data_dir>/pki/pseudonym.kek`; see [`crate::kek`]). Every
+    /// node on one database needs a copy of the same file.
+    pub kek_file: PathBuf,
     /// The gate.
     pub gate: GateSettings,
     /// The broker.
@@ -399,6 +406,12 @@ impl RawConfig {
             return Err(invalid("database", "expected sqlite://… or postgres://…"));
         }
         let s = self.store;
+        let kek_file = s
+            .kek_file
+            .unwrap_or_else(|| data_dir.join("pki").join(crate::kek::KEK_FILE));
+        if kek_file.as_os_str().is_empty() {
+            return Err(invalid("store.kek_file", "must name a file"));
+        }
         if s.max_connections < 2 + self.ingest.commit_lanes as u32 {
             return Err(invalid(
                 "store.max_connections",
@@ -566,6 +579,7 @@ impl RawConfig {
             data_dir,
             database,
             store,
+            kek_file,
             gate: GateSettings {
                 listen: g.listen,
                 names: g.names,
@@ -613,6 +627,9 @@ mod tests {
         assert!(config.database.starts_with("sqlite://data/beffroi.db"));
         assert!(matches!(config.broker, BrokerMode::Embedded(_)));
         assert_eq!(config.store, OpenOptions::default());
+        assert_eq!(config.kek_file, Path::new("data/pki/pseudonym.kek"));
+        let shared = PlatformConfig::from_toml("[store]\nkek_file = \"/etc/beffroi/kek\"").unwrap();
+        assert_eq!(shared.kek_file, Path::new("/etc/beffroi/kek"));
         let required = PlatformConfig::from_toml(
             "[store]\ntimescale = \"required\"\nmax_connections = 12\ncompress_after_days = 2",
         )
@@ -644,6 +661,7 @@ mod tests {
                 "dashboard.tile_url",
             ),
             ("[store]\ntimescale = \"maybe\"", "unknown variant"),
+            ("[store]\nkek_file = \"\"", "store.kek_file"),
             ("[retention]\ninterval_s = 1", "retention.interval_s"),
             ("[retention]\nmax_raw_days = 0", "retention.max_raw_days"),
             (

@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod fanout;
+pub mod kek;
 pub mod pki;
 pub mod retention;
 pub mod server;

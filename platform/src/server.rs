@@ -56,6 +56,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] beffroi_store::Error),
+    /// The key-encryption key of the pseudonym keys could not be loaded or created.
+    #[error("{0}")]
+    Kek(#[from] crate::kek::KekFileError),
     /// The CA or the gate certificate could not be set up.
     #[error("PKI: {0}")]
     Pki(#[from] crate::pki::PkiError),
@@ -133,7 +136,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let store = beffroi_store::open(&config.database, config.store.clone()).await?;
+    let store = beffroi_store::open(&config.database, crate::kek::store_options(&config)?).await?;
     tracing::info!(backend = ?store.backend(), "store open");
 
     let pki_dir = config.pki_dir();

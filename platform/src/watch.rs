@@ -305,10 +305,23 @@ fn print_frame(frame: &Value, raw: &str, format: Format) -> u64 {
                 g["revoked"]
             );
         }
-        Some("subscribed") => eprintln!("watching ({} series)", frame["series"]),
+        Some("subscribed") => eprintln!("{}", subscribed_line(frame)),
         _ => {}
     }
     count
+}
+
+/// What `beffroi watch` says when the view starts: its series and, for a grantee view under
+/// an embargo, by how much its values are delayed.
+fn subscribed_line(frame: &Value) -> String {
+    let mut line = format!("watching ({} series", frame["series"]);
+    if let Some(embargo_s) = frame["embargo_s"].as_u64() {
+        line.push_str(&format!(
+            ", delayed by {embargo_s} s: each value arrives once it is that old"
+        ));
+    }
+    line.push(')');
+    line
 }
 
 #[cfg(test)]
@@ -332,5 +345,17 @@ mod tests {
         );
         assert!(parse_bbox("1,2,3").is_err());
         assert!(parse_bbox("a,2,3,4").is_err());
+    }
+
+    #[test]
+    fn the_start_line_says_how_long_a_view_is_delayed() {
+        let live = json!({"type": "subscribed", "id": "watch", "stream": "readings", "series": 3});
+        assert_eq!(subscribed_line(&live), "watching (3 series)");
+        let delayed = json!({"type": "subscribed", "id": "watch", "stream": "readings",
+                             "series": 2, "embargo_s": 3600});
+        assert_eq!(
+            subscribed_line(&delayed),
+            "watching (2 series, delayed by 3600 s: each value arrives once it is that old)"
+        );
     }
 }

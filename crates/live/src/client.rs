@@ -306,6 +306,7 @@ impl Client {
                     id: id.clone(),
                     stream: request.stream,
                     series: Some(matched.series),
+                    embargo_s: None,
                 }
                 .to_json()];
                 if request.snapshot {
@@ -327,6 +328,7 @@ impl Client {
                     id: id.clone(),
                     stream,
                     series: None,
+                    embargo_s: None,
                 }
                 .to_json()];
                 if request.snapshot {

@@ -8,23 +8,27 @@
 //!                  allowed fields only, sensor id pseudonymised ─► the view
 //! agreements change, or every RECHECK ─► Governor::recheck ─► refused: `ended`, unsubscribed
 //! ```
+//! An embargoed permit holds every value back for `embargo_s`: its view is not fed by the
+//! fan-out but by a delayed feed reading stored values once they pass the embargo (`delayed`),
+//! through the same [`Grant::item`].
+//!
 //! The policy engine decides; this module only applies the permit it returned, with the same
 //! per-reading rule ([`beffroi_policy::Transforms::admits`]) and the same row shaping
 //! ([`beffroi_policy::shared_row`]) as the REST read path. What a grant released (values and
 //! the SHA-256 of their items, in order) is counted for the audit entry written when the view
-//! ends.
+//! ends; once the view ended ([`Grant::close`]) it releases nothing more.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use beffroi_policy::{
     pseudonym, shared_row, AgreementRef, Field, Grantee, Permit, PseudonymKey, ReadingFacts,
-    RowSource, Shape, Transforms,
+    RowSource, Scope, Shape, TimeRange, Transforms,
 };
 use beffroi_protocol::{TenantId, Timestamp};
+use beffroi_store::{ReadingCursor, ReadingPage};
 use sha2::{Digest as _, Sha256};
 
 use crate::filter::SensorInfo;
@@ -51,8 +55,8 @@ pub struct GrantRequest {
 pub struct Refusal {
     /// The error code of the reply.
     pub code: ErrorCode,
-    /// A stable code (the policy's deny reason, `aggregate_only`, `embargoed`,
-    /// `agreement_changed`, `unavailable`, `bad_request`).
+    /// A stable code (the policy's deny reason, `aggregate_only`, `agreement_changed`,
+    /// `unavailable`, `bad_request`).
     pub reason: String,
     /// What to tell the grantee.
     pub detail: String,
@@ -100,6 +104,18 @@ pub trait Governor: Send + Sync + fmt::Debug {
 
     /// A receiver whose value moves when agreements change.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// A page of the grantor's stored readings that `grant`'s permit covers, measured in
+    /// `range`, after `after` in `(time, id)` order, at most `limit`: what the delayed feed of
+    /// an embargoed view releases (each still goes through [`Grant::item`]).
+    async fn readings(
+        &self,
+        request: &GrantRequest,
+        grant: &Grant,
+        range: TimeRange,
+        after: Option<ReadingCursor>,
+        limit: u32,
+    ) -> beffroi_store::Result<ReadingPage>;
 }
 
 /// A permit applied to one live view.
@@ -112,8 +128,18 @@ pub struct Grant {
     key: Option<PseudonymKey>,
     clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
     started: Timestamp,
-    released: AtomicU64,
-    digest: Mutex<Sha256>,
+    tally: Mutex<Tally>,
+}
+
+/// What a grant released, for the closing audit entry.
+#[derive(Default)]
+struct Tally {
+    /// Values released.
+    count: u64,
+    /// SHA-256 of their items, in the order released.
+    digest: Sha256,
+    /// The view ended: nothing more is released.
+    closed: bool,
 }
 
 impl fmt::Debug for Grant {
@@ -121,7 +147,7 @@ impl fmt::Debug for Grant {
         f.debug_struct("Grant")
             .field("agreement", &self.agreement)
             .field("grantee", &self.grantee)
-            .field("released", &self.released)
+            .field("released", &self.tally().count)
             .finish_non_exhaustive()
     }
 }
@@ -129,7 +155,8 @@ impl fmt::Debug for Grant {
 impl Grant {
     /// The view a raw `permit` allows, pseudonymising with `key` when the permit says so;
     /// `clock` gives the `now` each value is admitted at (the API's clock). Aggregate permits
-    /// have no live view (their cells are read under `/api/v1/shared/…/aggregates`).
+    /// have no live view (their cells are read under `/api/v1/shared/…/aggregates`); an
+    /// embargoed permit gives a delayed one.
     pub fn new(
         permit: Permit,
         key: Option<PseudonymKey>,
@@ -145,16 +172,6 @@ impl Grant {
                 ),
             ));
         };
-        if permit.transforms.window.embargo_s > 0 {
-            return Err(Refusal::denied(
-                "embargoed",
-                format!(
-                    "agreement {} holds values back for {} s; live views carry values as they \
-                     are committed, read them under /api/v1/shared/{{grantor}}/readings",
-                    permit.agreement.id, permit.transforms.window.embargo_s
-                ),
-            ));
-        }
         if permit.transforms.pseudonymise && key.is_none() {
             return Err(Refusal::denied(
                 "no_key",
@@ -173,9 +190,13 @@ impl Grant {
             key,
             clock,
             started,
-            released: AtomicU64::new(0),
-            digest: Mutex::new(Sha256::new()),
+            tally: Mutex::new(Tally::default()),
         })
+    }
+
+    fn tally(&self) -> MutexGuard<'_, Tally> {
+        // Nothing panics while holding this lock; a poisoned tally is still consistent.
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// When the grant was made.
@@ -188,15 +209,34 @@ impl Grant {
         self.key.as_ref().map(PseudonymKey::epoch)
     }
 
+    /// How long the permit holds values back (its embargo), if it does: the view is then
+    /// fed by stored values once they pass it, never by the fan-out.
+    pub fn embargo(&self) -> Option<Duration> {
+        let seconds = self.transforms.window.embargo_s;
+        (seconds > 0).then(|| Duration::from_secs(seconds))
+    }
+
+    /// The measurement times the permit serves now: its range at the grant, up to the
+    /// embargo; `None` once the agreement expired.
+    pub fn served(&self) -> Option<TimeRange> {
+        self.transforms.served_range((self.clock)())
+    }
+
+    /// The readings the permit covers (time aside): what the store is asked for.
+    pub fn population(&self) -> &Scope {
+        self.transforms.population()
+    }
+
     /// Values released so far and the SHA-256 of their items, in the order released.
     pub fn released(&self) -> (u64, [u8; 32]) {
-        let digest = self
-            .digest
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .finalize();
-        (self.released.load(Ordering::Relaxed), digest.into())
+        let tally = self.tally();
+        (tally.count, tally.digest.clone().finalize().into())
+    }
+
+    /// The view ended: from now on nothing is released (a delayed feed still reading a page
+    /// cannot add to what the closing audit entry counts).
+    pub(crate) fn close(&self) {
+        self.tally().closed = true;
     }
 
     /// Whether the permit's population covers a series (time aside): only such series are
@@ -235,11 +275,12 @@ impl Grant {
             seq: None,
         };
         let item = serde_json::Value::Object(shared_row(&source, &self.fields)).to_string();
-        self.released.fetch_add(1, Ordering::Relaxed);
-        self.digest
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(item.as_bytes());
+        let mut tally = self.tally();
+        if tally.closed {
+            return None;
+        }
+        tally.count += 1;
+        tally.digest.update(item.as_bytes());
         Some(item.into())
     }
 }

@@ -18,21 +18,27 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use beffroi_protocol::{GatewayId, TenantId, Timestamp};
+use beffroi_protocol::{GatewayId, MetricName, SensorId, TenantId, Timestamp};
 use beffroi_store::{
-    Alarm, CommitBatch, GatewayRecord, ReadingFilter, SecurityEvent, Store, TokenScope,
+    Alarm, CommitBatch, GatewayRecord, ReadingFilter, SecurityEvent, Store, StoredReading,
+    TokenScope,
 };
 use beffroi_telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::config::LiveConfig;
+use crate::filter::SensorInfo;
 use crate::frames::{Event, EventKind};
 use crate::protocol::{close, to_json, StreamKind};
 use crate::queue::{ClientQueue, Close};
-use crate::series::BucketValue;
+use crate::series::{BucketValue, SeriesMeta};
 use crate::tenant::{Incomplete, Matched, ReadingsSub, SubRef, TenantState};
 use crate::LiveError;
+
+/// The series of stored readings by `(sensor, metric)`, with their sensors' registry entries.
+pub(crate) type SeriesOf<'a> =
+    HashMap<(&'a SensorId, &'a MetricName), (Arc<SeriesMeta>, SensorInfo)>;
 
 /// The live hub; cheap to clone.
 #[derive(Clone)]
@@ -226,6 +232,33 @@ impl Hub {
             .get_mut(tenant)
             .map(|entry| entry.state.subscribe(sub, now_us))
             .unwrap_or_default()
+    }
+
+    /// The series of `readings` (stored readings of `tenant`, read by a delayed view) as the
+    /// tenant's state knows them, made on first sight, with their sensors' registry entries;
+    /// `None` when the state is gone (no client follows the tenant any more).
+    pub(crate) fn series_of<'a>(
+        &self,
+        tenant: &TenantId,
+        readings: &'a [StoredReading],
+    ) -> Option<SeriesOf<'a>> {
+        let mut hub = self.lock();
+        let entry = hub.tenants.get_mut(tenant)?;
+        let mut next_id = self.next_series_id();
+        let mut series = HashMap::new();
+        for reading in readings {
+            series
+                .entry((&reading.sensor, &reading.metric))
+                .or_insert_with(|| {
+                    entry.state.series(
+                        &reading.sensor,
+                        &reading.metric,
+                        &reading.unit,
+                        &mut next_id,
+                    )
+                });
+        }
+        Some(series)
     }
 
     /// Follows an event stream for a client with `scope`.

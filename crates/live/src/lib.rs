@@ -19,13 +19,14 @@
 //! state only; a platform-operator token follows the security events of no tenant. A view of
 //! another tenant's readings exists only under a sharing agreement: the API's [`Governor`]
 //! decides it with the policy engine, and its [`Grant`] filters and shapes every value
-//! (`grant`). A slow
-//! client never slows ingest or other clients: pushing into its queue never waits, values
-//! coalesce, and a client whose events overflow or whose socket stays blocked is closed with
-//! code 4408.
+//! (`grant`); under an embargo, values come from the store once they pass it (`delayed`).
+//! A slow client never slows ingest or other clients: pushing into its queue never waits,
+//! values coalesce, and a client whose events overflow or whose socket stays blocked is closed
+//! with code 4408.
 
 mod client;
 mod config;
+mod delayed;
 mod error;
 mod filter;
 mod frames;

@@ -216,6 +216,10 @@ pub enum Reply {
         /// Series it matches now (readings).
         #[serde(skip_serializing_if = "Option::is_none")]
         series: Option<usize>,
+        /// A grantee view under an embargo: each value arrives once it is this many seconds
+        /// old.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        embargo_s: Option<u64>,
     },
     /// A subscription ended.
     Unsubscribed {
@@ -343,11 +347,23 @@ mod tests {
             id: "map".into(),
             stream: StreamKind::Readings,
             series: Some(3),
+            embargo_s: None,
         }
         .to_json();
         assert_eq!(
             json,
             r#"{"type":"subscribed","id":"map","stream":"readings","series":3}"#
+        );
+        let json = Reply::Subscribed {
+            id: "open-data".into(),
+            stream: StreamKind::Readings,
+            series: Some(2),
+            embargo_s: Some(3600),
+        }
+        .to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"subscribed","id":"open-data","stream":"readings","series":2,"embargo_s":3600}"#
         );
         let json = Reply::bad_request(None, "filter.bbox: west > east").to_json();
         assert_eq!(

@@ -7,12 +7,13 @@
 //! sensor's series again when its registry entry changes. Raw subscriptions with the same
 //! filter share one [`View`]: fan-out of a reading is one hash lookup, one insert per view it
 //! feeds and one flag per client of those views. Bucket subscriptions get one push each per
-//! closed bucket.
+//! closed bucket. The view of an embargoed grant is matched like the others but fed by its
+//! delayed feed (`delayed`), never by the fan-out.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use beffroi_protocol::{GatewayId, Reading, SensorId, Value};
+use beffroi_protocol::{GatewayId, MetricName, Reading, SensorId, Unit, Value};
 use beffroi_store::{CommitBatch, Sensor, StoredReading};
 use beffroi_telemetry::Metrics;
 
@@ -60,12 +61,32 @@ struct ViewEntry {
     subscribers: Vec<SubRef>,
 }
 
+/// Whether a view with `filter` (and `grant`, for a grantee's) takes a series: its filter
+/// matches it, and its grant covers it.
+pub(crate) fn feeds(
+    filter: &Filter,
+    grant: Option<&Grant>,
+    meta: &SeriesMeta,
+    info: &SensorInfo,
+) -> bool {
+    filter.matches(meta.sensor.as_str(), meta.metric.as_str(), info)
+        && grant.is_none_or(|g| g.covers(meta, info))
+}
+
 impl ViewEntry {
-    /// Whether the view takes a series: its filter matches it, and its grant (if any) covers it.
+    /// Whether the view takes a series.
     fn feeds(&self, meta: &SeriesMeta, info: &SensorInfo) -> bool {
-        self.filter
-            .matches(meta.sensor.as_str(), meta.metric.as_str(), info)
-            && self.grant.as_ref().is_none_or(|g| g.covers(meta, info))
+        feeds(&self.filter, self.grant.as_deref(), meta, info)
+    }
+
+    /// Whether its grant holds values back: its delayed feed fills it, not the fan-out.
+    fn delayed(&self) -> bool {
+        self.grant.as_ref().is_some_and(|g| g.embargo().is_some())
+    }
+
+    /// Whether the fan-out feeds it a series' values.
+    fn fed_live(&self, meta: &SeriesMeta, info: &SensorInfo) -> bool {
+        !self.delayed() && self.feeds(meta, info)
     }
 
     /// The item this view shows for a series' value: the shared one, or its grant's.
@@ -137,10 +158,13 @@ pub(crate) struct Incomplete {
 pub(crate) struct Matched {
     /// How many series.
     pub(crate) series: usize,
-    /// Their latest values (raw subscriptions).
+    /// Their latest values (raw subscriptions fed by the fan-out).
     pub(crate) latest: Vec<Arc<str>>,
-    /// The series (bucket subscriptions: their snapshot comes from the store).
+    /// The series (bucket subscriptions and delayed views: their snapshot comes from the
+    /// store).
     pub(crate) metas: Vec<Arc<SeriesMeta>>,
+    /// The view read (raw subscriptions).
+    pub(crate) view: Option<SharedView>,
 }
 
 /// A tenant's live state.
@@ -198,8 +222,44 @@ impl TenantState {
     }
 
     /// The slot of a reading's series and its index in its sensor's entry, made (and matched)
-    /// on first sight.
+    /// on first sight; its unit becomes the reading's.
     fn slot(&mut self, reading: &Reading, next_id: &mut impl FnMut() -> u32) -> (&mut Slot, usize) {
+        let (entry, index) =
+            self.sensor_slot(&reading.sensor, &reading.metric, &reading.unit, next_id);
+        let slot = &mut entry.slots[index];
+        if slot.meta.unit != reading.unit {
+            slot.meta = Arc::new(SeriesMeta {
+                id: slot.meta.id,
+                sensor: slot.meta.sensor.clone(),
+                metric: slot.meta.metric.clone(),
+                unit: reading.unit.clone(),
+            });
+        }
+        (slot, index)
+    }
+
+    /// A stored reading's series (made and matched on first sight, with `unit`; an existing
+    /// one keeps the unit of its latest value) and its sensor's registry entry.
+    pub(crate) fn series(
+        &mut self,
+        sensor: &SensorId,
+        metric: &MetricName,
+        unit: &Unit,
+        next_id: &mut impl FnMut() -> u32,
+    ) -> (Arc<SeriesMeta>, SensorInfo) {
+        let (entry, index) = self.sensor_slot(sensor, metric, unit, next_id);
+        (entry.slots[index].meta.clone(), entry.info.clone())
+    }
+
+    /// The entry of `sensor` and the index of its `metric` series in it, both made (and
+    /// matched) on first sight.
+    fn sensor_slot(
+        &mut self,
+        sensor: &SensorId,
+        metric: &MetricName,
+        unit: &Unit,
+        next_id: &mut impl FnMut() -> u32,
+    ) -> (&mut SensorEntry, usize) {
         let Self {
             registry,
             sensors,
@@ -209,13 +269,13 @@ impl TenantState {
             registry_dirty,
             ..
         } = self;
-        if !sensors.contains_key(reading.sensor.as_str()) {
-            let info = registry.get(&reading.sensor).cloned().unwrap_or_else(|| {
+        if !sensors.contains_key(sensor.as_str()) {
+            let info = registry.get(sensor).cloned().unwrap_or_else(|| {
                 *registry_dirty = true;
                 SensorInfo::default()
             });
             sensors.insert(
-                reading.sensor.as_str().to_owned(),
+                sensor.as_str().to_owned(),
                 SensorEntry {
                     info,
                     slots: Vec::new(),
@@ -226,20 +286,16 @@ impl TenantState {
         // a known sensor, allocates nothing).
         #[allow(clippy::expect_used)]
         let entry = sensors
-            .get_mut(reading.sensor.as_str())
+            .get_mut(sensor.as_str())
             .expect("the sensor's entry exists");
-        let index = match entry
-            .slots
-            .iter()
-            .position(|s| s.meta.metric == reading.metric)
-        {
+        let index = match entry.slots.iter().position(|s| s.meta.metric == *metric) {
             Some(index) => index,
             None => {
                 let meta = Arc::new(SeriesMeta {
                     id: next_id(),
-                    sensor: reading.sensor.clone(),
-                    metric: reading.metric.clone(),
-                    unit: reading.unit.clone(),
+                    sensor: sensor.clone(),
+                    metric: metric.clone(),
+                    unit: unit.clone(),
                 });
                 let mut slot = Slot {
                     meta,
@@ -260,16 +316,7 @@ impl TenantState {
                 entry.slots.len() - 1
             }
         };
-        let slot = &mut entry.slots[index];
-        if slot.meta.unit != reading.unit {
-            slot.meta = Arc::new(SeriesMeta {
-                id: slot.meta.id,
-                sensor: slot.meta.sensor.clone(),
-                metric: slot.meta.metric.clone(),
-                unit: reading.unit.clone(),
-            });
-        }
-        (slot, index)
+        (entry, index)
     }
 
     /// Fans a committed batch out to the subscriptions its series feed: each series' latest
@@ -354,15 +401,21 @@ impl TenantState {
                 let Some(view) = self.views.get(&id) else {
                     return matched;
                 };
+                let delayed = view.delayed();
                 for entry in self.sensors.values_mut() {
                     for slot in &mut entry.slots {
                         if !view.feeds(&slot.meta, &entry.info) {
                             continue;
                         }
+                        matched.series += 1;
+                        if delayed {
+                            // Its values come from the store once they pass the embargo.
+                            matched.metas.push(slot.meta.clone());
+                            continue;
+                        }
                         if created {
                             slot.raw.push(id);
                         }
-                        matched.series += 1;
                         if let Some(latest) = slot.latest.as_ref().filter(|_| sub.snapshot) {
                             matched.latest.extend(view.item(
                                 &slot.meta,
@@ -381,6 +434,7 @@ impl TenantState {
                         .client
                         .add_view(sub.target.sub, entry.view.clone(), version);
                     entry.subscribers.push(sub.target);
+                    matched.view = Some(entry.view.clone());
                 }
             }
             Granularity::Bucket(width_s) => {
@@ -601,7 +655,7 @@ fn attach_all(
     views: &HashMap<u64, ViewEntry>,
 ) {
     for (id, entry) in views {
-        if entry.feeds(&slot.meta, info) {
+        if entry.fed_live(&slot.meta, info) {
             slot.raw.push(*id);
         }
     }

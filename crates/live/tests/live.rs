@@ -728,3 +728,259 @@ async fn event_snapshots_carry_the_active_alarms_and_every_gateway() {
     assert_eq!(replies[1]["gateway"]["id"], "gw-1");
     assert_eq!(replies.len(), 2, "one gateway in lyon: {replies:?}");
 }
+
+/// A governor for grantee views from `brest` of `lyon`'s readings under one agreement, with
+/// the grant's clock in the test's hands: it reads the store as the API's does, can be told
+/// to fail, and records what ended views released.
+struct FakeGovernor {
+    store: Arc<dyn Store>,
+    agreement: beffroi_policy::Agreement,
+    now_us: Arc<std::sync::atomic::AtomicI64>,
+    /// Reads to fail before the next succeeds.
+    failures: std::sync::atomic::AtomicU32,
+    /// Reads asked for.
+    reads: std::sync::atomic::AtomicU32,
+    /// Why each view ended and the values it released.
+    ended: std::sync::Mutex<Vec<(String, u64)>>,
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for FakeGovernor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeGovernor").finish_non_exhaustive()
+    }
+}
+
+impl FakeGovernor {
+    fn new(store: Arc<dyn Store>, embargo_s: u64, now_us: i64) -> Self {
+        let agreement = serde_json::from_value(json!({
+            "id": "open-air", "version": 1, "grantor": "lyon", "grantee": "tenant:brest",
+            "state": "active", "not_before": "2020-01-01T00:00:00Z",
+            "not_after": "2100-01-01T00:00:00Z", "purposes": ["research"],
+            "action": "read_raw", "target": {"metrics": ["air.*"]}, "functions": ["avg"],
+            "k": 1, "spatial_level": "sensor", "pseudonymise": false,
+            "fields": ["sensor", "metric", "time", "value"], "embargo_s": embargo_s
+        }))
+        .unwrap();
+        Self {
+            store,
+            agreement,
+            now_us: Arc::new(now_us.into()),
+            failures: 0.into(),
+            reads: 0.into(),
+            ended: Default::default(),
+            changes: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn set_now(&self, now_us: i64) {
+        self.now_us
+            .store(now_us, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn reads(&self) -> u32 {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl beffroi_live::Governor for FakeGovernor {
+    async fn grant(
+        &self,
+        request: &beffroi_live::GrantRequest,
+    ) -> Result<beffroi_live::Grant, beffroi_live::Refusal> {
+        let now =
+            Timestamp::from_unix_micros(self.now_us.load(std::sync::atomic::Ordering::SeqCst));
+        let access = beffroi_policy::AccessRequest {
+            requester: "tenant:brest".parse().unwrap(),
+            grantor: request.grantor.clone(),
+            channel: beffroi_policy::Channel::Live,
+            purpose: request.purpose.parse().unwrap(),
+            agreement: None,
+            metrics: [beffroi_policy::MetricPattern::Any].into(),
+            zones: Default::default(),
+            sensors: Default::default(),
+            tags: Default::default(),
+            range: beffroi_policy::TimeRange::new(
+                now.saturating_sub(Duration::from_secs(24 * 3600)),
+                now.saturating_add(Duration::from_secs(365 * 24 * 3600)),
+            ),
+            read: beffroi_policy::Read::Raw {
+                fields: Default::default(),
+            },
+        };
+        let decision = beffroi_policy::decide(&access, std::slice::from_ref(&self.agreement), now);
+        let beffroi_policy::Decision::Permit(permit) = decision else {
+            panic!("the agreement permits the view: {decision:?}");
+        };
+        let clock = self.now_us.clone();
+        beffroi_live::Grant::new(
+            permit,
+            None,
+            Box::new(move || {
+                Timestamp::from_unix_micros(clock.load(std::sync::atomic::Ordering::SeqCst))
+            }),
+        )
+    }
+
+    async fn recheck(
+        &self,
+        _: &beffroi_live::GrantRequest,
+        _: &beffroi_live::Grant,
+    ) -> Option<beffroi_live::Refusal> {
+        None
+    }
+
+    fn ended(&self, _: beffroi_live::GrantRequest, grant: Arc<beffroi_live::Grant>, why: String) {
+        self.ended.lock().unwrap().push((why, grant.released().0));
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    async fn readings(
+        &self,
+        request: &beffroi_live::GrantRequest,
+        _: &beffroi_live::Grant,
+        range: beffroi_policy::TimeRange,
+        after: Option<beffroi_store::ReadingCursor>,
+        limit: u32,
+    ) -> beffroi_store::Result<beffroi_store::ReadingPage> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.fetch_add(1, SeqCst);
+        if self
+            .failures
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(beffroi_store::Error::Unsupported(
+                "the store is down".into(),
+            ));
+        }
+        let filter = beffroi_store::ReadingFilter {
+            tenant: request.grantor.clone(),
+            sensors: Vec::new(),
+            metrics: Vec::new(),
+            zone: None,
+            from: range.from,
+            to: range.to,
+        };
+        self.store.readings(&filter, limit, after).await
+    }
+}
+
+/// Frames queued for `client`, waiting up to two seconds for some.
+async fn next_frames(client: &Client) -> Vec<Json> {
+    for _ in 0..100 {
+        let got = frames(client);
+        if !got.is_empty() {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Vec::new()
+}
+
+#[tokio::test]
+async fn a_delayed_view_releases_stored_values_once_past_the_embargo_each_once() {
+    let f = Fixture::new(LiveConfig {
+        tick: Duration::from_millis(50),
+        ..LiveConfig::default()
+    })
+    .await;
+    let t = now_us();
+    let governor = Arc::new(FakeGovernor::new(f.store.clone(), 5, t));
+    f.commit(
+        "lyon",
+        vec![
+            reading("s1", "air.pm25", t - 20 * S, 1.0),
+            reading("s1", "air.pm25", t - 3 * S, 2.0),
+            reading("s1", "air.pm25", t + S, 3.0),
+            reading("s3", "noise.laeq", t + S, -1.0),
+            reading("s2", "air.pm25", t + 2 * S, 4.0),
+        ],
+    )
+    .await;
+    let mut brest = f.client("brest").await;
+    brest.govern(governor.clone());
+    let replies = send(
+        &mut brest,
+        json!({"type": "subscribe", "id": "open", "stream": "readings", "grantor": "lyon",
+               "purpose": "research", "filter": {"metrics": ["air.*"]}}),
+    )
+    .await;
+    assert_eq!(replies[0]["type"], "subscribed", "{replies:?}");
+    assert_eq!(replies[0]["embargo_s"], 5);
+    assert_eq!(replies[0]["series"], 2, "s1 and s2 air.pm25: {replies:?}");
+    // The snapshot: the latest value measured before the embargo, and nothing younger.
+    assert_eq!(replies[1]["snapshot"], true, "{replies:?}");
+    assert_eq!(
+        values(&replies[1..]),
+        [("s1".into(), "air.pm25".into(), 1.0)]
+    );
+
+    // Nothing has passed the embargo since; a reading committed now that passed it already
+    // is behind the feed, and the fan-out never feeds a delayed view (not even a new series).
+    f.commit("lyon", vec![reading("s3", "air.pm25", t - 10 * S, 9.0)])
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(frames(&brest).is_empty());
+
+    governor.set_now(t + 2 * S + S / 2);
+    assert_eq!(
+        values(&next_frames(&brest).await),
+        [("s1".into(), "air.pm25".into(), 2.0)]
+    );
+    governor.set_now(t + 7 * S);
+    assert_eq!(
+        values(&next_frames(&brest).await),
+        [("s1".into(), "air.pm25".into(), 3.0)],
+        "s2 at t + 2 s is not older than the embargo yet"
+    );
+
+    // The store fails twice: counted, and the same values come at a later tick.
+    governor
+        .failures
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    governor.set_now(t + 10 * S);
+    assert_eq!(
+        values(&next_frames(&brest).await),
+        [("s2".into(), "air.pm25".into(), 4.0)]
+    );
+    assert_eq!(f.metrics.live_delayed_errors.get(), 2);
+
+    // More than a page passes at once: every value is released once, coalesced to the latest.
+    let many: Vec<Reading> = (0..600i64)
+        .map(|i| reading("s1", "air.pm25", t + 5 * S + i * 1000, 100.0 + i as f64))
+        .collect();
+    f.commit("lyon", many).await;
+    let before = governor.reads();
+    governor.set_now(t + 20 * S);
+    let mut seen = Vec::new();
+    while seen.last() != Some(&699.0) {
+        let got = next_frames(&brest).await;
+        assert!(!got.is_empty(), "the values came: {seen:?}");
+        seen.extend(values(&got).into_iter().map(|(_, _, value)| value));
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "in order, never twice: {seen:?}"
+    );
+    assert!(
+        governor.reads() - before >= 3,
+        "600 readings take three pages"
+    );
+
+    // Unsubscribed: the feed stops reading, and the closing count has every value once.
+    send(&mut brest, json!({"type": "unsubscribe", "id": "open"})).await;
+    let stopped = governor.reads();
+    governor.set_now(t + 60 * S);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(governor.reads(), stopped, "the feed was cancelled");
+    assert!(frames(&brest).is_empty());
+    assert_eq!(
+        *governor.ended.lock().unwrap(),
+        [("unsubscribed".to_owned(), 1 + 1 + 1 + 1 + 600)]
+    );
+}

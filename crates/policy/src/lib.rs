@@ -85,7 +85,10 @@ pub use decision::{Decision, Deny, DenyReason, Permit};
 pub use error::{Error, Result};
 pub use grantee::Grantee;
 pub use ids::{AgreementId, PartnerId, SensorTag, ZoneId};
-pub use odrl::{from_odrl, to_odrl, BEFFROI_NS, BEFFROI_PROFILE, ODRL_CONTEXT};
+pub use odrl::{
+    from_odrl, to_odrl, BEFFROI_NS, BEFFROI_PROFILE, LEGACY_BEFFROI_NS, LEGACY_BEFFROI_PROFILE,
+    ODRL_CONTEXT,
+};
 pub use pattern::MetricPattern;
 pub use pseudonym::{pseudonym, PseudonymKey};
 pub use purpose::{Purpose, DPV_NS};

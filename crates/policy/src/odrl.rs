@@ -26,8 +26,12 @@
 //! with the path of the offending value. It does not validate the agreement's coherence:
 //! call [`crate::Agreement::validate`] before storing it, as for native JSON.
 //!
-//! The `beffroi` namespace and profile IRIs are constants of this module: exported documents
-//! cite them, so changing them later breaks the import of older exports.
+//! The `beffroi` namespace and profile IRIs are constants of this module, URNs the project owns
+//! without a domain name (a URN is an IRI: JSON-LD expands `beffroi:k` to
+//! `urn:beffroi:odrl:k`). Exported documents cite them, so they do not change. Documents
+//! exported before they were set cite placeholder IRIs ([`LEGACY_BEFFROI_NS`],
+//! [`LEGACY_BEFFROI_PROFILE`]) for the same terms: import accepts those too, export never
+//! writes them.
 
 mod export;
 mod import;
@@ -46,9 +50,13 @@ use crate::vocabulary::vocabulary;
 /// The ODRL 2.2 JSON-LD context.
 pub const ODRL_CONTEXT: &str = "http://www.w3.org/ns/odrl.jsonld";
 /// The namespace of Beffroi's left operands and properties (prefix `beffroi:`).
-pub const BEFFROI_NS: &str = "https://example.invalid/beffroi/ns/policy#";
+pub const BEFFROI_NS: &str = "urn:beffroi:odrl:";
 /// The ODRL profile every exported agreement declares.
-pub const BEFFROI_PROFILE: &str = "https://example.invalid/beffroi/ns/policy";
+pub const BEFFROI_PROFILE: &str = "urn:beffroi:odrl:profile";
+/// The placeholder namespace of the first exports, with the same terms: accepted on import.
+pub const LEGACY_BEFFROI_NS: &str = "https://example.invalid/beffroi/ns/policy#";
+/// The placeholder profile of the first exports: accepted on import.
+pub const LEGACY_BEFFROI_PROFILE: &str = "https://example.invalid/beffroi/ns/policy";
 
 const XSD_NS: &str = "http://www.w3.org/2001/XMLSchema#";
 /// QUDT unit of the durations.
@@ -106,7 +114,12 @@ vocabulary!(
 
 /// The `@context` of every exported agreement.
 fn context() -> Value {
-    json!([ODRL_CONTEXT, { "beffroi": BEFFROI_NS, "dpv": DPV_NS, "xsd": XSD_NS }])
+    context_with(BEFFROI_NS)
+}
+
+/// The `@context` with the `beffroi` prefix bound to `namespace`.
+fn context_with(namespace: &str) -> Value {
+    json!([ODRL_CONTEXT, { "beffroi": namespace, "dpv": DPV_NS, "xsd": XSD_NS }])
 }
 
 /// The ODRL action of a native action.

@@ -8,7 +8,8 @@
 //!   out of it for listings. An update names the version it read (optimistic concurrency):
 //!   the row moves to the next version only if it is still at that one;
 //! - `pseudonym_keys`, primary key `(grantor, agreement, epoch)`: the HMAC keys of
-//!   pseudonymising agreements, the current one without `retired_at`.
+//!   pseudonymising agreements, the current one without `retired_at`, sealed under the
+//!   store's key-encryption key (see `sealing`).
 //!
 //! The store validates an agreement before writing it (except to revoke it: revoking must
 //! always be possible) but decides nothing: access decisions are `beffroi_policy::decide`'s.
@@ -21,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{bytes32, corrupt, id, is_unique_violation, unsigned};
 use crate::outcome::tenant_referenced;
 use crate::rows::Columns;
-use crate::{Error, Result};
+use crate::sealing::{open_key, seal, wrong_kek, KeyRow, Sealed, StoredKey};
+use crate::{Error, KeyEncryptionKey, Result};
 
 /// A partner: an organisation that is not a tenant of this platform and may be granted data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,14 +249,97 @@ pub(crate) fn partner_from(r: &impl Columns) -> Result<Partner> {
     })
 }
 
-/// `pseudonym_keys`: `epoch, key`.
-pub(crate) fn key_from(r: &impl Columns) -> Result<PseudonymKey> {
-    let epoch = u32::try_from(r.int("epoch")?)
-        .map_err(|_| corrupt("pseudonym_keys", "epoch out of range"))?;
-    Ok(PseudonymKey::new(
-        bytes32("pseudonym_keys", r.bytes("key")?)?,
-        epoch,
-    ))
+/// The columns [`key_from`] reads.
+pub(crate) const KEY_COLUMNS: &str = "epoch, key, kek_id, nonce";
+
+/// `pseudonym_keys`: [`KEY_COLUMNS`], of the agreement `id` of `grantor`, opened under `kek`
+/// (see `sealing`).
+pub(crate) fn key_from(
+    r: &impl Columns,
+    kek: Option<&KeyEncryptionKey>,
+    grantor: &TenantId,
+    id: &AgreementId,
+) -> Result<PseudonymKey> {
+    let row = KeyRow {
+        grantor,
+        agreement: id,
+        epoch: epoch_from(r)?,
+    };
+    let key = open_key(kek, &row, stored_key_from(r)?)?;
+    Ok(PseudonymKey::new(key, row.epoch))
+}
+
+/// The identity of a `pseudonym_keys` row, owned.
+pub(crate) struct KeyRowIds {
+    grantor: TenantId,
+    agreement: AgreementId,
+    epoch: u32,
+}
+
+impl KeyRowIds {
+    /// The row identity a sealed key is bound to.
+    pub(crate) fn row(&self) -> KeyRow<'_> {
+        KeyRow {
+            grantor: &self.grantor,
+            agreement: &self.agreement,
+            epoch: self.epoch,
+        }
+    }
+}
+
+/// `pseudonym_keys`: `grantor, agreement, epoch`.
+pub(crate) fn key_row_from(r: &impl Columns) -> Result<KeyRowIds> {
+    Ok(KeyRowIds {
+        grantor: id("pseudonym_keys", r.text("grantor")?, TenantId::new)?,
+        agreement: id("pseudonym_keys", r.text("agreement")?, AgreementId::new)?,
+        epoch: epoch_from(r)?,
+    })
+}
+
+/// The first of the keys sealed under another KEK than `kek` (`grantor, agreement, epoch,
+/// kek_id, n`, `n` counting them), logged as a warning: their agreements' pseudonyms fail
+/// ([`Error::WrongKek`]) until this node gets the KEK they were sealed with or their keys are
+/// rotated (which seals the new ones under `kek`, the way back from a lost KEK).
+pub(crate) fn warn_foreign_keys(r: &impl Columns, kek: &KeyEncryptionKey) -> Result<()> {
+    let ids = key_row_from(r)?;
+    let error = wrong_kek(&ids.row(), r.text("kek_id")?, kek);
+    tracing::warn!(
+        keys = r.int("n")?,
+        "{error} (the first of the keys sealed under another KEK; keys in clear are left for \
+         a store with the database's KEK to seal)"
+    );
+    Ok(())
+}
+
+/// A key still in clear (`grantor, agreement, epoch, key` of a row without `kek_id`), sealed
+/// under `kek` for its row.
+pub(crate) fn seal_clear_key(
+    r: &impl Columns,
+    kek: &KeyEncryptionKey,
+) -> Result<(KeyRowIds, Sealed)> {
+    let ids = key_row_from(r)?;
+    let key = bytes32("pseudonym_keys", r.bytes("key")?)?;
+    let sealed = seal(Some(kek), &ids.row(), &key)?;
+    Ok((ids, sealed))
+}
+
+/// `pseudonym_keys`: `epoch`.
+pub(crate) fn epoch_from(r: &impl Columns) -> Result<u32> {
+    u32::try_from(r.int("epoch")?).map_err(|_| corrupt("pseudonym_keys", "epoch out of range"))
+}
+
+/// `pseudonym_keys`: `key, kek_id, nonce`, as the row holds its key.
+pub(crate) fn stored_key_from(r: &impl Columns) -> Result<StoredKey<'_>> {
+    let key = r.bytes("key")?;
+    Ok(match (r.opt_text("kek_id")?, r.opt_bytes("nonce")?) {
+        (None, None) => StoredKey::Clear(key),
+        (Some(kek_id), Some(nonce)) => StoredKey::Sealed {
+            kek_id,
+            nonce,
+            ciphertext: key,
+        },
+        _ => return Err(corrupt("pseudonym_keys", "kek_id and nonce go together")),
+    })
 }
 
 /// The epoch after `current` (1 for the first key).

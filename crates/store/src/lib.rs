@@ -3,7 +3,8 @@
 //! - **SQLite** (embedded default): one file under the data directory; times as integer
 //!   microseconds; buckets by integer arithmetic.
 //! - **PostgreSQL with TimescaleDB**: readings in a hypertable with a compression policy,
-//!   continuous aggregates at 1 min / 1 h / 1 day and a retention policy.
+//!   continuous aggregates at 1 min / 1 h / 1 day that bucket and governed cell queries read
+//!   (see `postgres::rollup`), and a retention policy.
 //! - **Plain PostgreSQL** when the `timescaledb` extension is absent: the same results with
 //!   `date_bin`, and a warning at start.
 //!
@@ -12,8 +13,9 @@
 //! API tokens and the audit log (per-tenant hash chains and their signed checkpoints, computed
 //! by `beffroi_audit`) and the retention policies per tenant and metric class (purged with
 //! receipts in the audit log, see `retention`) live in the same database. A batch's
-//! signature is stored once, in the `batches` table, never per reading. Migrations are
-//! embedded with `sqlx::migrate!`.
+//! signature is stored once, in the `batches` table, never per reading. The pseudonym keys of
+//! sharing agreements are stored only sealed under the key-encryption key the store is opened
+//! with ([`OpenOptions::kek`], see `sealing`). Migrations are embedded with `sqlx::migrate!`.
 //!
 //! Every query is scoped by tenant: a caller cannot express a read across tenants.
 //! This crate owns SQL and nothing else: no HTTP, no MQTT, no policy decisions.
@@ -29,12 +31,15 @@ mod forward;
 mod gateway_state;
 mod governance;
 mod model;
+mod on_conflict;
 mod open;
 mod outcome;
+mod paging;
 mod postgres;
 mod restore;
 mod retention;
 mod rows;
+mod sealing;
 mod seq;
 mod series;
 mod sqlite;
@@ -54,6 +59,7 @@ pub use retention::{
     governing_class, governing_policy, specificity, PurgeKind, PurgeReceipt, PurgeRequest,
     RetentionPolicy, MAX_RETENTION_DAYS, PURGE_BATCH_ROWS,
 };
+pub use sealing::KeyEncryptionKey;
 pub use sqlite::SqliteStore;
 
 /// Result alias for this crate.
@@ -115,9 +121,31 @@ pub enum Error {
         /// Why the change cannot be made.
         reason: String,
     },
-    /// The operation is not available on this store (e.g. TimescaleDB required but absent).
+    /// The operation is not available on this store (e.g. TimescaleDB required but absent, or
+    /// a pseudonym key written or read by a store opened without a key-encryption key).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A pseudonym key is sealed under another key-encryption key than the one this store
+    /// was opened with (see `sealing`): the store does not compute pseudonyms it cannot
+    /// reproduce.
+    #[error(
+        "the pseudonym key of agreement {agreement} (epoch {epoch}) is sealed under \
+         key-encryption key {sealed_with}, but this store was opened with key-encryption key \
+         {opened_with}: every platform node on one database needs the same KEK file"
+    )]
+    WrongKek {
+        /// The agreement, `grantor/id`.
+        agreement: String,
+        /// The key's epoch.
+        epoch: u32,
+        /// The id of the KEK that sealed it.
+        sealed_with: String,
+        /// The id of the store's KEK.
+        opened_with: String,
+    },
+    /// The system's random number generator failed.
+    #[error("random number generator: {0}")]
+    Random(String),
 }
 
 /// Which backend a store runs on.
@@ -356,9 +384,11 @@ pub trait Store: Send + Sync {
     /// One partner.
     async fn partner(&self, id: &PartnerId) -> Result<Option<Partner>>;
     /// Stores a new agreement at version 1 (whatever its `version` says), with its first
-    /// pseudonym key when given (epoch 1), in one transaction. [`Error::Invalid`] if it does
-    /// not pass `Agreement::validate`, [`Error::AlreadyExists`] if its grantor already has
-    /// one with its id, [`Error::NotFound`] if the grantor does not exist.
+    /// pseudonym key when given (epoch 1, sealed under the store's key-encryption key), in
+    /// one transaction. [`Error::Invalid`] if it does not pass `Agreement::validate`,
+    /// [`Error::AlreadyExists`] if its grantor already has one with its id,
+    /// [`Error::NotFound`] if the grantor does not exist, [`Error::Unsupported`] for a key
+    /// when the store has no KEK.
     async fn create_agreement(
         &self,
         agreement: &Agreement,
@@ -390,8 +420,9 @@ pub trait Store: Send + Sync {
     /// and id.
     async fn all_agreements(&self) -> Result<Vec<Agreement>>;
     /// Makes `key` the agreement's current pseudonym key at the next epoch (1 for its first
-    /// key) and retires the previous one, in one transaction; returns the new epoch.
-    /// [`Error::NotFound`] if the agreement does not exist.
+    /// key), sealed under the store's key-encryption key, and retires the previous one, in
+    /// one transaction; returns the new epoch. [`Error::NotFound`] if the agreement does not
+    /// exist, [`Error::Unsupported`] if the store has no KEK ([`OpenOptions::kek`]).
     async fn rotate_pseudonym_key(
         &self,
         grantor: &TenantId,
@@ -399,7 +430,10 @@ pub trait Store: Send + Sync {
         key: &[u8; 32],
         at: Timestamp,
     ) -> Result<u32>;
-    /// The agreement's current pseudonym key, if it has one.
+    /// The agreement's current pseudonym key, if it has one, opened under the store's
+    /// key-encryption key: [`Error::WrongKek`] if it was sealed under another one,
+    /// [`Error::Corrupt`] if its row was altered or copied from another row,
+    /// [`Error::Unsupported`] if the store has no KEK ([`OpenOptions::kek`]).
     async fn pseudonym_key(
         &self,
         grantor: &TenantId,

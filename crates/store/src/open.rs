@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Error, PostgresStore, Result, SqliteStore, Store};
+use crate::{Error, KeyEncryptionKey, PostgresStore, Result, SqliteStore, Store};
 
 /// Whether to use TimescaleDB on PostgreSQL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +35,11 @@ pub struct OpenOptions {
     pub timescale: TimescaleMode,
     /// TimescaleDB: compress chunks older than this.
     pub compress_after: Duration,
+    /// The key-encryption key that seals pseudonym keys at rest (see `sealing`). Without
+    /// one, writing or reading a pseudonym key fails. With one, opening seals the keys still
+    /// stored in clear, unless keys sealed under another KEK are found: then it warns, and
+    /// reading those keys fails with [`Error::WrongKek`].
+    pub kek: Option<KeyEncryptionKey>,
 }
 
 impl Default for OpenOptions {
@@ -45,6 +50,7 @@ impl Default for OpenOptions {
             schema: None,
             timescale: TimescaleMode::Auto,
             compress_after: Duration::from_secs(7 * 86_400),
+            kek: None,
         }
     }
 }

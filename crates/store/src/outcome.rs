@@ -18,6 +18,18 @@ pub(crate) fn gateway_found(rows_affected: u64, gateway: &GatewayId) -> Result<(
     Ok(())
 }
 
+/// Fails with [`Error::AlreadyExists`] unless an insert that does nothing on a conflict
+/// created the tenant's row.
+pub(crate) fn tenant_created(rows_affected: u64, tenant: &TenantId) -> Result<()> {
+    if rows_affected == 0 {
+        return Err(Error::AlreadyExists {
+            what: "tenant",
+            id: tenant.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Fails with [`Error::NotFound`] unless the tenant lookup found a row.
 pub(crate) fn tenant_found<T>(row: Option<T>, tenant: &TenantId) -> Result<()> {
     match row {

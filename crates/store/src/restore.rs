@@ -14,7 +14,8 @@ use beffroi_policy::Agreement;
 use beffroi_protocol::{GatewayId, KeyId, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::{AlarmRule, Error, Result, RetentionPolicy, Sensor, Tenant, Zone};
+use crate::decode::is_unique_violation;
+use crate::{AlarmRule, Error, NewGateway, Result, RetentionPolicy, Sensor, Tenant, Zone};
 
 /// A gateway as exported: its identity, not its runtime state (last seen, spool, health),
 /// which its next messages rebuild.
@@ -47,6 +48,34 @@ impl RestoredGateway {
         })?;
         Ok(key)
     }
+
+    /// The gateway as the registry writes it, in `tenant`; [`Error::Invalid`] unless its
+    /// public key is 64 hex digits.
+    pub(crate) fn registration(&self, tenant: &TenantId) -> Result<NewGateway> {
+        Ok(NewGateway {
+            tenant: tenant.clone(),
+            id: self.id.clone(),
+            key_id: self.key_id.clone(),
+            public_key: self.public_key_bytes()?,
+            cert_fingerprint: self.cert_fingerprint.clone(),
+            cert_not_after: self.cert_not_after,
+        })
+    }
+}
+
+/// The outcome of inserting a restored `gateway`: a unique violation is
+/// [`Error::AlreadyExists`] of its key id.
+pub(crate) fn gateway_restored(done: sqlx::Result<()>, gateway: &RestoredGateway) -> Result<()> {
+    done.map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::AlreadyExists {
+                what: "gateway key id",
+                id: gateway.key_id.to_string(),
+            }
+        } else {
+            e.into()
+        }
+    })
 }
 
 /// An agreement as exported, at its version, with a fresh pseudonym key when it had one.

@@ -39,6 +39,7 @@ pub(crate) trait Columns {
     fn bool(&self, col: &str) -> Result<bool>;
     fn opt_bool(&self, col: &str) -> Result<Option<bool>>;
     fn bytes(&self, col: &str) -> Result<&[u8]>;
+    fn opt_bytes(&self, col: &str) -> Result<Option<&[u8]>>;
     /// A JSON column of `table`.
     fn json<T: DeserializeOwned>(&self, table: &'static str, col: &str) -> Result<T>;
     /// A nullable JSON column of `table`.
@@ -88,6 +89,9 @@ impl Columns for SqliteRow {
     fn bytes(&self, col: &str) -> Result<&[u8]> {
         Ok(self.try_get(col)?)
     }
+    fn opt_bytes(&self, col: &str) -> Result<Option<&[u8]>> {
+        Ok(self.try_get(col)?)
+    }
     fn json<T: DeserializeOwned>(&self, table: &'static str, col: &str) -> Result<T> {
         parse_json(table, col, self.text(col)?)
     }
@@ -124,6 +128,9 @@ impl Columns for PgRow {
         Ok(self.try_get(col)?)
     }
     fn bytes(&self, col: &str) -> Result<&[u8]> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_bytes(&self, col: &str) -> Result<Option<&[u8]>> {
         Ok(self.try_get(col)?)
     }
     fn json<T: DeserializeOwned>(&self, _table: &'static str, col: &str) -> Result<T> {

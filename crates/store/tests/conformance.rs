@@ -20,6 +20,8 @@ mod governance;
 mod harness;
 #[path = "conformance/ingest.rs"]
 mod ingest;
+#[path = "conformance/pushdown.rs"]
+mod pushdown;
 #[path = "conformance/query.rs"]
 mod query;
 #[path = "conformance/records.rs"]
@@ -28,11 +30,14 @@ mod records;
 mod registry;
 #[path = "conformance/restore.rs"]
 mod restore;
+#[path = "conformance/sealing.rs"]
+mod sealing;
 #[path = "conformance/timescale.rs"]
 mod timescale;
 
 /// Declares, for each case, one test per backend. Cases listed after `with_sql:` also get the
-/// store's [`harness::Database`] (raw SQL, other nodes).
+/// store's [`harness::Database`] (raw SQL, other nodes); cases listed after `unopened:` get
+/// only the database, before any store opened it.
 macro_rules! conformance {
     (@tests $runner:ident; $($case:ident => $body:path),* $(,)?) => {$(
         mod $case {
@@ -57,6 +62,9 @@ macro_rules! conformance {
     (with_sql: $($cases:tt)*) => {
         conformance!(@tests run_with_sql; $($cases)*);
     };
+    (unopened: $($cases:tt)*) => {
+        conformance!(@tests run_unopened; $($cases)*);
+    };
     ($($cases:tt)*) => {
         conformance!(@tests run; $($cases)*);
     };
@@ -78,6 +86,7 @@ conformance! {
     bulk_load_baseline => crate::ingest::bulk_load_baseline,
     raw_pagination => crate::query::raw_pagination,
     reading_filters => crate::query::reading_filters,
+    raw_pages_by_filter => crate::query::raw_pages_by_filter,
     bucket_aggregates => crate::query::bucket_aggregates,
     retention => crate::query::retention,
     latest_readings => crate::query::latest_readings,
@@ -122,6 +131,7 @@ conformance! {
     timescale_purge_on_compressed_chunks => crate::timescale::purge_on_compressed_chunks,
     timescale_purges_keep_the_aggregates => crate::timescale::purges_keep_the_aggregates,
     timescale_retention_policy_keeps_the_aggregates => crate::timescale::retention_policy_keeps_the_aggregates,
+    timescale_aggregates_come_from_the_continuous_aggregates => crate::pushdown::aggregates_come_from_the_continuous_aggregates,
 }
 
 conformance! {
@@ -137,4 +147,15 @@ conformance! {
     governance_partners_and_partner_tokens => crate::governance::partners_and_partner_tokens,
     governance_sensor_tags_round_trip => crate::governance::sensor_tags_round_trip,
     governance_cells_match_brute_force => crate::governance::cells_match_brute_force,
+}
+
+conformance! {
+    with_sql:
+    sealing_keys_are_sealed_at_rest => crate::sealing::keys_are_sealed_at_rest,
+    sealing_a_wrong_kek_is_refused => crate::sealing::a_wrong_kek_is_refused,
+}
+
+conformance! {
+    unopened:
+    sealing_clear_keys_are_sealed_at_open => crate::sealing::clear_keys_are_sealed_at_open,
 }

@@ -163,6 +163,7 @@ metrics! {
     live_coalesced: Counter => "beffroi_live_coalesced_total", "Live values replaced by a newer one of the same series before a client's next frame.";
     live_closed: Labeled => "beffroi_live_closed_total", "Live-view connections closed by the server, by reason.";
     live_fanout_lagged: Counter => "beffroi_live_fanout_lagged_total", "Committed batches or events the fan-out missed because it fell behind (live views and alerts did not see them; they are stored).";
+    live_delayed_errors: Counter => "beffroi_live_delayed_errors_total", "Reads of the stored values of a delayed (embargoed) grantee view that failed (logged; read again at the next tick).";
     live_late_readings: Counter => "beffroi_live_late_readings_total", "Readings for a bucket that live views no longer track (older than the last closed bucket); in history, not re-sent live.";
     alarms_raised: Counter => "beffroi_alarms_raised_total", "Alarms opened.";
     alarms_resolved: Counter => "beffroi_alarms_resolved_total", "Alarms cleared automatically because their condition ended.";

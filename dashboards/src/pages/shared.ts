@@ -12,7 +12,7 @@ import { formatDateTime, formatValue } from '../format';
 import { denyReasonLabel, deniedBox, governedView, type GovernedAnswer } from '../governedTables';
 import { PURPOSES, type AgreementRecord, type Purpose } from '../governanceTypes';
 import { getLang, t } from '../i18n';
-import { SharedLiveView, type SharedLiveState } from '../sharedLive';
+import { delayText, SharedLiveView, type SharedLiveState } from '../sharedLive';
 import { splitList } from '../ruleForm';
 import { previewQuery, SHARED_KINDS } from '../sharedQuery';
 import { parseMillis } from '../time';
@@ -46,6 +46,7 @@ export const sharedPage: Page = (root, ctx) => {
   // ---- live ----
   const view = new SharedLiveView(ctx.live);
   const liveStatus = h('p', { class: 'live-status', role: 'status', 'data-testid': 'shared-live-status', 'data-phase': 'idle' }, t('shared.live.idle'));
+  const liveDelay = h('p', { class: 'live-delay', 'data-testid': 'shared-live-delay', hidden: true });
   const liveEnded = h('div', { hidden: true });
   const liveBody = h('tbody');
   const follow = h('button', { type: 'button', class: 'btn', 'data-testid': 'shared-live-follow' }, t('shared.live.follow'));
@@ -106,6 +107,7 @@ export const sharedPage: Page = (root, ctx) => {
       h('p', { class: 'muted' }, t('shared.live.intro')),
       h('div', { class: 'form-buttons' }, follow, stop),
       liveStatus,
+      liveDelay,
       liveEnded,
       h(
         'div',
@@ -210,6 +212,10 @@ export const sharedPage: Page = (root, ctx) => {
       setAttr(liveStatus, 'data-phase', s.phase);
       const reason = s.reason ? denyReasonLabel(s.reason) : '';
       setText(liveStatus, t(`shared.live.${s.phase}`, { reason }));
+      const delay = s.phase === 'live' ? delayText(s, getLang()) : null;
+      liveDelay.hidden = delay === null;
+      setAttr(liveDelay, 'data-embargo-s', s.embargoS === null ? null : String(s.embargoS));
+      setText(liveDelay, delay ?? '');
       follow.disabled = s.phase === 'subscribing' || s.phase === 'live';
       stop.disabled = !follow.disabled;
       const over = s.phase === 'ended' || s.phase === 'denied';

@@ -67,15 +67,20 @@ enum Backend {
 
 async fn instance(backend: Backend, name: &str) -> Instance {
     let dir = tempfile::tempdir().unwrap();
+    // The instance's key-encryption key, where the platform keeps it.
+    let kek =
+        beffroi::kek::load_or_create(&dir.path().join("pki").join(beffroi::kek::KEK_FILE)).unwrap();
     match backend {
         Backend::Sqlite => {
             let url = format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("beffroi.db").display()
             );
-            let store = beffroi_store::open(&url, OpenOptions::default())
-                .await
-                .unwrap();
+            let options = OpenOptions {
+                kek: Some(kek),
+                ..OpenOptions::default()
+            };
+            let store = beffroi_store::open(&url, options).await.unwrap();
             Instance {
                 dir,
                 store,
@@ -89,6 +94,7 @@ async fn instance(backend: Backend, name: &str) -> Instance {
                 max_connections: 4,
                 schema: Some(schema.clone()),
                 timescale: TimescaleMode::Off,
+                kek: Some(kek),
                 ..OpenOptions::default()
             };
             let store = beffroi_store::open(&url, options).await.unwrap();

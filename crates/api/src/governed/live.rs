@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! subscribe {grantor, purpose, filter} ─► AccessRequest (channel live) ─► decide
-//!   Deny, or a permit live views cannot apply (aggregates, embargo) ─► access_deny ─► error
+//!   Deny, or a permit live views cannot apply (aggregates) ─► access_deny ─► error
 //!   Permit ─► pseudonym key ─► access_permit (rows 0: nothing has left yet) ─► Grant
+//! embargoed grant, every tick ─► readings: the permit's population (the same as REST reads,
+//!   cached POPULATION_TTL) ─► Store::readings page ─► the live crate admits and shapes each
 //! agreements change / every RECHECK ─► decide again ─► deny, other version, rotated key ─► ended
 //! view ends (unsubscribed, replaced, disconnected, ended) ─► access_permit with the values
 //!   released and the SHA-256 of their items (`query.live.ended` says why)
@@ -13,29 +15,44 @@
 //! written, the view is refused (fail closed). The closing entry is written after the fact;
 //! when it cannot be, the failure is logged and counted.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use beffroi_audit::Digest;
 use beffroi_live::{Governor, Grant, GrantRequest, Refusal};
 use beffroi_policy::{
-    decide, AccessRequest, Channel, Decision, MetricPattern, Purpose, Read, TimeRange, ZoneId,
+    decide, AccessRequest, Channel, Decision, MetricPattern, Purpose, Read, Scope, TimeRange,
+    ZoneId,
 };
-use beffroi_protocol::{SensorId, Timestamp};
+use beffroi_protocol::{SensorId, TenantId, Timestamp};
+use beffroi_store::{ReadingCursor, ReadingPage};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::{query_of, record, GovernedRead, Outcome, RawPage, Requester};
+use super::population::Population;
+use super::{query_of, record, GovernedRead, Outcome, RawPage, Registry, Requester};
 use crate::ApiState;
 
 /// How far ahead a live view's request reaches: its agreement's `not_after` ends it sooner.
 const LIVE_HORIZON: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// How long the population of a delayed view's permit is reused: a sensor that joins the
+/// agreement's target reaches its delayed views within this time (one that leaves it is
+/// never served: each value is admitted with the current registry).
+const POPULATION_TTL: Duration = Duration::from_secs(10);
 
 /// Decides the grantee views of one connection.
 #[derive(Clone)]
 pub struct LiveGovernor {
     state: ApiState,
     requester: Requester,
+    /// The store filters of the permits its delayed views read.
+    populations: Arc<Mutex<Populations>>,
 }
+
+/// Populations by grantor and scope, with when each was resolved.
+type Populations = HashMap<(TenantId, Scope), (Instant, Arc<Population>)>;
 
 impl std::fmt::Debug for LiveGovernor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,7 +65,38 @@ impl std::fmt::Debug for LiveGovernor {
 impl LiveGovernor {
     /// The governor of a connection made by `requester`.
     pub fn new(state: ApiState, requester: Requester) -> Self {
-        Self { state, requester }
+        Self {
+            state,
+            requester,
+            populations: Arc::default(),
+        }
+    }
+
+    /// The store filters of `scope` in `grantor`'s data, at most [`POPULATION_TTL`] old.
+    async fn population(
+        &self,
+        grantor: &TenantId,
+        scope: &Scope,
+    ) -> beffroi_store::Result<Arc<Population>> {
+        let key = (grantor.clone(), scope.clone());
+        let cached = || {
+            // Nothing panics while holding this lock; a poisoned cache is still consistent.
+            self.populations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some((at, population)) = cached().get(&key) {
+            if at.elapsed() < POPULATION_TTL {
+                return Ok(population.clone());
+            }
+        }
+        let store = self.state.store.as_ref();
+        let registry = Registry::load(store, grantor).await?;
+        let population = Arc::new(registry.population(store, grantor, scope).await?);
+        let mut cache = cached();
+        cache.retain(|_, (at, _)| at.elapsed() < POPULATION_TTL);
+        cache.insert(key, (Instant::now(), population.clone()));
+        Ok(population)
     }
 
     /// The governed read a live request stands for at `now`: its values from the live
@@ -222,7 +270,7 @@ impl Governor for LiveGovernor {
         None
     }
 
-    fn ended(&self, request: GrantRequest, grant: std::sync::Arc<Grant>, why: String) {
+    fn ended(&self, request: GrantRequest, grant: Arc<Grant>, why: String) {
         let this = self.clone();
         tokio::spawn(async move {
             let now = this.state.clock.now();
@@ -256,5 +304,26 @@ impl Governor for LiveGovernor {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.state.agreements.subscribe()
+    }
+
+    async fn readings(
+        &self,
+        request: &GrantRequest,
+        grant: &Grant,
+        range: TimeRange,
+        after: Option<ReadingCursor>,
+        limit: u32,
+    ) -> beffroi_store::Result<ReadingPage> {
+        let population = self
+            .population(&request.grantor, grant.population())
+            .await?;
+        if population.is_empty() {
+            return Ok(ReadingPage {
+                readings: Vec::new(),
+                next: None,
+            });
+        }
+        let filter = population.filter(&request.grantor, range);
+        self.state.store.readings(&filter, limit, after).await
     }
 }

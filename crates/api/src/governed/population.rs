@@ -8,11 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use beffroi_policy::{ReadingFacts, Scope, Selection};
+use beffroi_policy::{ReadingFacts, Scope, Selection, TimeRange};
 use beffroi_protocol::{MetricName, SensorId, TenantId, Timestamp};
-use beffroi_store::{Sensor, Store};
-
-use crate::error::Result;
+use beffroi_store::{ReadingFilter, Result, Sensor, Store};
 
 /// A grantor's sensors by id.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +31,18 @@ impl Population {
     /// Whether it selects nothing.
     pub(crate) fn is_empty(&self) -> bool {
         self.metrics.is_empty() || self.sensors.as_ref().is_some_and(Vec::is_empty)
+    }
+
+    /// The store filter of its readings measured in `range`.
+    pub(crate) fn filter(&self, grantor: &TenantId, range: TimeRange) -> ReadingFilter {
+        ReadingFilter {
+            tenant: grantor.clone(),
+            sensors: self.sensors.clone().unwrap_or_default(),
+            metrics: self.metrics.clone(),
+            zone: None,
+            from: range.from,
+            to: range.to,
+        }
     }
 }
 

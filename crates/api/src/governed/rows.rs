@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 
 use beffroi_policy::{pseudonym, shared_row, AgreementRef, Field, Permit, Purpose, RowSource};
 use beffroi_protocol::{TenantId, Timestamp};
-use beffroi_store::ReadingFilter;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -72,14 +71,7 @@ pub(crate) async fn raw_rows(
     if population.is_empty() {
         return Body::json(&page, 0);
     }
-    let filter = ReadingFilter {
-        tenant: grantor.clone(),
-        sensors: population.sensors.unwrap_or_default(),
-        metrics: population.metrics,
-        zone: None,
-        from: range.from,
-        to: range.to,
-    };
+    let filter = population.filter(grantor, range);
     let stored = state
         .store
         .readings(&filter, read.page.limit, read.page.after)

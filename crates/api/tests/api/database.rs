@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context as _, Result};
-use beffroi_store::{OpenOptions, TimescaleMode};
+use beffroi_store::{KeyEncryptionKey, OpenOptions, TimescaleMode};
 use sqlx::Connection as _;
 
 /// Which backend a test runs on.
@@ -92,10 +92,15 @@ impl TestDatabase {
         }
     }
 
-    /// How the store is opened on it: on PostgreSQL, TimescaleDB required or off.
+    /// How the store is opened on it: with a key-encryption key for the pseudonym keys; on
+    /// PostgreSQL, TimescaleDB required or off.
     pub fn options(&self) -> OpenOptions {
+        let sealed = OpenOptions {
+            kek: Some(KeyEncryptionKey::from_bytes([0x4b; 32])),
+            ..OpenOptions::default()
+        };
         match self {
-            Self::Sqlite { .. } => OpenOptions::default(),
+            Self::Sqlite { .. } => sealed,
             Self::Postgres { timescale, .. } => OpenOptions {
                 max_connections: 4,
                 timescale: if *timescale {
@@ -103,7 +108,7 @@ impl TestDatabase {
                 } else {
                     TimescaleMode::Off
                 },
-                ..OpenOptions::default()
+                ..sealed
             },
         }
     }

@@ -334,6 +334,15 @@ async fn validity_purpose_versions_and_revocation(h: Harness) -> Result<()> {
         .await?;
     assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.text());
     assert_eq!(imported.json()["agreement"]["state"], "draft");
+    // A document exported before the profile's URNs, with the placeholder IRIs, imports too.
+    assert_eq!(odrl["profile"], "urn:beffroi:odrl:profile");
+    odrl["uid"] = json!("urn:beffroi:agreement:paris-raw-first");
+    odrl["@context"][1]["beffroi"] = json!("https://example.invalid/beffroi/ns/policy#");
+    odrl["profile"] = json!("https://example.invalid/beffroi/ns/policy");
+    let imported = h
+        .post_json("/api/v1/agreements/import", &h.tokens.a_admin, &odrl)
+        .await?;
+    assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.text());
     h.stop().await
 }
 

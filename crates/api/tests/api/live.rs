@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
 
-type Socket =
+pub(super) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const WAIT: Duration = Duration::from_secs(10);

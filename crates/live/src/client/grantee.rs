@@ -4,8 +4,11 @@
 //! ```text
 //! subscribe {grantor, purpose} ─► checks ─► claim a place ─► Governor::grant ─► join the
 //!   grantor's state ─► its own view, fed what the grant admits ─► subscribed (+ snapshot)
+//!   embargoed permit: fed by its delayed feed (`crate::delayed`), not the fan-out;
+//!   `subscribed.embargo_s` says by how long
 //! recheck (agreements changed, or every RECHECK) ─► Governor::recheck ─► refused: ended
-//! unsubscribe, replace, disconnect, ended ─► leave the grantor's state, Governor::ended
+//! unsubscribe, replace, disconnect, ended ─► cancel the delayed feed, close the grant, leave
+//!   the grantor's state, Governor::ended
 //! ```
 
 use std::sync::Arc;
@@ -14,8 +17,10 @@ use beffroi_policy::Purpose;
 use beffroi_protocol::TenantId;
 use beffroi_store::TokenScope;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Client, SubInfo};
+use crate::delayed::DelayedFeed;
 use crate::filter::Filter;
 use crate::frames::readings_frames;
 use crate::grant::{Grant, GrantRequest, Refusal};
@@ -28,6 +33,8 @@ use crate::view::ViewKey;
 pub(super) struct GranteeSub {
     request: GrantRequest,
     grant: Arc<Grant>,
+    /// Stops its delayed feed (embargoed permits).
+    feed: Option<CancellationToken>,
 }
 
 impl Client {
@@ -63,6 +70,8 @@ impl Client {
         };
         let grantor = grant_request.grantor.clone();
         let key = ViewKey::of(&grant_request.filter);
+        let embargo_s = grant.embargo().map(|embargo| embargo.as_secs());
+        let feed = embargo_s.map(|_| CancellationToken::new());
         if let Err(error) = self.hub.join(&grantor).await {
             tracing::warn!(%error, %grantor, "cannot load a grantor's live state");
             governor.ended(grant_request, grant, "unavailable".into());
@@ -76,29 +85,63 @@ impl Client {
             SubInfo {
                 index,
                 grantee: Some(GranteeSub {
-                    request: grant_request,
+                    request: grant_request.clone(),
                     grant: grant.clone(),
+                    feed: feed.clone(),
                 }),
             },
         );
         let matched = self.hub.subscribe_readings(
             &grantor,
             ReadingsSub {
-                target,
-                filter,
+                target: target.clone(),
+                filter: filter.clone(),
                 key,
                 granularity: Granularity::Raw,
                 snapshot,
-                grant: Some(grant),
+                grant: Some(grant.clone()),
             },
         );
         let mut frames = vec![Reply::Subscribed {
             id: id.clone(),
             stream: StreamKind::Readings,
             series: Some(matched.series),
+            embargo_s,
         }
         .to_json()];
         frames.extend(readings_frames(&id, true, &matched.latest));
+        if let (Some(cancel), Some(view)) = (feed, matched.view) {
+            let delayed = DelayedFeed::new(
+                self.hub.clone(),
+                governor,
+                grant_request,
+                grant,
+                filter,
+                view,
+                target,
+            );
+            if snapshot {
+                match delayed.snapshot(&matched.metas).await {
+                    Ok(items) => frames.extend(readings_frames(&id, true, &items)),
+                    Err(error) => {
+                        self.hub.metrics().live_delayed_errors.incr();
+                        tracing::warn!(
+                            %error,
+                            %grantor,
+                            "cannot read the snapshot of a delayed view"
+                        );
+                        frames.push(
+                            Reply::bad_request(
+                                Some(id.clone()),
+                                "the snapshot could not be read; delayed values follow",
+                            )
+                            .to_json(),
+                        );
+                    }
+                }
+            }
+            tokio::spawn(delayed.run(cancel));
+        }
         frames
     }
 
@@ -144,8 +187,13 @@ impl Client {
         ))
     }
 
-    /// Leaves a grantee view's place in its grantor's state and records its end.
+    /// Stops a grantee view (its delayed feed, and its grant: nothing more is released),
+    /// leaves its place in its grantor's state and records its end.
     pub(super) fn end_grant(&self, index: u32, sub: GranteeSub, why: &str) {
+        if let Some(feed) = &sub.feed {
+            feed.cancel();
+        }
+        sub.grant.close();
         self.hub
             .leave(&sub.request.grantor, self.queue.id, Some(index));
         if let Some(governor) = &self.governor {

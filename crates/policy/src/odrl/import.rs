@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::reader::{child, odrl_error, with, At};
 use super::{
-    action_word, context, readings_iri, Operand, Operator, AGREEMENT_URN, BEFFROI_PROFILE, SECOND,
-    URN,
+    action_word, context, context_with, readings_iri, Operand, Operator, AGREEMENT_URN,
+    BEFFROI_PROFILE, LEGACY_BEFFROI_NS, LEGACY_BEFFROI_PROFILE, SECOND, URN,
 };
 use crate::agreement::{Agreement, Prohibition, UnknownTerms};
 use crate::error::{excerpt, Error, Result};
@@ -39,15 +39,24 @@ pub fn from_odrl(document: &Value) -> Result<Agreement> {
         "permission",
         "prohibition",
     ])?;
-    with(top.required("@context")?, |at| {
+    // A document of the first exports cites the placeholder IRIs, for the same terms.
+    let legacy = with(top.required("@context")?, |at| {
         if *at.value == context() {
-            Ok(())
+            Ok(false)
+        } else if *at.value == context_with(LEGACY_BEFFROI_NS) {
+            Ok(true)
         } else {
             Err(at.err(format!("expected the Beffroi ODRL context {}", context())))
         }
     })?;
     with(top.required("@type")?, |at| at.exactly("Agreement"))?;
-    with(top.required("profile")?, |at| at.exactly(BEFFROI_PROFILE))?;
+    with(top.required("profile")?, |at| {
+        at.exactly(if legacy {
+            LEGACY_BEFFROI_PROFILE
+        } else {
+            BEFFROI_PROFILE
+        })
+    })?;
     let id: AgreementId = with(top.required("uid")?, |at| at.parse_after(AGREEMENT_URN))?;
     let version = with(top.required("beffroi:version")?, |at| at.u32())?;
     let state = with(top.required("beffroi:state")?, |at| at.parse())?;

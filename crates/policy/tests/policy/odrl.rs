@@ -206,6 +206,28 @@ fn the_sample_round_trips() {
     assert_eq!(from_odrl(&to_odrl(&agreement)).unwrap(), agreement);
 }
 
+#[test]
+fn the_profile_is_a_beffroi_urn_and_first_exports_still_import() {
+    let odrl = to_odrl(&sample());
+    assert_eq!(odrl["profile"], "urn:beffroi:odrl:profile");
+    assert_eq!(odrl["@context"][1]["beffroi"], "urn:beffroi:odrl:");
+    assert!(!odrl.to_string().contains("example.invalid"), "{odrl}");
+
+    // A document exported before the URNs, with the placeholder IRIs, imports the same.
+    let mut first = odrl.clone();
+    first["@context"][1]["beffroi"] = json!("https://example.invalid/beffroi/ns/policy#");
+    first["profile"] = json!("https://example.invalid/beffroi/ns/policy");
+    assert_eq!(from_odrl(&first).unwrap(), sample());
+    // Half of each is no document Beffroi wrote.
+    let mut mixed = first.clone();
+    mixed["profile"] = odrl["profile"].clone();
+    let error = from_odrl(&mixed).unwrap_err().to_string();
+    assert!(error.contains("profile"), "{error}");
+    let mut mixed = odrl;
+    mixed["profile"] = first["profile"].clone();
+    assert!(from_odrl(&mixed).is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 

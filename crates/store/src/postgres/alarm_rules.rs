@@ -2,6 +2,7 @@
 
 use beffroi_protocol::TenantId;
 use sqlx::types::Json;
+use sqlx::{Executor, Postgres};
 
 use super::{ts, us, PostgresStore};
 use crate::decode::check_rule;
@@ -12,22 +13,7 @@ use crate::{AlarmRule, Result, RuleId};
 impl PostgresStore {
     pub(super) async fn insert_alarm_rule(&self, rule: &AlarmRule) -> Result<()> {
         check_rule(rule)?;
-        let done = sqlx::query(&format!(
-            "INSERT INTO alarm_rules (tenant, id, name, severity, enabled, condition, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, {}, {})",
-            ts("$7"),
-            ts("$8")
-        ))
-        .bind(rule.tenant.as_str())
-        .bind(rule.id.as_str())
-        .bind(&rule.name)
-        .bind(rule.severity.as_str())
-        .bind(rule.enabled)
-        .bind(Json(&rule.condition))
-        .bind(rule.created_at.unix_micros())
-        .bind(rule.updated_at.unix_micros())
-        .execute(&self.pool)
-        .await;
+        let done = insert_rule_row(&self.pool, rule).await;
         rule_inserted(done, rule)
     }
 
@@ -79,4 +65,29 @@ impl PostgresStore {
         .await?;
         rows.iter().map(alarm_rule_from).collect()
     }
+}
+
+/// Inserts `rule` at its own times. The database's error is returned as is, for the caller
+/// to give it its meaning.
+pub(super) async fn insert_rule_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    rule: &AlarmRule,
+) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO alarm_rules (tenant, id, name, severity, enabled, condition, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, {}, {})",
+        ts("$7"),
+        ts("$8")
+    ))
+    .bind(rule.tenant.as_str())
+    .bind(rule.id.as_str())
+    .bind(&rule.name)
+    .bind(rule.severity.as_str())
+    .bind(rule.enabled)
+    .bind(Json(&rule.condition))
+    .bind(rule.created_at.unix_micros())
+    .bind(rule.updated_at.unix_micros())
+    .execute(db)
+    .await
+    .map(drop)
 }

@@ -3,17 +3,19 @@
 
 use beffroi_policy::{Agreement, AgreementId, PartnerId, PseudonymKey};
 use beffroi_protocol::{MetricName, TenantId, Timestamp};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Executor, Postgres, QueryBuilder};
 
-use super::query::push_ts;
+use super::pseudonym_keys::insert_key_row;
+use super::rollup::{Grid, Selection};
 use super::{ts, us, PostgresStore};
 use crate::decode::is_unique_violation;
 use crate::governance::{
     agreement_columns, agreement_inserted, agreement_not_found, agreement_record_from, cell_from,
     grantee_columns, key_from, metric_from, next_epoch, next_version, partner_from, update_refused,
-    AgreementsBy,
+    AgreementColumns, AgreementsBy, KEY_COLUMNS,
 };
 use crate::rows::Columns;
+use crate::sealing::KeyRow;
 use crate::{AgreementRecord, CellQuery, CellRow, CellUnit, Error, Partner, Result};
 
 impl PostgresStore {
@@ -57,33 +59,10 @@ impl PostgresStore {
     ) -> Result<AgreementRecord> {
         let columns = agreement_columns(agreement, 1)?;
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(&format!(
-            "INSERT INTO agreements (grantor, id, version, state, grantee, document, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, {0}, {0})",
-            ts("$7")
-        ))
-        .bind(agreement.grantor.as_str())
-        .bind(agreement.id.as_str())
-        .bind(columns.version)
-        .bind(columns.state)
-        .bind(&columns.grantee)
-        .bind(&columns.document)
-        .bind(at.unix_micros())
-        .execute(&mut *tx)
-        .await;
-        agreement_inserted(done, agreement)?;
+        insert_agreement_row(&mut *tx, &columns, at, at).await?;
         if let Some(key) = key {
-            sqlx::query(&format!(
-                "INSERT INTO pseudonym_keys (grantor, agreement, epoch, key, created_at) \
-                 VALUES ($1, $2, 1, $3, {})",
-                ts("$4")
-            ))
-            .bind(agreement.grantor.as_str())
-            .bind(agreement.id.as_str())
-            .bind(&key[..])
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
-            .await?;
+            let row = KeyRow::first_of(agreement);
+            insert_key_row(&mut tx, self.kek.as_ref(), &row, key, at).await?;
         }
         tx.commit().await?;
         Ok(AgreementRecord {
@@ -211,18 +190,12 @@ impl PostgresStore {
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!(
-            "INSERT INTO pseudonym_keys (grantor, agreement, epoch, key, created_at) \
-             VALUES ($1, $2, $3, $4, {})",
-            ts("$5")
-        ))
-        .bind(grantor.as_str())
-        .bind(id.as_str())
-        .bind(i64::from(epoch))
-        .bind(&key[..])
-        .bind(at.unix_micros())
-        .execute(&mut *tx)
-        .await?;
+        let row = KeyRow {
+            grantor,
+            agreement: id,
+            epoch,
+        };
+        insert_key_row(&mut tx, self.kek.as_ref(), &row, key, at).await?;
         tx.commit().await?;
         Ok(epoch)
     }
@@ -232,15 +205,17 @@ impl PostgresStore {
         grantor: &TenantId,
         id: &AgreementId,
     ) -> Result<Option<PseudonymKey>> {
-        let row = sqlx::query(
-            "SELECT epoch, key FROM pseudonym_keys WHERE grantor = $1 AND agreement = $2 \
-             AND retired_at IS NULL ORDER BY epoch DESC LIMIT 1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM pseudonym_keys WHERE grantor = $1 AND agreement = $2 \
+             AND retired_at IS NULL ORDER BY epoch DESC LIMIT 1"
+        ))
         .bind(grantor.as_str())
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(key_from).transpose()
+        row.as_ref()
+            .map(|r| key_from(r, self.kek.as_ref(), grantor, id))
+            .transpose()
     }
 
     pub(super) async fn select_series_metrics(&self, tenant: &TenantId) -> Result<Vec<MetricName>> {
@@ -257,62 +232,78 @@ impl PostgresStore {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Postgres>::new("SELECT (extract(epoch from date_bin(");
-        q.push_bind(query.bucket_us)
-            .push("::int8 * interval '1 microsecond', r.time, ");
-        push_ts(&mut q, query.offset_us);
-        q.push(")) * 1000000)::int8 AS bucket, s.metric, ")
-            .push(match query.unit {
-                CellUnit::Sensor => "s.sensor",
-                CellUnit::Zone => "z.zone",
-            })
-            .push(
-                " AS unit, count(DISTINCT s.sensor) AS sensors, count(r.value_num) AS n, \
-                 sum(r.value_num) AS total, min(r.value_num) AS lo, max(r.value_num) AS hi \
-                 FROM readings r JOIN series s ON s.id = r.series",
+        let selection = Selection {
+            tenant: &query.tenant,
+            metrics: Some(
+                query
+                    .metrics
+                    .iter()
+                    .map(|m| m.as_str().to_owned())
+                    .collect(),
+            ),
+            sensors: query
+                .sensors
+                .as_ref()
+                .map(|s| s.iter().map(|s| s.as_str().to_owned()).collect()),
+            zone: None,
+        };
+        let grid = Grid {
+            width_us: query.bucket_us,
+            offset_us: query.offset_us,
+        };
+        let mut q = QueryBuilder::<Postgres>::new("SELECT p.bucket, s.metric, ");
+        q.push(match query.unit {
+            CellUnit::Sensor => "s.sensor",
+            CellUnit::Zone => "z.zone",
+        })
+        .push(
+            " AS unit, count(DISTINCT s.sensor) AS sensors, sum(p.n)::int8 AS n, \
+             sum(p.total) AS total, min(p.lo) AS lo, max(p.hi) AS hi FROM ",
+        );
+        if !self
+            .push_partials(&mut q, &selection, grid, (query.from, query.to))
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        q.push(" JOIN series s ON s.id = p.series");
+        if query.unit == CellUnit::Zone {
+            q.push(
+                " JOIN sensors z ON z.tenant = s.tenant AND z.id = s.sensor \
+                 WHERE z.zone IS NOT NULL",
             );
-        if query.unit == CellUnit::Zone {
-            q.push(" JOIN sensors z ON z.tenant = s.tenant AND z.id = s.sensor");
-        }
-        q.push(" WHERE r.tenant = (SELECT key FROM tenants WHERE id = ")
-            .push_bind(query.tenant.as_str())
-            .push(") AND r.time >= ");
-        push_ts(&mut q, query.from.unix_micros());
-        q.push(" AND r.time < ");
-        push_ts(&mut q, query.to.unix_micros());
-        // Readings are selected by their series ids (the `readings_series` index), as
-        // `select_buckets` does: filtering on the joined series instead lets the planner,
-        // right after a bulk load (no statistics yet), scan the tenant's whole range and
-        // nest-loop it against the series (measured: 29 s instead of 1.6 s for 288k rows).
-        q.push(
-            " AND r.value_num IS NOT NULL AND r.series IN (SELECT id FROM series WHERE tenant = ",
-        )
-        .push_bind(query.tenant.as_str())
-        .push(" AND metric = ANY(")
-        .push_bind(
-            query
-                .metrics
-                .iter()
-                .map(|m| m.as_str().to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .push("::text[])");
-        if let Some(sensors) = &query.sensors {
-            q.push(" AND sensor = ANY(")
-                .push_bind(
-                    sensors
-                        .iter()
-                        .map(|s| s.as_str().to_owned())
-                        .collect::<Vec<_>>(),
-                )
-                .push("::text[])");
-        }
-        q.push(")");
-        if query.unit == CellUnit::Zone {
-            q.push(" AND z.zone IS NOT NULL");
         }
         q.push(" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(cell_from).collect()
     }
+}
+
+/// Inserts the agreement rendered in `columns`, created at `created_at` and last changed at
+/// `updated_at`; a taken id is [`Error::AlreadyExists`], an unknown grantor
+/// [`Error::NotFound`].
+pub(super) async fn insert_agreement_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    columns: &AgreementColumns,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+) -> Result<()> {
+    let agreement = &columns.stored;
+    let done = sqlx::query(&format!(
+        "INSERT INTO agreements (grantor, id, version, state, grantee, document, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, {}, {})",
+        ts("$7"),
+        ts("$8")
+    ))
+    .bind(agreement.grantor.as_str())
+    .bind(agreement.id.as_str())
+    .bind(columns.version)
+    .bind(columns.state)
+    .bind(&columns.grantee)
+    .bind(&columns.document)
+    .bind(created_at.unix_micros())
+    .bind(updated_at.unix_micros())
+    .execute(db)
+    .await;
+    agreement_inserted(done, agreement)
 }

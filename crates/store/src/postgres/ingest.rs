@@ -12,6 +12,7 @@ use beffroi_protocol::{GatewayId, Health, TenantId, Timestamp};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
+use super::rollup::{self, LateRange, LATE_AFTER_US};
 use super::{copy, timescale, ts, PostgresStore};
 use crate::decode::{check_batches, count_to_db, reading_rows, seq_to_db, time_range, unsigned};
 use crate::gateway_state::{gap_ranges, HealthState};
@@ -120,6 +121,10 @@ impl PostgresStore {
         let rows = reading_rows(batches, &batch_ids, &series)?;
         if !rows.is_empty() {
             copy::copy_readings(&mut tx, &rows).await?;
+        }
+        if self.backend == Backend::Timescale {
+            let late = late_ranges(batches, &candidates, &cols, &batch_ids);
+            rollup::record_late(&mut tx, &late).await?;
         }
 
         let mut update = GatewayColumns::default();
@@ -328,6 +333,32 @@ impl<'a> BatchColumns<'a> {
         self.last_time.push(last);
         Ok(())
     }
+}
+
+/// The stored batches' late readings (older than their receipt by more than
+/// [`LATE_AFTER_US`]), as `(tenant, gateway, first, last)`; `cols` holds the `candidates`'
+/// time ranges in order.
+fn late_ranges<'a>(
+    batches: &'a [CommitBatch],
+    candidates: &[usize],
+    cols: &BatchColumns<'_>,
+    batch_ids: &[Option<i64>],
+) -> Vec<LateRange<'a>> {
+    candidates
+        .iter()
+        .zip(cols.first_time.iter().zip(&cols.last_time))
+        .filter_map(|(&i, times)| {
+            let b = &batches[i];
+            match (batch_ids[i], times) {
+                (Some(_), (Some(first), Some(last)))
+                    if *first < b.received_at.unix_micros() - LATE_AFTER_US =>
+                {
+                    Some((b.tenant.as_str(), b.gateway.as_str(), *first, *last))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The gateway state updates of a commit, as arrays for `UNNEST`.

@@ -15,22 +15,26 @@ mod audit;
 mod copy;
 mod governance;
 mod ingest;
+mod pages;
+mod pseudonym_keys;
 mod query;
 mod records;
 mod registry;
 mod restore;
 mod retention;
+mod rollup;
 mod series;
 mod timescale;
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use beffroi_protocol::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::series::SeriesCache;
-use crate::{Backend, OpenOptions, Result};
+use crate::{Backend, KeyEncryptionKey, OpenOptions, Result};
 
 /// A store in a PostgreSQL database (with or without TimescaleDB).
 #[derive(Debug)]
@@ -38,6 +42,10 @@ pub struct PostgresStore {
     pool: PgPool,
     backend: Backend,
     series: SeriesCache,
+    /// Seals the pseudonym keys ([`OpenOptions::kek`]).
+    kek: Option<KeyEncryptionKey>,
+    /// The instance-wide raw retention ([`OpenOptions::retention`]).
+    retention: Option<Duration>,
 }
 
 /// SQL for the `timestamptz` at `micros` integer microseconds after the epoch (exact up to
@@ -76,10 +84,18 @@ impl PostgresStore {
         } else {
             Backend::Postgres
         };
+        if let Some(kek) = &options.kek {
+            let sealed = pseudonym_keys::seal_at_open(&pool, kek).await?;
+            if sealed > 0 {
+                tracing::info!(sealed, kek_id = kek.id(), "pseudonym keys sealed at rest");
+            }
+        }
         Ok(Self {
             pool,
             backend,
             series: SeriesCache::default(),
+            kek: options.kek.clone(),
+            retention: options.retention,
         })
     }
 

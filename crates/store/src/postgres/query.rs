@@ -1,37 +1,16 @@
-//! PostgreSQL: raw readings (keyset pages), latest readings, bucket aggregates, stored
-//! batches.
+//! PostgreSQL: latest readings, bucket aggregates, stored batches, and the reading columns
+//! shared with the pages of raw readings (`pages`).
 
 use beffroi_protocol::{GatewayId, TenantId, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
-use super::{timescale, ts, us, PostgresStore};
+use super::rollup::{Grid, Selection};
+use super::{ts, us, PostgresStore};
 use crate::decode::{check_bucket, reading_id, seq_to_db};
-use crate::rows::{batch_from, bucket_from, reading_from, reading_page_from, Columns};
-use crate::{
-    Backend, Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch, StoredReading,
-};
+use crate::rows::{batch_from, bucket_from, reading_from, Columns};
+use crate::{Bucket, ReadingFilter, Result, StoredBatch, StoredReading};
 
 impl PostgresStore {
-    pub(super) async fn select_readings(
-        &self,
-        filter: &ReadingFilter,
-        limit: u32,
-        after: Option<ReadingCursor>,
-    ) -> Result<ReadingPage> {
-        let limit = limit.max(1);
-        let mut q = QueryBuilder::<Postgres>::new(reading_select());
-        push_filter(&mut q, filter);
-        if let Some(cursor) = after {
-            q.push(" AND (r.time, r.id) > (");
-            push_ts(&mut q, cursor.time_us);
-            q.push(", ").push_bind(cursor.id).push(")");
-        }
-        q.push(" ORDER BY r.time, r.id LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        reading_page_from(&rows, limit)
-    }
-
     pub(super) async fn select_latest(
         &self,
         tenant: &TenantId,
@@ -62,21 +41,40 @@ impl PostgresStore {
         bucket_us: i64,
     ) -> Result<Vec<Bucket>> {
         check_bucket(bucket_us)?;
-        // Both bin from the Unix epoch, flooring times before it as well.
-        let function = match self.backend {
-            Backend::Timescale => timescale::BUCKET_FUNCTION,
-            _ => "date_bin",
+        let owned = |ids: Vec<String>| (!ids.is_empty()).then_some(ids);
+        let selection = Selection {
+            tenant: &filter.tenant,
+            metrics: owned(
+                filter
+                    .metrics
+                    .iter()
+                    .map(|m| m.as_str().to_owned())
+                    .collect(),
+            ),
+            sensors: owned(
+                filter
+                    .sensors
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+            ),
+            zone: filter.zone.as_ref().map(|z| z.as_str().to_owned()),
         };
-        let mut q =
-            QueryBuilder::<Postgres>::new(format!("SELECT (extract(epoch from {function}("));
-        q.push_bind(bucket_us).push(
-            "::int8 * interval '1 microsecond', r.time, timestamptz 'epoch')) * 1000000)::int8 \
-             AS bucket, s.sensor, s.metric, sum(r.value_num) AS total, min(r.value_num) AS lo, \
-             max(r.value_num) AS hi, count(r.value_num) AS n \
-             FROM readings r JOIN series s ON s.id = r.series",
+        let grid = Grid {
+            width_us: bucket_us,
+            offset_us: 0,
+        };
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT p.bucket, s.sensor, s.metric, sum(p.total) AS total, min(p.lo) AS lo, \
+             max(p.hi) AS hi, sum(p.n)::int8 AS n FROM ",
         );
-        push_filter(&mut q, filter);
-        q.push(" AND r.value_num IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+        if !self
+            .push_partials(&mut q, &selection, grid, (filter.from, filter.to))
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        q.push(" JOIN series s ON s.id = p.series GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(bucket_from).collect()
     }
@@ -133,53 +131,23 @@ pub(super) fn push_ts(q: &mut QueryBuilder<'_, Postgres>, micros: i64) {
         .push("::int8 * interval '1 microsecond')");
 }
 
-/// The columns [`crate::rows::reading_from`] reads, from `readings r` joined to its series and
-/// batch; a `WHERE` clause follows.
-fn reading_select() -> String {
+/// `SELECT` of the columns [`crate::rows::reading_from`] reads, up to `FROM`: a source of
+/// readings columns named `r` follows (`readings`, or a subquery of a page), then
+/// [`READING_JOINS`].
+pub(super) fn reading_columns() -> String {
     format!(
         "SELECT r.id, {} AS time_us, b.gateway, b.seq, s.sensor, s.metric, s.unit, r.value_num, \
-         r.value_bool, r.value_text FROM readings r JOIN series s ON s.id = r.series \
-         JOIN batches b ON b.id = r.id >> 16",
+         r.value_bool, r.value_text FROM ",
         us("r.time")
     )
 }
 
-/// `WHERE` clause of a reading filter over `readings r` (always tenant-scoped).
-fn push_filter(q: &mut QueryBuilder<'_, Postgres>, filter: &ReadingFilter) {
-    let tenant = filter.tenant.as_str().to_owned();
-    q.push(" WHERE r.tenant = (SELECT key FROM tenants WHERE id = ")
-        .push_bind(tenant.clone())
-        .push(") AND r.time >= ");
-    push_ts(q, filter.from.unix_micros());
-    q.push(" AND r.time < ");
-    push_ts(q, filter.to.unix_micros());
-    if filter.sensors.is_empty() && filter.metrics.is_empty() && filter.zone.is_none() {
-        return;
-    }
-    q.push(" AND r.series IN (SELECT id FROM series WHERE tenant = ")
-        .push_bind(tenant.clone());
-    if !filter.sensors.is_empty() {
-        q.push(" AND sensor IN (");
-        let mut list = q.separated(", ");
-        for sensor in &filter.sensors {
-            list.push_bind(sensor.as_str().to_owned());
-        }
-        q.push(")");
-    }
-    if !filter.metrics.is_empty() {
-        q.push(" AND metric IN (");
-        let mut list = q.separated(", ");
-        for metric in &filter.metrics {
-            list.push_bind(metric.as_str().to_owned());
-        }
-        q.push(")");
-    }
-    if let Some(zone) = &filter.zone {
-        q.push(" AND sensor IN (SELECT id FROM sensors WHERE tenant = ")
-            .push_bind(tenant)
-            .push(" AND zone = ")
-            .push_bind(zone.as_str().to_owned())
-            .push(")");
-    }
-    q.push(")");
+/// Names the source of [`reading_columns`] `r` and joins its series and batch.
+pub(super) const READING_JOINS: &str =
+    " r JOIN series s ON s.id = r.series JOIN batches b ON b.id = r.id >> 16";
+
+/// The columns [`crate::rows::reading_from`] reads, from `readings r` joined to its series and
+/// batch; a `WHERE` clause follows.
+fn reading_select() -> String {
+    format!("{}readings{READING_JOINS}", reading_columns())
 }

@@ -2,10 +2,12 @@
 
 use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
 use sqlx::types::Json;
+use sqlx::{Executor, Postgres};
 
 use super::{ts, us, PostgresStore};
 use crate::decode::{is_foreign_key_violation, is_unique_violation};
-use crate::outcome::{gateway_found, tenant_found};
+use crate::on_conflict::OnConflict;
+use crate::outcome::{gateway_found, tenant_created, tenant_found};
 use crate::rows::{
     gateway_from, gateway_key_from, revoked_gateway_from, sensor_from, tenant_from, zone_from,
 };
@@ -15,28 +17,13 @@ use crate::{
 
 impl PostgresStore {
     pub(super) async fn insert_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
-        let created_at = Timestamp::now();
-        let done = sqlx::query(&format!(
-            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, {}) \
-             ON CONFLICT DO NOTHING",
-            ts("$3")
-        ))
-        .bind(id.as_str())
-        .bind(name)
-        .bind(created_at.unix_micros())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::AlreadyExists {
-                what: "tenant",
-                id: id.to_string(),
-            });
-        }
-        Ok(Tenant {
+        let tenant = Tenant {
             id: id.clone(),
             name: name.to_owned(),
-            created_at,
-        })
+            created_at: Timestamp::now(),
+        };
+        insert_tenant_row(&self.pool, &tenant).await?;
+        Ok(tenant)
     }
 
     pub(super) async fn select_tenants(&self, only: Option<&TenantId>) -> Result<Vec<Tenant>> {
@@ -52,21 +39,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn insert_gateway(&self, gateway: &NewGateway) -> Result<()> {
-        let done = sqlx::query(&format!(
-            "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
-             cert_not_after, created_at) VALUES ($1, $2, $3, $4, $5, {}, {})",
-            ts("$6"),
-            ts("$7")
-        ))
-        .bind(gateway.tenant.as_str())
-        .bind(gateway.id.as_str())
-        .bind(gateway.key_id.as_str())
-        .bind(&gateway.public_key[..])
-        .bind(gateway.cert_fingerprint.as_deref())
-        .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
-        .bind(Timestamp::now().unix_micros())
-        .execute(&self.pool)
-        .await;
+        let done = insert_gateway_row(&self.pool, gateway, false, Timestamp::now()).await;
         match done {
             Ok(_) => Ok(()),
             Err(e) if is_foreign_key_violation(&e) => Err(Error::NotFound {
@@ -175,22 +148,7 @@ impl PostgresStore {
         }
         let mut tx = self.pool.begin().await?;
         for sensor in sensors {
-            sqlx::query(
-                "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone, tags) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, id) DO UPDATE SET \
-                 kind = excluded.kind, unit = excluded.unit, lat = excluded.lat, \
-                 lon = excluded.lon, zone = excluded.zone, tags = excluded.tags",
-            )
-            .bind(sensor.tenant.as_str())
-            .bind(sensor.id.as_str())
-            .bind(&sensor.kind)
-            .bind(sensor.unit.as_ref().map(Unit::as_str))
-            .bind(sensor.lat)
-            .bind(sensor.lon)
-            .bind(sensor.zone.as_ref().map(SensorId::as_str))
-            .bind(Json(&sensor.tags))
-            .execute(&mut *tx)
-            .await?;
+            insert_sensor_row(&mut *tx, sensor, OnConflict::Replace).await?;
         }
         Ok(tx.commit().await?)
     }
@@ -208,18 +166,7 @@ impl PostgresStore {
 
     pub(super) async fn write_zone(&self, zone: &Zone) -> Result<()> {
         self.require_tenant(&zone.tenant).await?;
-        sqlx::query(
-            "INSERT INTO zones (tenant, id, name, geometry) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant, id) DO UPDATE SET name = excluded.name, \
-             geometry = excluded.geometry",
-        )
-        .bind(zone.tenant.as_str())
-        .bind(zone.id.as_str())
-        .bind(&zone.name)
-        .bind(Json(&zone.geometry))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_zone_row(&self.pool, zone, OnConflict::Replace).await
     }
 
     pub(super) async fn select_zones(&self, tenant: &TenantId) -> Result<Vec<Zone>> {
@@ -240,4 +187,95 @@ impl PostgresStore {
             .await?;
         tenant_found(exists, tenant)
     }
+}
+
+/// Inserts `tenant` as given; a taken id is [`Error::AlreadyExists`].
+pub(super) async fn insert_tenant_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    tenant: &Tenant,
+) -> Result<()> {
+    let done = sqlx::query(&format!(
+        "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, {}) \
+         ON CONFLICT DO NOTHING",
+        ts("$3")
+    ))
+    .bind(tenant.id.as_str())
+    .bind(&tenant.name)
+    .bind(tenant.created_at.unix_micros())
+    .execute(db)
+    .await?;
+    tenant_created(done.rows_affected(), &tenant.id)
+}
+
+/// Inserts `gateway`, revoked or not, registered at `created_at`. The database's error is
+/// returned as is: the caller says what a violated constraint means.
+pub(super) async fn insert_gateway_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    gateway: &NewGateway,
+    revoked: bool,
+    created_at: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
+         cert_not_after, revoked, created_at) VALUES ($1, $2, $3, $4, $5, {}, $7, {})",
+        ts("$6"),
+        ts("$8")
+    ))
+    .bind(gateway.tenant.as_str())
+    .bind(gateway.id.as_str())
+    .bind(gateway.key_id.as_str())
+    .bind(&gateway.public_key[..])
+    .bind(gateway.cert_fingerprint.as_deref())
+    .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
+    .bind(revoked)
+    .bind(created_at.unix_micros())
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Inserts `sensor`; `on_conflict` says what happens to a stored sensor with its id.
+pub(super) async fn insert_sensor_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    sensor: &Sensor,
+    on_conflict: OnConflict,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone, tags) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8){}",
+        on_conflict.clause(
+            "tenant, id",
+            &["kind", "unit", "lat", "lon", "zone", "tags"]
+        )
+    ))
+    .bind(sensor.tenant.as_str())
+    .bind(sensor.id.as_str())
+    .bind(&sensor.kind)
+    .bind(sensor.unit.as_ref().map(Unit::as_str))
+    .bind(sensor.lat)
+    .bind(sensor.lon)
+    .bind(sensor.zone.as_ref().map(SensorId::as_str))
+    .bind(Json(&sensor.tags))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Inserts `zone`; `on_conflict` says what happens to a stored zone with its id.
+pub(super) async fn insert_zone_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    zone: &Zone,
+    on_conflict: OnConflict,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO zones (tenant, id, name, geometry) VALUES ($1, $2, $3, $4){}",
+        on_conflict.clause("tenant, id", &["name", "geometry"])
+    ))
+    .bind(zone.tenant.as_str())
+    .bind(zone.id.as_str())
+    .bind(&zone.name)
+    .bind(Json(&zone.geometry))
+    .execute(db)
+    .await?;
+    Ok(())
 }

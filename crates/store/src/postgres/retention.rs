@@ -17,12 +17,13 @@
 
 use beffroi_policy::MetricPattern;
 use beffroi_protocol::{TenantId, Timestamp};
-use sqlx::PgPool;
+use sqlx::{Executor, PgPool, Postgres};
 
 use super::audit::append_in;
 use super::timescale::{self, Aggregate, AGGREGATES};
 use super::{ts, us, PostgresStore};
 use crate::decode::time;
+use crate::on_conflict::OnConflict;
 use crate::outcome::tenant_referenced;
 use crate::retention::{class_series, policy_from, stored_class, NO_STORED_AGGREGATES};
 use crate::{Backend, Error, PurgeKind, PurgeReceipt, PurgeRequest, Result, RetentionPolicy};
@@ -46,23 +47,7 @@ struct Target {
 
 impl PostgresStore {
     pub(super) async fn write_retention_policy(&self, policy: &RetentionPolicy) -> Result<()> {
-        policy.validate()?;
-        let done = sqlx::query(&format!(
-            "INSERT INTO retention_policies (tenant, class, raw_days, aggregate_days, updated_at) \
-             VALUES ($1, $2, $3, $4, {}) ON CONFLICT (tenant, class) DO UPDATE SET \
-             raw_days = excluded.raw_days, aggregate_days = excluded.aggregate_days, \
-             updated_at = excluded.updated_at",
-            ts("$5")
-        ))
-        .bind(policy.tenant.as_str())
-        .bind(policy.class.to_string())
-        .bind(policy.raw_days.map(i64::from))
-        .bind(policy.aggregate_days.map(i64::from))
-        .bind(policy.updated_at.unix_micros())
-        .execute(&self.pool)
-        .await;
-        tenant_referenced(done, &policy.tenant)?;
-        Ok(())
+        insert_policy_row(&self.pool, policy, OnConflict::Replace).await
     }
 
     pub(super) async fn select_retention_policies(
@@ -301,5 +286,33 @@ async fn decompress_older(pool: &PgPool, older_than: Timestamp) -> Result<()> {
     .bind(older_than.unix_micros())
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// Inserts `policy` once it is valid; `on_conflict` says what happens to a stored policy of
+/// its class. An unknown tenant is [`Error::NotFound`].
+pub(super) async fn insert_policy_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    policy: &RetentionPolicy,
+    on_conflict: OnConflict,
+) -> Result<()> {
+    policy.validate()?;
+    let done = sqlx::query(&format!(
+        "INSERT INTO retention_policies (tenant, class, raw_days, aggregate_days, updated_at) \
+         VALUES ($1, $2, $3, $4, {}){}",
+        ts("$5"),
+        on_conflict.clause(
+            "tenant, class",
+            &["raw_days", "aggregate_days", "updated_at"]
+        )
+    ))
+    .bind(policy.tenant.as_str())
+    .bind(policy.class.to_string())
+    .bind(policy.raw_days.map(i64::from))
+    .bind(policy.aggregate_days.map(i64::from))
+    .bind(policy.updated_at.unix_micros())
+    .execute(db)
+    .await;
+    tenant_referenced(done, &policy.tenant)?;
     Ok(())
 }

@@ -16,9 +16,10 @@
 //! and delete without invalidating it ([`keep_aggregates`]), and the refresh windows never
 //! reach the chunks the retention policy drops ([`policy_start`]).
 //!
-//! Query results never depend on these objects: buckets are computed from the raw readings
-//! with `time_bucket` from the Unix epoch, which gives the same rows as plain PostgreSQL's
-//! `date_bin` and SQLite's integer arithmetic.
+//! Bucket and governed cell queries read the continuous aggregates where their grid allows
+//! and the raw readings elsewhere (`rollup`), with `time_bucket` from the Unix epoch, which
+//! gives the same rows as plain PostgreSQL's `date_bin` and SQLite's integer arithmetic; they
+//! also serve the aggregates of readings retention purged.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! SQLite: alarm rules (their condition kept as JSON text).
 
 use beffroi_protocol::TenantId;
+use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
 use crate::decode::{check_rule, json_text};
@@ -13,20 +14,7 @@ impl SqliteStore {
         check_rule(rule)?;
         let condition = json_text("alarm rule condition", &rule.condition)?;
         let _w = self.write.lock().await;
-        let done = sqlx::query(
-            "INSERT INTO alarm_rules (tenant, id, name, severity, enabled, condition, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(rule.tenant.as_str())
-        .bind(rule.id.as_str())
-        .bind(&rule.name)
-        .bind(rule.severity.as_str())
-        .bind(rule.enabled)
-        .bind(condition)
-        .bind(rule.created_at.unix_micros())
-        .bind(rule.updated_at.unix_micros())
-        .execute(&self.pool)
-        .await;
+        let done = insert_rule_row(&self.pool, rule, &condition).await;
         rule_inserted(done, rule)
     }
 
@@ -77,4 +65,28 @@ impl SqliteStore {
         .await?;
         rows.iter().map(alarm_rule_from).collect()
     }
+}
+
+/// Inserts `rule` at its own times, with its `condition` rendered as JSON text. The
+/// database's error is returned as is, for the caller to give it its meaning.
+pub(super) async fn insert_rule_row<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    rule: &AlarmRule,
+    condition: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO alarm_rules (tenant, id, name, severity, enabled, condition, \
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(rule.tenant.as_str())
+    .bind(rule.id.as_str())
+    .bind(&rule.name)
+    .bind(rule.severity.as_str())
+    .bind(rule.enabled)
+    .bind(condition)
+    .bind(rule.created_at.unix_micros())
+    .bind(rule.updated_at.unix_micros())
+    .execute(db)
+    .await
+    .map(drop)
 }

@@ -3,16 +3,18 @@
 
 use beffroi_policy::{Agreement, AgreementId, PartnerId, PseudonymKey};
 use beffroi_protocol::{MetricName, TenantId, Timestamp};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Executor, QueryBuilder, Sqlite};
 
+use super::pseudonym_keys::insert_key_row;
 use super::SqliteStore;
 use crate::decode::is_unique_violation;
 use crate::governance::{
     agreement_columns, agreement_inserted, agreement_not_found, agreement_record_from, cell_from,
     grantee_columns, key_from, metric_from, next_epoch, next_version, partner_from, update_refused,
-    AgreementsBy,
+    AgreementColumns, AgreementsBy, KEY_COLUMNS,
 };
 use crate::rows::Columns;
+use crate::sealing::KeyRow;
 use crate::{AgreementRecord, CellQuery, CellRow, CellUnit, Error, Partner, Result};
 
 /// The columns [`agreement_record_from`] reads.
@@ -56,31 +58,10 @@ impl SqliteStore {
         let columns = agreement_columns(agreement, 1)?;
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO agreements (grantor, id, version, state, grantee, document, created_at, \
-             updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        )
-        .bind(agreement.grantor.as_str())
-        .bind(agreement.id.as_str())
-        .bind(columns.version)
-        .bind(columns.state)
-        .bind(&columns.grantee)
-        .bind(&columns.document)
-        .bind(at.unix_micros())
-        .execute(&mut *tx)
-        .await;
-        agreement_inserted(done, agreement)?;
+        insert_agreement_row(&mut *tx, &columns, at, at).await?;
         if let Some(key) = key {
-            sqlx::query(
-                "INSERT INTO pseudonym_keys (grantor, agreement, epoch, key, created_at) \
-                 VALUES (?, ?, 1, ?, ?)",
-            )
-            .bind(agreement.grantor.as_str())
-            .bind(agreement.id.as_str())
-            .bind(&key[..])
-            .bind(at.unix_micros())
-            .execute(&mut *tx)
-            .await?;
+            let row = KeyRow::first_of(agreement);
+            insert_key_row(&mut tx, self.kek.as_ref(), &row, key, at).await?;
         }
         tx.commit().await?;
         Ok(AgreementRecord {
@@ -201,17 +182,12 @@ impl SqliteStore {
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO pseudonym_keys (grantor, agreement, epoch, key, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(grantor.as_str())
-        .bind(id.as_str())
-        .bind(i64::from(epoch))
-        .bind(&key[..])
-        .bind(at.unix_micros())
-        .execute(&mut *tx)
-        .await?;
+        let row = KeyRow {
+            grantor,
+            agreement: id,
+            epoch,
+        };
+        insert_key_row(&mut tx, self.kek.as_ref(), &row, key, at).await?;
         tx.commit().await?;
         Ok(epoch)
     }
@@ -221,15 +197,17 @@ impl SqliteStore {
         grantor: &TenantId,
         id: &AgreementId,
     ) -> Result<Option<PseudonymKey>> {
-        let row = sqlx::query(
-            "SELECT epoch, key FROM pseudonym_keys WHERE grantor = ? AND agreement = ? \
-             AND retired_at IS NULL ORDER BY epoch DESC LIMIT 1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM pseudonym_keys WHERE grantor = ? AND agreement = ? \
+             AND retired_at IS NULL ORDER BY epoch DESC LIMIT 1"
+        ))
         .bind(grantor.as_str())
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(key_from).transpose()
+        row.as_ref()
+            .map(|r| key_from(r, self.kek.as_ref(), grantor, id))
+            .transpose()
     }
 
     pub(super) async fn select_series_metrics(&self, tenant: &TenantId) -> Result<Vec<MetricName>> {
@@ -295,4 +273,31 @@ impl SqliteStore {
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(cell_from).collect()
     }
+}
+
+/// Inserts the agreement rendered in `columns`, created at `created_at` and last changed at
+/// `updated_at`; a taken id is [`Error::AlreadyExists`], an unknown grantor
+/// [`Error::NotFound`].
+pub(super) async fn insert_agreement_row<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    columns: &AgreementColumns,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+) -> Result<()> {
+    let agreement = &columns.stored;
+    let done = sqlx::query(
+        "INSERT INTO agreements (grantor, id, version, state, grantee, document, created_at, \
+         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(agreement.grantor.as_str())
+    .bind(agreement.id.as_str())
+    .bind(columns.version)
+    .bind(columns.state)
+    .bind(&columns.grantee)
+    .bind(&columns.document)
+    .bind(created_at.unix_micros())
+    .bind(updated_at.unix_micros())
+    .execute(db)
+    .await;
+    agreement_inserted(done, agreement)
 }

@@ -18,6 +18,8 @@ mod alarms;
 mod audit;
 mod governance;
 mod ingest;
+mod pages;
+mod pseudonym_keys;
 mod query;
 mod records;
 mod registry;
@@ -33,7 +35,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use crate::series::SeriesCache;
-use crate::{Backend, OpenOptions, Result};
+use crate::{Backend, KeyEncryptionKey, OpenOptions, Result};
 
 /// A store in an SQLite database.
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     write: tokio::sync::Mutex<()>,
     series: SeriesCache,
+    /// Seals the pseudonym keys ([`OpenOptions::kek`]).
+    kek: Option<KeyEncryptionKey>,
 }
 
 impl SqliteStore {
@@ -69,10 +73,17 @@ impl SqliteStore {
                 .await?
         };
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        if let Some(kek) = &options.kek {
+            let sealed = pseudonym_keys::seal_at_open(&pool, kek).await?;
+            if sealed > 0 {
+                tracing::info!(sealed, kek_id = kek.id(), "pseudonym keys sealed at rest");
+            }
+        }
         Ok(Self {
             pool,
             write: tokio::sync::Mutex::new(()),
             series: SeriesCache::default(),
+            kek: options.kek.clone(),
         })
     }
 

@@ -1,38 +1,16 @@
-//! SQLite: raw readings (keyset pages), latest readings, bucket aggregates, stored batches.
+//! SQLite: latest readings, bucket aggregates, stored batches, and the reading columns shared
+//! with the pages of raw readings (`pages`).
 
 use beffroi_protocol::{GatewayId, TenantId, Timestamp};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
 use crate::decode::{check_bucket, reading_id, seq_to_db};
-use crate::rows::{batch_from, bucket_from, reading_from, reading_page_from, Columns};
-use crate::{
-    Bucket, ReadingCursor, ReadingFilter, ReadingPage, Result, StoredBatch, StoredReading,
-};
+use crate::paging::{push_selected_series, selects_series};
+use crate::rows::{batch_from, bucket_from, reading_from, Columns};
+use crate::{Bucket, ReadingFilter, Result, StoredBatch, StoredReading};
 
 impl SqliteStore {
-    pub(super) async fn select_readings(
-        &self,
-        filter: &ReadingFilter,
-        limit: u32,
-        after: Option<ReadingCursor>,
-    ) -> Result<ReadingPage> {
-        let limit = limit.max(1);
-        let mut q = QueryBuilder::<Sqlite>::new(READING_SELECT);
-        push_filter(&mut q, filter);
-        if let Some(cursor) = after {
-            q.push(" AND (r.time, r.id) > (")
-                .push_bind(cursor.time_us)
-                .push(", ")
-                .push_bind(cursor.id)
-                .push(")");
-        }
-        q.push(" ORDER BY r.time, r.id LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        reading_page_from(&rows, limit)
-    }
-
     pub(super) async fn select_latest(
         &self,
         tenant: &TenantId,
@@ -41,9 +19,10 @@ impl SqliteStore {
         // Per series, one step down the (series, time) index from its end (the index ends
         // with the rowid, so ties on time go to the highest id).
         let rows = sqlx::query(&format!(
-            "{READING_SELECT} WHERE r.id IN (SELECT (SELECT x.id FROM readings x \
+            "{} WHERE r.id IN (SELECT (SELECT x.id FROM readings x \
              WHERE x.series = t.id AND x.time >= ?2 ORDER BY x.time DESC, x.id DESC LIMIT 1) \
-             FROM series t WHERE t.tenant = ?1)"
+             FROM series t WHERE t.tenant = ?1)",
+            reading_select()
         ))
         .bind(tenant.as_str())
         .bind(since.unix_micros())
@@ -101,7 +80,7 @@ impl SqliteStore {
         if with_readings {
             // The batch's id range: its readings' rowids.
             let first_id = reading_id(row.int("id")?, 0)?;
-            let mut q = QueryBuilder::<Sqlite>::new(READING_SELECT);
+            let mut q = QueryBuilder::<Sqlite>::new(reading_select());
             q.push(" WHERE r.id >= ")
                 .push_bind(first_id)
                 .push(" AND r.id <= ")
@@ -113,48 +92,33 @@ impl SqliteStore {
     }
 }
 
+/// `SELECT` of the columns [`crate::rows::reading_from`] reads, up to `FROM`: a source of
+/// readings columns named `r` follows (`readings`, or a subquery of a page), then
+/// [`READING_JOINS`].
+pub(super) const READING_COLUMNS: &str = "SELECT r.id, r.time AS time_us, b.gateway, b.seq, \
+     s.sensor, s.metric, s.unit, r.value_num, r.value_bool, r.value_text FROM ";
+
+/// Names the source of [`READING_COLUMNS`] `r` and joins its series and batch.
+pub(super) const READING_JOINS: &str =
+    " r JOIN series s ON s.id = r.series JOIN batches b ON b.id = r.id >> 16";
+
 /// The columns [`crate::rows::reading_from`] reads, from `readings r` joined to its series and
 /// batch; a `WHERE` clause follows.
-const READING_SELECT: &str = "SELECT r.id, r.time AS time_us, b.gateway, b.seq, s.sensor, \
-     s.metric, s.unit, r.value_num, r.value_bool, r.value_text FROM readings r \
-     JOIN series s ON s.id = r.series JOIN batches b ON b.id = r.id >> 16";
+fn reading_select() -> String {
+    format!("{READING_COLUMNS}readings{READING_JOINS}")
+}
 
 /// `WHERE` clause of a reading filter over `readings r` (always tenant-scoped).
 fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, filter: &ReadingFilter) {
-    let tenant = filter.tenant.as_str().to_owned();
     q.push(" WHERE r.tenant = (SELECT key FROM tenants WHERE id = ")
-        .push_bind(tenant.clone())
+        .push_bind(filter.tenant.as_str().to_owned())
         .push(") AND r.time >= ")
         .push_bind(filter.from.unix_micros())
         .push(" AND r.time < ")
         .push_bind(filter.to.unix_micros());
-    if filter.sensors.is_empty() && filter.metrics.is_empty() && filter.zone.is_none() {
-        return;
-    }
-    q.push(" AND r.series IN (SELECT id FROM series WHERE tenant = ")
-        .push_bind(tenant.clone());
-    if !filter.sensors.is_empty() {
-        q.push(" AND sensor IN (");
-        let mut list = q.separated(", ");
-        for sensor in &filter.sensors {
-            list.push_bind(sensor.as_str().to_owned());
-        }
+    if selects_series(filter) {
+        q.push(" AND r.series IN (");
+        push_selected_series(q, filter);
         q.push(")");
     }
-    if !filter.metrics.is_empty() {
-        q.push(" AND metric IN (");
-        let mut list = q.separated(", ");
-        for metric in &filter.metrics {
-            list.push_bind(metric.as_str().to_owned());
-        }
-        q.push(")");
-    }
-    if let Some(zone) = &filter.zone {
-        q.push(" AND sensor IN (SELECT id FROM sensors WHERE tenant = ")
-            .push_bind(tenant)
-            .push(" AND zone = ")
-            .push_bind(zone.as_str().to_owned())
-            .push(")");
-    }
-    q.push(")");
 }

@@ -1,10 +1,12 @@
 //! SQLite: tenants, gateways, sensors, zones.
 
 use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
+use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
 use crate::decode::{is_unique_violation, json_text};
-use crate::outcome::{gateway_found, tenant_found};
+use crate::on_conflict::OnConflict;
+use crate::outcome::{gateway_found, tenant_created, tenant_found};
 use crate::rows::{
     gateway_from, gateway_key_from, revoked_gateway_from, sensor_from, tenant_from, zone_from,
 };
@@ -14,27 +16,14 @@ use crate::{
 
 impl SqliteStore {
     pub(super) async fn insert_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
-        let created_at = Timestamp::now();
-        let _w = self.write.lock().await;
-        let done = sqlx::query(
-            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(id.as_str())
-        .bind(name)
-        .bind(created_at.unix_micros())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::AlreadyExists {
-                what: "tenant",
-                id: id.to_string(),
-            });
-        }
-        Ok(Tenant {
+        let tenant = Tenant {
             id: id.clone(),
             name: name.to_owned(),
-            created_at,
-        })
+            created_at: Timestamp::now(),
+        };
+        let _w = self.write.lock().await;
+        insert_tenant_row(&self.pool, &tenant).await?;
+        Ok(tenant)
     }
 
     pub(super) async fn select_tenants(&self, only: Option<&TenantId>) -> Result<Vec<Tenant>> {
@@ -72,19 +61,7 @@ impl SqliteStore {
                 id: gateway.id.to_string(),
             });
         }
-        let inserted = sqlx::query(
-            "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
-             cert_not_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(gateway.tenant.as_str())
-        .bind(gateway.id.as_str())
-        .bind(gateway.key_id.as_str())
-        .bind(&gateway.public_key[..])
-        .bind(gateway.cert_fingerprint.as_deref())
-        .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
-        .bind(Timestamp::now().unix_micros())
-        .execute(&mut *tx)
-        .await;
+        let inserted = insert_gateway_row(&mut *tx, gateway, false, Timestamp::now()).await;
         match inserted {
             Err(e) if is_unique_violation(&e) => Err(Error::AlreadyExists {
                 what: "key id",
@@ -178,22 +155,7 @@ impl SqliteStore {
         }
         let mut tx = self.pool.begin().await?;
         for sensor in sensors {
-            sqlx::query(
-                "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone, tags) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET \
-                 kind = excluded.kind, unit = excluded.unit, lat = excluded.lat, \
-                 lon = excluded.lon, zone = excluded.zone, tags = excluded.tags",
-            )
-            .bind(sensor.tenant.as_str())
-            .bind(sensor.id.as_str())
-            .bind(&sensor.kind)
-            .bind(sensor.unit.as_ref().map(Unit::as_str))
-            .bind(sensor.lat)
-            .bind(sensor.lon)
-            .bind(sensor.zone.as_ref().map(SensorId::as_str))
-            .bind(json_text("sensor tags", &sensor.tags)?)
-            .execute(&mut *tx)
-            .await?;
+            insert_sensor_row(&mut *tx, sensor, OnConflict::Replace).await?;
         }
         Ok(tx.commit().await?)
     }
@@ -210,24 +172,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn write_zone(&self, zone: &Zone) -> Result<()> {
-        let geometry = serde_json::to_string(&zone.geometry).map_err(|e| Error::Invalid {
-            what: "zone geometry",
-            reason: e.to_string(),
-        })?;
         let _w = self.write.lock().await;
         self.require_tenant(&zone.tenant).await?;
-        sqlx::query(
-            "INSERT INTO zones (tenant, id, name, geometry) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (tenant, id) DO UPDATE SET name = excluded.name, \
-             geometry = excluded.geometry",
-        )
-        .bind(zone.tenant.as_str())
-        .bind(zone.id.as_str())
-        .bind(&zone.name)
-        .bind(geometry)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_zone_row(&self.pool, zone, OnConflict::Replace).await
     }
 
     pub(super) async fn select_zones(&self, tenant: &TenantId) -> Result<Vec<Zone>> {
@@ -248,4 +195,93 @@ impl SqliteStore {
             .await?;
         tenant_found(exists, tenant)
     }
+}
+
+/// Inserts `tenant` as given; a taken id is [`Error::AlreadyExists`].
+pub(super) async fn insert_tenant_row<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    tenant: &Tenant,
+) -> Result<()> {
+    let done = sqlx::query(
+        "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant.id.as_str())
+    .bind(&tenant.name)
+    .bind(tenant.created_at.unix_micros())
+    .execute(db)
+    .await?;
+    tenant_created(done.rows_affected(), &tenant.id)
+}
+
+/// Inserts `gateway`, revoked or not, registered at `created_at`. The database's error is
+/// returned as is: the caller says which key a unique violation means.
+pub(super) async fn insert_gateway_row<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    gateway: &NewGateway,
+    revoked: bool,
+    created_at: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
+         cert_not_after, revoked, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(gateway.tenant.as_str())
+    .bind(gateway.id.as_str())
+    .bind(gateway.key_id.as_str())
+    .bind(&gateway.public_key[..])
+    .bind(gateway.cert_fingerprint.as_deref())
+    .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
+    .bind(revoked)
+    .bind(created_at.unix_micros())
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Inserts `sensor` (its tags as JSON text); `on_conflict` says what happens to a stored
+/// sensor with its id.
+pub(super) async fn insert_sensor_row<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    sensor: &Sensor,
+    on_conflict: OnConflict,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone, tags) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?){}",
+        on_conflict.clause(
+            "tenant, id",
+            &["kind", "unit", "lat", "lon", "zone", "tags"]
+        )
+    ))
+    .bind(sensor.tenant.as_str())
+    .bind(sensor.id.as_str())
+    .bind(&sensor.kind)
+    .bind(sensor.unit.as_ref().map(Unit::as_str))
+    .bind(sensor.lat)
+    .bind(sensor.lon)
+    .bind(sensor.zone.as_ref().map(SensorId::as_str))
+    .bind(json_text("sensor tags", &sensor.tags)?)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Inserts `zone` (its geometry as JSON text); `on_conflict` says what happens to a stored
+/// zone with its id.
+pub(super) async fn insert_zone_row<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    zone: &Zone,
+    on_conflict: OnConflict,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO zones (tenant, id, name, geometry) VALUES (?, ?, ?, ?){}",
+        on_conflict.clause("tenant, id", &["name", "geometry"])
+    ))
+    .bind(zone.tenant.as_str())
+    .bind(zone.id.as_str())
+    .bind(&zone.name)
+    .bind(json_text("zone geometry", &zone.geometry)?)
+    .execute(db)
+    .await?;
+    Ok(())
 }

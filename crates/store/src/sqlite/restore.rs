@@ -3,15 +3,24 @@
 //! listings an export walks.
 
 use beffroi_audit::{AuditEntry, AuditHead};
-use beffroi_protocol::{GatewayId, SensorId, TenantId, Timestamp, Unit};
+use beffroi_protocol::{GatewayId, TenantId, Timestamp};
 use sqlx::SqliteConnection;
 
+use super::alarm_rules::insert_rule_row;
 use super::audit::{insert_entry, lock_head, set_head};
+use super::governance::insert_agreement_row;
+use super::pseudonym_keys::insert_key_row;
+use super::registry::{insert_gateway_row, insert_sensor_row, insert_tenant_row, insert_zone_row};
+use super::retention::insert_policy_row;
 use super::SqliteStore;
-use crate::decode::{id, is_unique_violation, json_text, seq_to_db, unsigned};
-use crate::governance::{agreement_columns, agreement_inserted};
-use crate::restore::{check_continuation, BatchKey, RestoredAgreement, TenantRestore};
-use crate::{Error, Result};
+use crate::decode::{id, json_text, seq_to_db, unsigned};
+use crate::governance::agreement_columns;
+use crate::on_conflict::OnConflict;
+use crate::restore::{
+    check_continuation, gateway_restored, BatchKey, RestoredAgreement, TenantRestore,
+};
+use crate::sealing::KeyRow;
+use crate::{KeyEncryptionKey, Result};
 
 impl SqliteStore {
     pub(super) async fn write_restore(&self, restore: &TenantRestore) -> Result<()> {
@@ -19,103 +28,29 @@ impl SqliteStore {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let tenant = &restore.tenant;
-        let done = sqlx::query(
-            "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant.id.as_str())
-        .bind(&tenant.name)
-        .bind(tenant.created_at.unix_micros())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::AlreadyExists {
-                what: "tenant",
-                id: tenant.id.to_string(),
-            });
-        }
+        insert_tenant_row(&mut *tx, tenant).await?;
         for gateway in &restore.gateways {
-            let inserted = sqlx::query(
-                "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
-                 cert_not_after, revoked, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(tenant.id.as_str())
-            .bind(gateway.id.as_str())
-            .bind(gateway.key_id.as_str())
-            .bind(&gateway.public_key_bytes()?[..])
-            .bind(gateway.cert_fingerprint.as_deref())
-            .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
-            .bind(gateway.revoked)
-            .bind(gateway.created_at.unix_micros())
-            .execute(&mut *tx)
-            .await;
-            if let Err(e) = inserted {
-                return Err(if is_unique_violation(&e) {
-                    Error::AlreadyExists {
-                        what: "gateway key id",
-                        id: gateway.key_id.to_string(),
-                    }
-                } else {
-                    e.into()
-                });
-            }
+            let registration = gateway.registration(&tenant.id)?;
+            let inserted =
+                insert_gateway_row(&mut *tx, &registration, gateway.revoked, gateway.created_at)
+                    .await;
+            gateway_restored(inserted, gateway)?;
         }
         for sensor in &restore.sensors {
-            sqlx::query(
-                "INSERT INTO sensors (tenant, id, kind, unit, lat, lon, zone, tags) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(sensor.tenant.as_str())
-            .bind(sensor.id.as_str())
-            .bind(&sensor.kind)
-            .bind(sensor.unit.as_ref().map(Unit::as_str))
-            .bind(sensor.lat)
-            .bind(sensor.lon)
-            .bind(sensor.zone.as_ref().map(SensorId::as_str))
-            .bind(json_text("sensor tags", &sensor.tags)?)
-            .execute(&mut *tx)
-            .await?;
+            insert_sensor_row(&mut *tx, sensor, OnConflict::Fail).await?;
         }
         for zone in &restore.zones {
-            sqlx::query("INSERT INTO zones (tenant, id, name, geometry) VALUES (?, ?, ?, ?)")
-                .bind(zone.tenant.as_str())
-                .bind(zone.id.as_str())
-                .bind(&zone.name)
-                .bind(json_text("zone geometry", &zone.geometry)?)
-                .execute(&mut *tx)
-                .await?;
+            insert_zone_row(&mut *tx, zone, OnConflict::Fail).await?;
         }
         for rule in &restore.alarm_rules {
-            sqlx::query(
-                "INSERT INTO alarm_rules (tenant, id, name, severity, enabled, condition, \
-                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(rule.tenant.as_str())
-            .bind(rule.id.as_str())
-            .bind(&rule.name)
-            .bind(rule.severity.as_str())
-            .bind(rule.enabled)
-            .bind(json_text("alarm rule condition", &rule.condition)?)
-            .bind(rule.created_at.unix_micros())
-            .bind(rule.updated_at.unix_micros())
-            .execute(&mut *tx)
-            .await?;
+            let condition = json_text("alarm rule condition", &rule.condition)?;
+            insert_rule_row(&mut *tx, rule, &condition).await?;
         }
         for agreement in &restore.agreements {
-            insert_agreement(&mut tx, agreement, restore.restored_at).await?;
+            insert_agreement(&mut tx, self.kek.as_ref(), agreement, restore.restored_at).await?;
         }
         for policy in &restore.retention {
-            policy.validate()?;
-            sqlx::query(
-                "INSERT INTO retention_policies (tenant, class, raw_days, aggregate_days, \
-                 updated_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(policy.tenant.as_str())
-            .bind(policy.class.to_string())
-            .bind(policy.raw_days)
-            .bind(policy.aggregate_days)
-            .bind(policy.updated_at.unix_micros())
-            .execute(&mut *tx)
-            .await?;
+            insert_policy_row(&mut *tx, policy, OnConflict::Fail).await?;
         }
         Ok(tx.commit().await?)
     }
@@ -179,40 +114,25 @@ impl SqliteStore {
     }
 }
 
-/// Inserts an agreement at its own version and times, with its new pseudonym key.
+/// Inserts an agreement at its own version and times, with its new pseudonym key sealed
+/// under `kek`.
 async fn insert_agreement(
     conn: &mut SqliteConnection,
+    kek: Option<&KeyEncryptionKey>,
     restored: &RestoredAgreement,
     at: Timestamp,
 ) -> Result<()> {
     let agreement = &restored.agreement;
     let columns = agreement_columns(agreement, agreement.version)?;
-    let done = sqlx::query(
-        "INSERT INTO agreements (grantor, id, version, state, grantee, document, created_at, \
-         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    insert_agreement_row(
+        &mut *conn,
+        &columns,
+        restored.created_at,
+        restored.updated_at,
     )
-    .bind(agreement.grantor.as_str())
-    .bind(agreement.id.as_str())
-    .bind(columns.version)
-    .bind(columns.state)
-    .bind(&columns.grantee)
-    .bind(&columns.document)
-    .bind(restored.created_at.unix_micros())
-    .bind(restored.updated_at.unix_micros())
-    .execute(&mut *conn)
-    .await;
-    agreement_inserted(done, agreement)?;
+    .await?;
     if let Some(key) = &restored.pseudonym_key {
-        sqlx::query(
-            "INSERT INTO pseudonym_keys (grantor, agreement, epoch, key, created_at) \
-             VALUES (?, ?, 1, ?, ?)",
-        )
-        .bind(agreement.grantor.as_str())
-        .bind(agreement.id.as_str())
-        .bind(&key[..])
-        .bind(at.unix_micros())
-        .execute(&mut *conn)
-        .await?;
+        insert_key_row(conn, kek, &KeyRow::first_of(agreement), key, at).await?;
     }
     Ok(())
 }

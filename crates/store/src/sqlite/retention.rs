@@ -5,10 +5,12 @@
 
 use beffroi_policy::MetricPattern;
 use beffroi_protocol::TenantId;
+use sqlx::{Executor, Sqlite};
 
 use super::audit::append_in;
 use super::SqliteStore;
 use crate::decode::time;
+use crate::on_conflict::OnConflict;
 use crate::outcome::{tenant_found, tenant_referenced};
 use crate::retention::{class_series, policy_from, stored_class, NO_STORED_AGGREGATES};
 use crate::{Error, PurgeKind, PurgeReceipt, PurgeRequest, Result, RetentionPolicy};
@@ -18,23 +20,8 @@ const POLICY_COLUMNS: &str = "tenant, class, raw_days, aggregate_days, updated_a
 
 impl SqliteStore {
     pub(super) async fn write_retention_policy(&self, policy: &RetentionPolicy) -> Result<()> {
-        policy.validate()?;
         let _w = self.write.lock().await;
-        let done = sqlx::query(
-            "INSERT INTO retention_policies (tenant, class, raw_days, aggregate_days, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, class) DO UPDATE SET \
-             raw_days = excluded.raw_days, aggregate_days = excluded.aggregate_days, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(policy.tenant.as_str())
-        .bind(policy.class.to_string())
-        .bind(policy.raw_days)
-        .bind(policy.aggregate_days)
-        .bind(policy.updated_at.unix_micros())
-        .execute(&self.pool)
-        .await;
-        tenant_referenced(done, &policy.tenant)?;
-        Ok(())
+        insert_policy_row(&self.pool, policy, OnConflict::Replace).await
     }
 
     pub(super) async fn select_retention_policies(
@@ -136,4 +123,31 @@ impl SqliteStore {
                 .await?;
         class_series(&request.class, &stored, &series)
     }
+}
+
+/// Inserts `policy` once it is valid; `on_conflict` says what happens to a stored policy of
+/// its class. An unknown tenant is [`Error::NotFound`].
+pub(super) async fn insert_policy_row<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    policy: &RetentionPolicy,
+    on_conflict: OnConflict,
+) -> Result<()> {
+    policy.validate()?;
+    let done = sqlx::query(&format!(
+        "INSERT INTO retention_policies (tenant, class, raw_days, aggregate_days, updated_at) \
+         VALUES (?, ?, ?, ?, ?){}",
+        on_conflict.clause(
+            "tenant, class",
+            &["raw_days", "aggregate_days", "updated_at"]
+        )
+    ))
+    .bind(policy.tenant.as_str())
+    .bind(policy.class.to_string())
+    .bind(policy.raw_days)
+    .bind(policy.aggregate_days)
+    .bind(policy.updated_at.unix_micros())
+    .execute(db)
+    .await;
+    tenant_referenced(done, &policy.tenant)?;
+    Ok(())
 }

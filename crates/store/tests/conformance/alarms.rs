@@ -11,7 +11,8 @@ use beffroi_store::{
 
 use crate::fixtures::*;
 
-fn pm25_rule(t: &str, id: &str) -> AlarmRule {
+/// A threshold rule of tenant `t` on PM2.5 in zone `centre`.
+pub fn pm25_rule(t: &str, id: &str) -> AlarmRule {
     AlarmRule {
         tenant: tenant(t),
         id: sensor(id),

@@ -16,7 +16,7 @@ use crate::fixtures::{
     all_of, at, batch, metric, num, read_all, reading, sensor, tenant, tenant_with_gateway, SEC, T0,
 };
 
-fn agreement(id: &str, grantor: &str, grantee: &str) -> Agreement {
+pub fn agreement(id: &str, grantor: &str, grantee: &str) -> Agreement {
     serde_json::from_value(json!({
         "id": id, "version": 7, "grantor": grantor, "grantee": grantee, "state": "draft",
         "not_before": "2026-01-01T00:00:00Z", "not_after": "2027-01-01T00:00:00Z",

@@ -1,11 +1,12 @@
-//! Opens a fresh store of each backend for one test and cleans up after it; cases that need
-//! it also get the [`Database`] beside the store (raw SQL, other nodes).
+//! Opens a fresh store of each backend for one test (with [`test_kek`]) and cleans up after
+//! it; cases that need it also get the [`Database`] beside the store (raw SQL, other nodes),
+//! or only the database, before any store opened it.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use beffroi_store::{open, Backend, OpenOptions, Store, TimescaleMode};
+use beffroi_store::{open, Backend, KeyEncryptionKey, OpenOptions, Store, TimescaleMode};
 use sqlx::Connection;
 
 /// Which backend a test runs on.
@@ -23,6 +24,11 @@ where
     Fut: Future<Output = ()>,
 {
     run_with_sql(kind, |store, _| case(store)).await;
+}
+
+/// The key-encryption key every store under test is opened with.
+pub fn test_kek() -> KeyEncryptionKey {
+    KeyEncryptionKey::from_bytes([0x4b; 32])
 }
 
 /// The database a store under test uses, reached beside the store: raw SQL (to tamper with
@@ -92,11 +98,41 @@ impl Database {
 
     /// Another store on the same database, as another platform node would open it.
     pub async fn open_another(&self) -> Arc<dyn Store> {
+        self.open_with(Some(test_kek()))
+            .await
+            .expect("open another store")
+    }
+
+    /// Another store on the same database, opened with `kek` instead of [`test_kek`].
+    pub async fn open_with(
+        &self,
+        kek: Option<KeyEncryptionKey>,
+    ) -> beffroi_store::Result<Arc<dyn Store>> {
         match self {
-            Database::Sqlite { url } => open(url, OpenOptions::default()).await,
-            Database::Postgres { url, options } => open(url, options.clone()).await,
+            Database::Sqlite { url } => {
+                let options = OpenOptions {
+                    kek,
+                    ..OpenOptions::default()
+                };
+                open(url, options).await
+            }
+            Database::Postgres { url, options } => {
+                let options = OpenOptions {
+                    kek,
+                    ..options.clone()
+                };
+                open(url, options).await
+            }
         }
-        .expect("open another store")
+    }
+
+    /// The SQLite database file (`None` on PostgreSQL).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        let Database::Sqlite { url } = self else {
+            return None;
+        };
+        let path = url.strip_prefix("sqlite://")?;
+        Some(path.split('?').next().unwrap_or(path).into())
     }
 }
 
@@ -106,6 +142,27 @@ where
     F: FnOnce(Arc<dyn Store>, Database) -> Fut,
     Fut: Future<Output = ()>,
 {
+    run_unopened(kind, |database| async move {
+        let store = database.open_another().await;
+        let expected = match kind {
+            Kind::Sqlite => Backend::Sqlite,
+            Kind::Postgres => Backend::Postgres,
+            Kind::Timescale => Backend::Timescale,
+        };
+        assert_eq!(store.backend(), expected);
+        case(store.clone(), database).await;
+        store.close().await;
+    })
+    .await;
+}
+
+/// Runs `case` on a fresh, empty database of `kind` that no store has opened yet (it opens
+/// and closes its own stores), or prints why it is skipped.
+pub async fn run_unopened<F, Fut>(kind: Kind, case: F)
+where
+    F: FnOnce(Database) -> Fut,
+    Fut: Future<Output = ()>,
+{
     match kind {
         Kind::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -113,12 +170,7 @@ where
                 "sqlite://{}?mode=rwc",
                 dir.path().join("store.db").display()
             );
-            let store = open(&url, OpenOptions::default())
-                .await
-                .expect("open sqlite");
-            assert_eq!(store.backend(), Backend::Sqlite);
-            case(store.clone(), Database::Sqlite { url }).await;
-            store.close().await;
+            case(Database::Sqlite { url }).await;
         }
         Kind::Postgres | Kind::Timescale => {
             let Some(url) = database_url() else { return };
@@ -137,19 +189,11 @@ where
                 },
                 ..OpenOptions::default()
             };
-            let store = open(&url, options.clone()).await.expect("open postgres");
-            let expected = if kind == Kind::Timescale {
-                Backend::Timescale
-            } else {
-                Backend::Postgres
-            };
-            assert_eq!(store.backend(), expected);
             let database = Database::Postgres {
                 url: url.clone(),
                 options,
             };
-            case(store.clone(), database).await;
-            store.close().await;
+            case(database).await;
             drop_schema(&url, &schema).await;
         }
     }

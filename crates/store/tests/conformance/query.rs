@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use beffroi_protocol::Value;
+use beffroi_protocol::{MetricName, SensorId, Timestamp, Value};
 use beffroi_store::{
     Bucket, EventScope, QuarantineReason, QuarantineRecord, ReadingFilter, SecurityEvent,
     SecurityEventKind, Sensor, Store,
@@ -294,6 +294,191 @@ pub async fn reading_filters(store: Arc<dyn Store>) {
         .await,
         12
     );
+}
+
+/// Pages of every kind of series filter, followed across cursors, hold exactly the filter's
+/// readings in the unfiltered order. The tenant has 80 series (40 sensors × 2 metrics), so
+/// the stores read some of these filters by walking the tenant's readings (a metric, three
+/// sensors, a large zone's metric) and others by merging a few series (a sensor, a small
+/// zone); every reading of a minute shares its time, so ties are broken by id across series.
+pub async fn raw_pages_by_filter(store: Arc<dyn Store>) {
+    const MINUTES: i64 = 30;
+    const METRICS: [&str; 2] = ["air.no2", "air.pm25"];
+    let sensor_id = |n: usize| format!("s{n:02}");
+    let zone_of = |n: usize| match n {
+        0 | 1 => Some("small"),
+        20.. => Some("big"),
+        _ => None,
+    };
+    tenant_with_gateway(&store, "lyon", "gw-1").await;
+    tenant_with_gateway(&store, "brest", "gw-1").await;
+    for n in 0..40 {
+        store
+            .upsert_sensor(&Sensor {
+                tenant: tenant("lyon"),
+                id: sensor(&sensor_id(n)),
+                kind: "air".into(),
+                unit: None,
+                lat: None,
+                lon: None,
+                zone: zone_of(n).map(sensor),
+                tags: Vec::new(),
+            })
+            .await
+            .expect("sensor");
+    }
+    // Minute-major, as gateways send them; batches of 100 readings, committed in an order
+    // that is not the time order.
+    let mut readings = Vec::new();
+    for minute in 0..MINUTES {
+        for n in 0..40 {
+            for m in METRICS {
+                let value = (readings.len() + 1) as f64;
+                readings.push(num(&sensor_id(n), m, T0 + minute * 60 * SEC, value));
+            }
+        }
+    }
+    let mut batches: Vec<_> = readings
+        .chunks(100)
+        .zip(1u64..)
+        .map(|(chunk, seq)| batch("lyon", "gw-1", seq, chunk.to_vec()))
+        .collect();
+    batches.swap(0, 5);
+    batches.reverse();
+    for chunk in batches.chunks(4) {
+        store.commit(chunk).await.expect("commit");
+    }
+    // Another tenant with the same sensor and metric names.
+    let brest: Vec<_> = (0..MINUTES)
+        .flat_map(|minute| {
+            (0..10).map(move |n| num(&format!("s{n:02}"), "air.no2", T0 + minute * 60 * SEC, -1.0))
+        })
+        .collect();
+    store
+        .commit(&[batch("brest", "gw-1", 1, brest)])
+        .await
+        .expect("commit");
+
+    let all = all_of("lyon", T0, T0 + DAY);
+    let reference = read_all(&store, &all, 10_000).await;
+    assert_eq!(reference.len(), readings.len());
+    assert!(reference.windows(2).all(|w| w[0].time <= w[1].time));
+    let zone_sensors = |zone: &str| -> Vec<String> {
+        (0..40)
+            .filter(|&n| zone_of(n) == Some(zone))
+            .map(sensor_id)
+            .collect()
+    };
+    let cases: Vec<(&str, ReadingFilter)> = vec![
+        ("no filter", all.clone()),
+        (
+            "a metric",
+            ReadingFilter {
+                metrics: vec![metric("air.no2")],
+                ..all.clone()
+            },
+        ),
+        (
+            "a sensor",
+            ReadingFilter {
+                sensors: vec![sensor("s05")],
+                ..all.clone()
+            },
+        ),
+        (
+            "three sensors",
+            ReadingFilter {
+                sensors: vec![sensor("s05"), sensor("s06"), sensor("s07")],
+                ..all.clone()
+            },
+        ),
+        (
+            "a small zone",
+            ReadingFilter {
+                zone: Some(sensor("small")),
+                ..all.clone()
+            },
+        ),
+        (
+            "a large zone's metric",
+            ReadingFilter {
+                zone: Some(sensor("big")),
+                metrics: vec![metric("air.pm25")],
+                ..all.clone()
+            },
+        ),
+        (
+            "a sensor's metric in a zone",
+            ReadingFilter {
+                zone: Some(sensor("small")),
+                sensors: vec![sensor("s01")],
+                metrics: vec![metric("air.no2")],
+                ..all.clone()
+            },
+        ),
+        (
+            "a sensor over part of the range",
+            ReadingFilter {
+                sensors: vec![sensor("s05")],
+                from: at(T0 + 10 * 60 * SEC),
+                to: at(T0 + 20 * 60 * SEC),
+                ..all.clone()
+            },
+        ),
+        (
+            "part of the range",
+            ReadingFilter {
+                from: at(T0 + 10 * 60 * SEC),
+                to: at(T0 + 20 * 60 * SEC),
+                ..all.clone()
+            },
+        ),
+    ];
+    for (name, filter) in cases {
+        let zone = filter.zone.as_ref().map(|z| zone_sensors(z.as_str()));
+        let selects = |s: &SensorId, m: &MetricName, t: Timestamp| {
+            (filter.sensors.is_empty() || filter.sensors.contains(s))
+                && (filter.metrics.is_empty() || filter.metrics.contains(m))
+                && zone
+                    .as_ref()
+                    .is_none_or(|z| z.iter().any(|id| id == s.as_str()))
+                && filter.from <= t
+                && t < filter.to
+        };
+        let expected: Vec<_> = reference
+            .iter()
+            .filter(|r| selects(&r.sensor, &r.metric, r.time))
+            .cloned()
+            .collect();
+        let in_input = readings
+            .iter()
+            .filter(|r| selects(&r.sensor, &r.metric, r.time))
+            .count();
+        assert!(in_input > 0, "{name}: selects readings");
+        assert_eq!(
+            expected.len(),
+            in_input,
+            "{name}: the reference holds them all"
+        );
+        for page in [1, 7, 64, 10_000] {
+            assert_eq!(
+                read_all(&store, &filter, page).await,
+                expected,
+                "{name}, pages of {page}"
+            );
+        }
+    }
+    // Nothing selected: an empty last page, also after a cursor.
+    let nothing = ReadingFilter {
+        sensors: vec![sensor("nope")],
+        ..all.clone()
+    };
+    let first = store.readings(&all, 3, None).await.expect("page");
+    for after in [None, first.next] {
+        let page = store.readings(&nothing, 10, after).await.expect("page");
+        assert!(page.readings.is_empty());
+        assert_eq!(page.next, None);
+    }
 }
 
 /// The fixed data set: values are multiples of 1/4, so every sum is exact in any order.

@@ -1,6 +1,7 @@
 //! Reversibility cases (`beffroi export` / `beffroi import`): a restored tenant reads back
-//! exactly as given (creation times, revocation, agreement versions, pseudonym keys), a
-//! restore of an existing tenant or with a foreign record writes nothing; imported audit
+//! exactly as given (creation times, revocation, alarm rules, agreement versions, pseudonym
+//! keys), a restore of an existing tenant, with a foreign record or with a record given twice
+//! writes nothing; imported audit
 //! entries keep their seqs and hashes and must continue the stored chain; batches are listed
 //! by gateway then seq, in pages, and readings counted per tenant.
 
@@ -14,6 +15,7 @@ use beffroi_store::{
 };
 use serde_json::json;
 
+use crate::alarms::pm25_rule;
 use crate::fixtures::*;
 
 fn restore(t: &str) -> TenantRestore {
@@ -57,7 +59,7 @@ fn restore(t: &str) -> TenantRestore {
             name: "Centre".into(),
             geometry: json!({"type": "Polygon", "coordinates": [[[4.8, 45.7], [4.9, 45.7], [4.8, 45.7]]]}),
         }],
-        alarm_rules: vec![],
+        alarm_rules: vec![pm25_rule(t, "pm25-high")],
         agreements: vec![RestoredAgreement {
             agreement,
             created_at: at(T0 - 10 * SEC),
@@ -94,6 +96,10 @@ pub async fn restored_tenant_reads_back(store: Arc<dyn Store>) {
         given.sensors
     );
     assert_eq!(store.list_zones(&lyon).await.expect("zones"), given.zones);
+    assert_eq!(
+        store.list_alarm_rules(&lyon).await.expect("rules"),
+        given.alarm_rules
+    );
     assert_eq!(
         store.retention_policies(&lyon).await.expect("retention"),
         given.retention
@@ -140,7 +146,14 @@ pub async fn restored_tenant_reads_back(store: Arc<dyn Store>) {
             ..
         })
     ));
-    for absent in ["paris", "nice"] {
+    // A sensor given twice: a restore inserts, it does not replace, so nothing is written.
+    let mut twice = restore("nantes");
+    twice.sensors.push(twice.sensors[0].clone());
+    assert!(matches!(
+        store.restore_tenant(&twice).await,
+        Err(Error::Database(_))
+    ));
+    for absent in ["paris", "nice", "nantes"] {
         assert_eq!(store.tenant(&tenant(absent)).await.expect("tenant"), None);
     }
 }

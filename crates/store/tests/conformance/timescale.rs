@@ -18,9 +18,9 @@ use serde_json::Value as Json;
 use crate::fixtures::*;
 use crate::harness::Database;
 
-const MINUTE: i64 = 60 * SEC;
-const HOUR: i64 = 60 * MINUTE;
-const DAY: i64 = 24 * HOUR;
+pub const MINUTE: i64 = 60 * SEC;
+pub const HOUR: i64 = 60 * MINUTE;
+pub const DAY: i64 = 24 * HOUR;
 
 /// The continuous aggregates and their bucket widths.
 const VIEWS: [(&str, i64); 3] = [
@@ -30,7 +30,7 @@ const VIEWS: [(&str, i64); 3] = [
 ];
 
 /// Whether `store` runs on TimescaleDB; otherwise says that `case` checked nothing.
-fn on_timescale(store: &Arc<dyn Store>, case: &str) -> bool {
+pub fn on_timescale(store: &Arc<dyn Store>, case: &str) -> bool {
     let timescale = store.backend() == Backend::Timescale;
     if !timescale {
         eprintln!(
@@ -42,11 +42,11 @@ fn on_timescale(store: &Arc<dyn Store>, case: &str) -> bool {
 }
 
 /// The start of the day (UTC) holding `micros`.
-fn day_of(micros: i64) -> i64 {
+pub fn day_of(micros: i64) -> i64 {
     micros.div_euclid(DAY) * DAY
 }
 
-fn count(rows: &[Json]) -> i64 {
+pub fn count(rows: &[Json]) -> i64 {
     rows.first()
         .and_then(|r| r["n"].as_i64())
         .expect("a count row")
@@ -157,7 +157,7 @@ fn expected_windows(daily: i64) -> Vec<(String, i64)> {
 }
 
 /// The rows of continuous aggregate `view` for tenant `t` over `[from, to)`, as buckets.
-async fn view_buckets(db: &Database, view: &str, t: &str, from: i64, to: i64) -> Vec<Bucket> {
+pub async fn view_buckets(db: &Database, view: &str, t: &str, from: i64, to: i64) -> Vec<Bucket> {
     let rows = db
         .pg_rows(&format!(
             "SELECT (extract(epoch from v.bucket) * 1000000)::int8 AS start, s.sensor, s.metric, \
@@ -331,7 +331,7 @@ pub async fn retention_drops_chunks(store: Arc<dyn Store>, db: Database) {
 }
 
 /// A raw purge of `class` for `lyon` before `older_than`.
-fn purge(class: &str, older_than: i64, batch_rows: u32) -> PurgeRequest {
+pub fn purge(class: &str, older_than: i64, batch_rows: u32) -> PurgeRequest {
     let class: MetricPattern = class.parse().expect("metric class");
     let mut request = PurgeRequest::new(
         tenant("lyon"),
