@@ -58,11 +58,43 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
+/** A downloaded file: its bytes and the name the server gave it. */
+export interface Download {
+  blob: Blob;
+  name: string;
+}
+
+/** The file name of a `Content-Disposition: attachment; filename="…"` header, or `fallback`. */
+export function attachmentName(disposition: string | null, fallback: string): string {
+  const match = /filename="([^"\\/]+)"/.exec(disposition ?? '');
+  return match?.[1] ?? fallback;
+}
+
 export class Api {
   constructor(private readonly opts: ApiOptions) {}
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const headers: Record<string, string> = { Accept: 'application/json', ...options.headers };
+    const response = await this.send(method, path, options, 'application/json');
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    if (!text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(response.status, 'invalid JSON in the response', null);
+    }
+  }
+
+  /** A file (an export): fetched with the token, since a plain link cannot carry it. */
+  async download(path: string, query: Record<string, QueryValue>, fallbackName: string): Promise<Download> {
+    const response = await this.send('GET', path, { query }, '*/*');
+    const blob = await response.blob();
+    return { blob, name: attachmentName(response.headers.get('Content-Disposition'), fallbackName) };
+  }
+
+  /** Sends a request; a non-2xx answer is thrown as an ApiError. */
+  private async send(method: string, path: string, options: RequestOptions, accept: string): Promise<Response> {
+    const headers: Record<string, string> = { Accept: accept, ...options.headers };
     const token = this.opts.token();
     if (!options.anonymous && token) headers['Authorization'] = `Bearer ${token}`;
     let body: string | undefined;
@@ -86,14 +118,7 @@ export class Api {
       this.opts.onUnauthorized?.();
     }
     if (!response.ok) throw await toApiError(response);
-    if (response.status === 204) return undefined as T;
-    const text = await response.text();
-    if (!text) return undefined as T;
-    try {
-      return JSON.parse(text) as T;
-    } catch {
-      throw new ApiError(response.status, 'invalid JSON in the response', null);
-    }
+    return response;
   }
 
   get<T>(path: string, query?: Record<string, QueryValue>, options: RequestOptions = {}): Promise<T> {

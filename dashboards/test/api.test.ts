@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 
-import { Api, ApiError, buildQuery, NetworkError } from '../src/api';
+import { Api, ApiError, attachmentName, buildQuery, NetworkError } from '../src/api';
 
 function fakeFetch(status: number, body: string, contentType = 'application/json') {
   return vi.fn(async (_url: string, _init?: RequestInit) =>
@@ -77,5 +77,38 @@ describe('REST client', () => {
     const api = new Api({ token: () => null, fetch: fakeFetch(502, 'Bad gateway', 'text/plain') as unknown as typeof fetch });
     const e = (await api.get('/x').catch((x: unknown) => x)) as ApiError;
     expect(e.detail).toBe('Bad gateway');
+  });
+});
+
+describe('downloads', () => {
+  it('fetch the file with the token and name it as the server says', async () => {
+    const f = vi.fn(async (_url: string, _init?: RequestInit) =>
+      new Response('time,value\r\n2026-01-01T00:00:00Z,1\r\n', {
+        status: 200,
+        headers: {
+          'Content-Type': 'text/csv; charset=utf-8; header=present',
+          'Content-Disposition': 'attachment; filename="lyon_open_20260101T000000Z_20260102T000000Z.csv"',
+        },
+      }),
+    );
+    const api = new Api({ token: () => 'bfr_a_b', fetch: f as unknown as typeof fetch });
+    const file = await api.download('/api/v1/shared/lyon/export', { purpose: 'research', metric: ['air.*'], format: 'csv' }, 'lyon.csv');
+    expect(file.name).toBe('lyon_open_20260101T000000Z_20260102T000000Z.csv');
+    expect(await file.blob.text()).toBe('time,value\r\n2026-01-01T00:00:00Z,1\r\n');
+    const [url, init] = f.mock.calls[0] ?? [];
+    expect(url).toBe('/api/v1/shared/lyon/export?purpose=research&metric=air.*&format=csv');
+    const headers = init?.headers as Record<string, string>;
+    expect(headers['Authorization']).toBe('Bearer bfr_a_b');
+    expect(headers['Accept']).toBe('*/*');
+  });
+
+  it('turn a denial into an ApiError, and fall back on a name', async () => {
+    const f = fakeFetch(403, '{"type":"urn:beffroi:problem:access-denied","title":"Forbidden","status":403,"detail":"no agreement","reason":"no_agreement"}', 'application/problem+json');
+    const api = new Api({ token: () => 'bfr_a_b', fetch: f as unknown as typeof fetch });
+    const denied = api.download('/api/v1/shared/lyon/export', { purpose: 'research' }, 'lyon.csv');
+    await expect(denied).rejects.toBeInstanceOf(ApiError);
+    await expect(denied).rejects.toMatchObject({ status: 403, detail: 'no agreement' });
+    expect(attachmentName(null, 'lyon.csv')).toBe('lyon.csv');
+    expect(attachmentName('attachment; filename="../x"', 'lyon.csv')).toBe('lyon.csv');
   });
 });

@@ -20,21 +20,28 @@
 //! the requester and the grantor's token as the actor: the same function computes the same
 //! body, and the audit entry's `query.preview` is `true`.
 //!
+//! An export ([`export`]) is decided the same way (channel `export`) but streams: its entry is
+//! written before the first byte, and a second entry closes it with what left — the way a
+//! grantee live view ([`live`]) opens and closes ([`record_closing`]).
+//!
 //! Agreements come from the [`AgreementCache`] (at most one second old); `now` from the
 //! [`crate::clock::Clock`] of the state.
 
 mod cache;
 mod cells;
+mod export;
 mod live;
 mod population;
 mod requester;
 mod rows;
 
 pub use cache::{AgreementCache, REFRESH_INTERVAL};
+pub use export::{ExportFormat, MAX_EXPORT_RANGE};
 pub use live::LiveGovernor;
 pub use requester::Requester;
 
 pub(crate) use cells::publish_cells;
+pub(crate) use export::serve_export;
 pub(crate) use population::Registry;
 pub(crate) use rows::raw_rows;
 
@@ -77,10 +84,12 @@ pub struct RawPage {
 /// A built response body and the rows it holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Body {
-    /// The JSON bytes to send.
+    /// The bytes to send.
     pub bytes: Vec<u8>,
     /// Rows (readings, cells, registry entries) in it, for the audit log.
     pub rows: u64,
+    /// Their media type.
+    pub content_type: &'static str,
 }
 
 impl Body {
@@ -91,6 +100,7 @@ impl Body {
         Ok(Self {
             bytes,
             rows: u64::try_from(rows).unwrap_or(u64::MAX),
+            content_type: "application/json",
         })
     }
 }
@@ -102,6 +112,34 @@ where
     F: FnOnce(Permit, Timestamp) -> Fut,
     Fut: Future<Output = Result<Body>>,
 {
+    let (permit, now) = permitted(state, read).await?;
+    let agreement = permit.agreement.clone();
+    let body = build(permit, now).await?;
+    let hash = Digest::of(&body.bytes);
+    tracing::debug!(
+        grantor = %read.request.grantor,
+        requester = %read.request.requester,
+        agreement = %agreement.id,
+        rows = body.rows,
+        preview = read.preview,
+        "governed read permitted"
+    );
+    let outcome = Outcome::Permit(&agreement, body.rows, Some(hash));
+    record(state, read, query_of(read, now)?, outcome).await?;
+    let mut response = body.bytes.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(body.content_type),
+    );
+    Ok(response)
+}
+
+/// Decides `read`: its permit and the decision instant, or — the denial written to the
+/// grantor's log first — the 403.
+pub(crate) async fn permitted(
+    state: &ApiState,
+    read: &GovernedRead,
+) -> Result<(Permit, Timestamp)> {
     let agreements = state.agreements.current().await?;
     let now = state.clock.now();
     match decide(&read.request, &agreements, now) {
@@ -120,27 +158,7 @@ where
                 message: deny.message,
             })
         }
-        Decision::Permit(permit) => {
-            let agreement = permit.agreement.clone();
-            let body = build(permit, now).await?;
-            let hash = Digest::of(&body.bytes);
-            tracing::debug!(
-                grantor = %read.request.grantor,
-                requester = %read.request.requester,
-                agreement = %agreement.id,
-                rows = body.rows,
-                preview = read.preview,
-                "governed read permitted"
-            );
-            let outcome = Outcome::Permit(&agreement, body.rows, Some(hash));
-            record(state, read, query_of(read, now)?, outcome).await?;
-            let mut response = body.bytes.into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            Ok(response)
-        }
+        Decision::Permit(permit) => Ok((permit, now)),
     }
 }
 
@@ -190,6 +208,54 @@ pub(crate) fn query_of(read: &GovernedRead, now: Timestamp) -> Result<Value> {
         }
     }
     Ok(query)
+}
+
+/// [`query_of`] with the facts of a streamed read under `key` (`live`, `export`).
+pub(crate) fn query_with(
+    read: &GovernedRead,
+    now: Timestamp,
+    key: &str,
+    facts: Value,
+) -> Result<Value> {
+    let mut query = query_of(read, now)?;
+    if let Value::Object(map) = &mut query {
+        map.insert(key.into(), facts);
+    }
+    Ok(query)
+}
+
+/// Writes the entry that closes a streamed read (a live view, an export): the rows released
+/// and the SHA-256 of what left. It is written after the fact, so it cannot fail closed: a
+/// failure is logged and counted (`audit_write_failures`).
+pub(crate) async fn record_closing(
+    state: &ApiState,
+    read: &GovernedRead,
+    query: Result<Value>,
+    agreement: &AgreementRef,
+    rows: u64,
+    digest: Digest,
+) {
+    let result = match query {
+        Ok(query) => {
+            record(
+                state,
+                read,
+                query,
+                Outcome::Permit(agreement, rows, Some(digest)),
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
+    if let Err(error) = result {
+        state.metrics.audit_write_failures.incr();
+        tracing::error!(
+            %error,
+            grantor = %read.request.grantor,
+            channel = ?read.request.channel,
+            "cannot record the end of a streamed grantee read"
+        );
+    }
 }
 
 /// Appends the access entry of `read` to the grantor's log; 503 if it cannot be written.

@@ -211,6 +211,7 @@ fn route_table() -> RouteTable {
     .get("/api/v1/shared/{grantor}/sensors", shared::sensors)
     .get("/api/v1/shared/{grantor}/readings", shared::readings)
     .get("/api/v1/shared/{grantor}/aggregates", shared::aggregates)
+    .get("/api/v1/shared/{grantor}/export", shared::export)
     .get("/api/v1/audit", routes::audit::list)
     .get("/api/v1/audit/verify", routes::audit::verify)
     .get("/api/v1/audit/checkpoints", routes::audit::checkpoints)
@@ -362,6 +363,6 @@ mod tests {
         let unique: std::collections::BTreeSet<_> =
             routes.iter().map(|(m, p)| (m.as_str(), *p)).collect();
         assert_eq!(unique.len(), routes.len());
-        assert_eq!(routes.len(), 51);
+        assert_eq!(routes.len(), 52);
     }
 }

@@ -47,6 +47,8 @@ mod live;
 mod retention;
 #[path = "api/session.rs"]
 mod session;
+#[path = "api/shared_export.rs"]
+mod shared_export;
 #[path = "api/shared_live.rs"]
 mod shared_live;
 #[path = "api/timescale.rs"]
@@ -1425,7 +1427,7 @@ async fn health_readiness_metrics_and_openapi() -> Result<()> {
     );
     assert!(doc["components"]["schemas"]["Problem"]["properties"]["detail"].is_object());
     let routes = beffroi_api::routes();
-    assert_eq!(routes.len(), 51);
+    assert_eq!(routes.len(), 52);
     for (method, path) in &routes {
         let operation = &doc["paths"][*path][method.as_str().to_lowercase()];
         assert!(

@@ -1,20 +1,21 @@
 // Shared with me (`#/shared`), the grantee's side (a tenant's token of any role, or a
 // partner's token): the agreements other tenants grant us, by grantor, with their purposes
 // and terms; a read of a grantor's sensors, readings or aggregates for a chosen purpose
-// (tables as sent, denials with their reason); and a live panel following a grantor's
+// (tables as sent, denials with their reason), or the same query downloaded as CSV
+// (`/export`, fetched with the token); and a live panel following a grantor's
 // readings, which says clearly when the share ends (agreement revoked, suspended, expired).
 
 import { summarizeTarget, summarizeTerms } from '../agreementForm';
-import { seg } from '../api';
+import { seg, type QueryValue } from '../api';
 import type { Page } from '../context';
-import { h, mount, setAttr, setText } from '../dom';
+import { h, mount, saveFile, setAttr, setText } from '../dom';
 import { formatDateTime, formatValue } from '../format';
 import { denyReasonLabel, deniedBox, governedView, type GovernedAnswer } from '../governedTables';
 import { PURPOSES, type AgreementRecord, type Purpose } from '../governanceTypes';
 import { getLang, t } from '../i18n';
 import { delayText, SharedLiveView, type SharedLiveState } from '../sharedLive';
 import { splitList } from '../ruleForm';
-import { previewQuery, SHARED_KINDS } from '../sharedQuery';
+import { previewQuery, SHARED_KINDS, type SharedKind } from '../sharedQuery';
 import { parseMillis } from '../time';
 import type { Items } from '../types';
 import { emptyRow, errorBox, loadingBox, uid } from '../ui';
@@ -40,6 +41,7 @@ export const sharedPage: Page = (root, ctx) => {
   });
   const result = h('div', { 'data-testid': 'shared-result', 'aria-live': 'polite' });
   const run = h('button', { type: 'submit', class: 'btn', 'data-testid': 'shared-run' }, t('shared.run'));
+  const download = h('button', { type: 'button', class: 'btn btn-secondary', 'data-testid': 'shared-download' }, t('shared.download'));
   const grantorId = uid('shared-grantor');
   const agreementId = uid('shared-agreement');
 
@@ -97,7 +99,7 @@ export const sharedPage: Page = (root, ctx) => {
       ),
       controls.controls,
       controls.general,
-      h('div', { class: 'form-buttons' }, run),
+      h('div', { class: 'form-buttons' }, run, download),
       result,
     ),
     h(
@@ -181,28 +183,50 @@ export const sharedPage: Page = (root, ctx) => {
   };
 
   const formEl = root.querySelector('[data-testid="shared-form"]') as HTMLFormElement;
-  formEl.addEventListener('submit', (ev) => {
-    ev.preventDefault();
+  /** The form's grantor, kind and query; null (the form says why) when they are not valid.
+   *  An export of the registry (`sensors`) exports the readings. */
+  const formQuery = (exporting: boolean): { grantor: string; kind: SharedKind; query: Record<string, QueryValue> } | null => {
     const grantor = grantorSel.value;
     if (!grantor) {
       controls.general.textContent = t('shared.noGrantor');
-      return;
+      return null;
     }
     const spec = { ...controls.read(), agreement: agreementSel.value };
+    if (exporting && spec.kind === 'sensors') spec.kind = 'readings';
     const q = previewQuery(spec, ctx.clock.now());
     if (!q.ok) {
       controls.showError(q);
-      return;
+      return null;
     }
     controls.showError(null);
+    return { grantor, kind: spec.kind, query: q.query };
+  };
+  formEl.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const read = formQuery(false);
+    if (!read) return;
     run.disabled = true;
     mount(result, loadingBox());
     void ctx.api
-      .get<GovernedAnswer>(`/api/v1/shared/${seg(grantor)}/${spec.kind}`, q.query)
+      .get<GovernedAnswer>(`/api/v1/shared/${seg(read.grantor)}/${read.kind}`, read.query)
       .then((answer) => !disposed && mount(result, governedView(answer)))
       .catch((e: unknown) => !disposed && mount(result, deniedBox(e)))
       .finally(() => {
         run.disabled = false;
+      });
+  });
+
+  // The export of the same query, as a CSV file.
+  download.addEventListener('click', () => {
+    const read = formQuery(true);
+    if (!read) return;
+    download.disabled = true;
+    void ctx.api
+      .download(`/api/v1/shared/${seg(read.grantor)}/export`, { ...read.query, format: 'csv' }, `${read.grantor}.csv`)
+      .then((file) => saveFile(file.blob, file.name))
+      .catch((e: unknown) => !disposed && mount(result, deniedBox(e)))
+      .finally(() => {
+        download.disabled = false;
       });
   });
 

@@ -10,7 +10,8 @@
 //! Readings stream through both commands in pages of batches, so memory stays flat whatever
 //! the size; a progress line goes to standard error.
 //!
-//! - [`csv`]: the RFC 4180 writer and reader;
+//! - [`csv`]: the RFC 4180 writer and reader (from `beffroi-formats`, which the API's grantee
+//!   exports share);
 //! - [`hashing`]: `Write`/`Read` adapters that hash and count what passes;
 //! - [`files`]: file names and the JSON shapes of the small files;
 //! - [`manifest`]: the manifest, its signature and its checks;
@@ -19,7 +20,7 @@
 //! - [`write`]: the export; [`restore`]: the import; [`command`]: the CLI.
 
 mod command;
-pub mod csv;
+pub use beffroi_formats::csv;
 mod error;
 pub mod files;
 pub mod hashing;

@@ -21,6 +21,8 @@ use beffroi_protocol::{
 };
 use beffroi_store::{CommitBatch, StoredBatch};
 
+use beffroi_formats::senml::{number_text, Pack, Record};
+
 use super::csv::{write_record, CsvError, CsvReader};
 use super::files::{BATCHES, READINGS_CSV};
 use super::ExportError;
@@ -48,39 +50,25 @@ pub fn value_text(value: &Value) -> (&'static str, String) {
     }
 }
 
-/// A finite number in its shortest round-trip form (as JSON writes it).
-fn number_text(n: f64) -> String {
-    serde_json::Number::from_f64(n).map_or_else(|| n.to_string(), |n| n.to_string())
-}
-
-/// Seconds since the epoch with six decimals, exactly (SenML `t`).
-pub fn senml_time(time: Timestamp) -> String {
-    let micros = time.unix_micros();
-    let sign = if micros < 0 { "-" } else { "" };
-    let abs = micros.unsigned_abs();
-    format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
-}
-
 /// Writes batches to the three readings files.
 #[derive(Debug)]
 pub struct ReadingsWriter<B, C, S> {
     batches: B,
     readings: C,
-    senml: S,
+    senml: Pack<S>,
     batch_rows: u64,
     reading_rows: u64,
 }
 
 impl<B: Write, C: Write, S: Write> ReadingsWriter<B, C, S> {
     /// Starts the files: CSV headers, the SenML array.
-    pub fn new(mut batches: B, mut readings: C, mut senml: S) -> std::io::Result<Self> {
+    pub fn new(mut batches: B, mut readings: C, senml: S) -> std::io::Result<Self> {
         write_record(&mut batches, &BATCHES_HEADER)?;
         write_record(&mut readings, &READINGS_HEADER)?;
-        senml.write_all(b"[")?;
         Ok(Self {
             batches,
             readings,
-            senml,
+            senml: Pack::new(senml)?,
             batch_rows: 0,
             reading_rows: 0,
         })
@@ -124,29 +112,22 @@ impl<B: Write, C: Write, S: Write> ReadingsWriter<B, C, S> {
     }
 
     fn senml_record(&mut self, reading: &Reading) -> std::io::Result<()> {
-        let json = |text: &str| serde_json::Value::from(text).to_string();
-        let separator = if self.reading_rows == 0 { "\n" } else { ",\n" };
-        let name = json(&format!("{}:{}", reading.sensor, reading.metric));
-        write!(self.senml, "{separator}{{\"n\":{name}")?;
-        if !reading.unit.as_str().is_empty() {
-            write!(self.senml, ",\"u\":{}", json(reading.unit.as_str()))?;
-        }
-        write!(self.senml, ",\"t\":{}", senml_time(reading.time))?;
-        match &reading.value {
-            Value::Number(n) => write!(self.senml, ",\"v\":{}}}", number_text(*n)),
-            Value::Bool(b) => write!(self.senml, ",\"vb\":{b}}}"),
-            Value::Text(s) => write!(self.senml, ",\"vs\":{}}}", json(s)),
-        }
+        let name = format!("{}:{}", reading.sensor, reading.metric);
+        self.senml.record(&Record {
+            name: Some(&name),
+            unit: Some(reading.unit.as_str()),
+            time: Some(reading.time),
+            value: Some(&reading.value),
+        })
     }
 
     /// Ends the files; returns them with the rows of `batches.csv` and of `readings.csv`
     /// (headers excluded; the SenML pack has as many records as `readings.csv` rows).
-    pub fn finish(mut self) -> std::io::Result<(B, C, S, u64, u64)> {
-        self.senml.write_all(b"\n]\n")?;
+    pub fn finish(self) -> std::io::Result<(B, C, S, u64, u64)> {
         Ok((
             self.batches,
             self.readings,
-            self.senml,
+            self.senml.finish()?,
             self.batch_rows,
             self.reading_rows,
         ))
@@ -402,18 +383,5 @@ mod tests {
         let error = reader.next_batch().unwrap_err().to_string();
         assert!(error.contains("readings.csv: record 2"), "{error}");
         assert!(error.contains("expected gw-1/7"), "{error}");
-    }
-
-    #[test]
-    fn senml_times_are_exact() {
-        assert_eq!(
-            senml_time(Timestamp::from_unix_micros(1_500_000)),
-            "1.500000"
-        );
-        assert_eq!(
-            senml_time(Timestamp::from_unix_micros(-1_500_000)),
-            "-1.500000"
-        );
-        assert_eq!(senml_time(Timestamp::from_unix_micros(0)), "0.000000");
     }
 }

@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use beffroi_formats::csv::write_record;
+use beffroi_formats::senml::number_text;
 use beffroi_policy::{
     pseudonym, suppress, Aggregation, AgreementRef, Cell, CellStats, Function, Permit, Purpose,
     SpatialLevel, Values,
@@ -134,6 +136,25 @@ pub(crate) async fn publish_cells(
     aggregation: &Aggregation,
     now: Timestamp,
 ) -> Result<Body> {
+    let answer = shared_cells(state, read, permit, aggregation, now).await?;
+    Body::json(&answer, answer.rows())
+}
+
+impl SharedCells {
+    /// Cells and totals: the rows the audit log counts.
+    pub(crate) fn rows(&self) -> usize {
+        self.cells.len() + self.totals.len()
+    }
+}
+
+/// The cells and totals of a permitted aggregate read.
+pub(crate) async fn shared_cells(
+    state: &ApiState,
+    read: &GovernedRead,
+    permit: Permit,
+    aggregation: &Aggregation,
+    now: Timestamp,
+) -> Result<SharedCells> {
     let transforms = &permit.transforms;
     let grantor = &read.request.grantor;
     let key = permit_key(state, read, &permit).await?;
@@ -152,7 +173,7 @@ pub(crate) async fn publish_cells(
         suppressed: Suppressed::default(),
     };
     let Some(range) = transforms.served_range(now) else {
-        return Body::json(&answer, 0);
+        return Ok(answer);
     };
     (answer.from, answer.to) = (range.from, range.to);
     let registry = Registry::load(state.store.as_ref(), grantor).await?;
@@ -236,8 +257,7 @@ pub(crate) async fn publish_cells(
     answer
         .cells
         .sort_by(|a, b| (&a.metric, a.bucket, &a.unit).cmp(&(&b.metric, b.bucket, &b.unit)));
-    let rows = answer.cells.len() + answer.totals.len();
-    Body::json(&answer, rows)
+    Ok(answer)
 }
 
 /// A store cell as the suppression takes it.
@@ -252,5 +272,68 @@ fn cell(row: CellRow) -> Cell<SensorId> {
             min: row.min,
             max: row.max,
         },
+    }
+}
+
+/// The header of a cells export before its function columns.
+const CELLS_HEADER: [&str; 6] = [
+    "kind",
+    "metric",
+    "bucket",
+    "unit",
+    "suppressed",
+    "fine_buckets",
+];
+
+impl SharedCells {
+    /// The cells then the totals as RFC 4180 CSV: `kind` (`cell` or `total`), `metric`,
+    /// `bucket` (RFC 3339 UTC), `unit` (the zone or sensor; empty for a total), `suppressed`,
+    /// `fine_buckets`, then one column per function computed (empty where suppressed).
+    pub(crate) fn to_csv(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let header = CELLS_HEADER
+            .into_iter()
+            .chain(self.functions.iter().map(|f| f.as_str()));
+        write_record(&mut out, &header.collect::<Vec<_>>())?;
+        let values = |values: Option<ValuesJson>| {
+            self.functions.iter().map(move |f| {
+                let Some(v) = values else {
+                    return String::new();
+                };
+                let number = match f {
+                    Function::Avg => v.avg,
+                    Function::Min => v.min,
+                    Function::Max => v.max,
+                    Function::Sum => v.sum,
+                    Function::Count => return v.count.map(|c| c.to_string()).unwrap_or_default(),
+                };
+                number.map(number_text).unwrap_or_default()
+            })
+        };
+        for cell in &self.cells {
+            let mut record = vec![
+                "cell".to_owned(),
+                cell.metric.to_string(),
+                cell.bucket.to_string(),
+                cell.unit.clone(),
+                cell.suppressed.to_string(),
+                cell.fine_buckets.map(|n| n.to_string()).unwrap_or_default(),
+            ];
+            record.extend(values(cell.values));
+            write_record(&mut out, &record)?;
+        }
+        for total in &self.totals {
+            let mut record = vec![
+                "total".to_owned(),
+                total.metric.to_string(),
+                total.bucket.to_string(),
+                String::new(),
+                "false".to_owned(),
+                total.fine_buckets.to_string(),
+            ];
+            record.extend(values(Some(total.values)));
+            write_record(&mut out, &record)?;
+        }
+        Ok(out)
     }
 }

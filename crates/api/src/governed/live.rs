@@ -31,7 +31,9 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::population::Population;
-use super::{query_of, record, GovernedRead, Outcome, RawPage, Registry, Requester};
+use super::{
+    query_with, record, record_closing, GovernedRead, Outcome, RawPage, Registry, Requester,
+};
 use crate::ApiState;
 
 /// How far ahead a live view's request reaches: its agreement's `not_after` ends it sooner.
@@ -162,11 +164,7 @@ fn parse_all<T: Ord, E: std::fmt::Display>(
 
 /// The query an entry of a live view records: the request, and `live` facts.
 fn live_query(read: &GovernedRead, now: Timestamp, live: Value) -> Result<Value, Refusal> {
-    let mut query = query_of(read, now).map_err(unavailable)?;
-    if let Value::Object(map) = &mut query {
-        map.insert("live".into(), live);
-    }
-    Ok(query)
+    query_with(read, now, "live", live).map_err(unavailable)
 }
 
 fn unavailable(error: impl std::fmt::Display) -> Refusal {
@@ -275,30 +273,22 @@ impl Governor for LiveGovernor {
         tokio::spawn(async move {
             let now = this.state.clock.now();
             let (rows, digest) = grant.released();
-            let entry = match this.read(&request, now) {
-                Ok(read) => {
-                    let live = json!({
-                        "ended": why,
-                        "opened_at": grant.started().to_string(),
-                    });
-                    live_query(&read, now, live).map(|query| (read, query))
+            let read = match this.read(&request, now) {
+                Ok(read) => read,
+                Err(refusal) => {
+                    // Unreachable in practice: the same request was read when it was granted.
+                    this.state.metrics.audit_write_failures.incr();
+                    tracing::error!(%refusal, grantor = %request.grantor, "cannot record the end of a grantee view");
+                    return;
                 }
-                Err(refusal) => Err(refusal),
             };
-            let result = match entry {
-                Ok((read, query)) => {
-                    let outcome =
-                        Outcome::Permit(&grant.agreement, rows, Some(Digest::new(digest)));
-                    record(&this.state, &read, query, outcome)
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                Err(refusal) => Err(refusal.to_string()),
-            };
-            if let Err(error) = result {
-                this.state.metrics.audit_write_failures.incr();
-                tracing::error!(%error, grantor = %request.grantor, "cannot record the end of a grantee view");
-            }
+            let live = json!({
+                "ended": why,
+                "opened_at": grant.started().to_string(),
+            });
+            let query = query_with(&read, now, "live", live);
+            let digest = Digest::new(digest);
+            record_closing(&this.state, &read, query, &grant.agreement, rows, digest).await;
         });
     }
 

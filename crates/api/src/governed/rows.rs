@@ -7,8 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use beffroi_policy::{pseudonym, shared_row, AgreementRef, Field, Permit, Purpose, RowSource};
+use beffroi_policy::{
+    pseudonym, shared_row, AgreementRef, Field, Permit, PseudonymKey, Purpose, RowSource,
+};
 use beffroi_protocol::{TenantId, Timestamp};
+use beffroi_store::StoredReading;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -77,27 +80,44 @@ pub(crate) async fn raw_rows(
         .readings(&filter, read.page.limit, read.page.after)
         .await?;
     for reading in &stored.readings {
-        let facts = registry.facts(&reading.metric, &reading.sensor, reading.time);
-        if !transforms.admits(&facts, now) {
-            continue;
+        if let Some(row) = admitted(&registry, &permit, key.as_ref(), now, reading, |source| {
+            shared_row(source, fields)
+        }) {
+            page.items.push(row);
         }
-        let sensor = match &key {
-            Some(key) => pseudonym(key, &permit.grantee, &reading.sensor),
-            None => reading.sensor.to_string(),
-        };
-        let source = RowSource {
-            time: reading.time,
-            value: &reading.value,
-            unit: &reading.unit,
-            metric: &reading.metric,
-            sensor: &sensor,
-            zone: facts.zone,
-            gateway: &reading.gateway,
-            seq: Some(reading.seq),
-        };
-        page.items.push(shared_row(&source, fields));
     }
     page.next_cursor = stored.next.map(encode_cursor);
     let rows = page.items.len();
     Body::json(&page, rows)
+}
+
+/// Shapes `reading` with `shape` if `permit` admits it at `now` (scope, validity, embargo),
+/// its sensor pseudonymised with `key` when the agreement says so: the one per-row rule of
+/// REST pages and exports.
+pub(crate) fn admitted<T>(
+    registry: &Registry,
+    permit: &Permit,
+    key: Option<&PseudonymKey>,
+    now: Timestamp,
+    reading: &StoredReading,
+    shape: impl FnOnce(&RowSource<'_>) -> T,
+) -> Option<T> {
+    let facts = registry.facts(&reading.metric, &reading.sensor, reading.time);
+    if !permit.transforms.admits(&facts, now) {
+        return None;
+    }
+    let sensor = match key {
+        Some(key) => pseudonym(key, &permit.grantee, &reading.sensor),
+        None => reading.sensor.to_string(),
+    };
+    Some(shape(&RowSource {
+        time: reading.time,
+        value: &reading.value,
+        unit: &reading.unit,
+        metric: &reading.metric,
+        sensor: &sensor,
+        zone: facts.zone,
+        gateway: &reading.gateway,
+        seq: Some(reading.seq),
+    }))
 }

@@ -1,7 +1,8 @@
 //! What other tenants, partners and the public read of a grantor's data, under its sharing
 //! agreements: `GET /api/v1/shared` (the agreements granted to the requester) and, under
 //! `/api/v1/shared/{grantor}/`, `sensors` (the registry within an agreement's scope),
-//! `readings` (raw rows) and `aggregates` (suppressed cells and totals).
+//! `readings` (raw rows), `aggregates` (suppressed cells and totals) and `export` (either, as
+//! one download).
 //!
 //! A token is optional: without one the requester is the public (and reads only what
 //! agreements grant to `public`); a tenant's token of any role and a partner's token read as
@@ -14,10 +15,13 @@
 //! `to` (RFC 3339, `[from, to)`; default the last 24 h). Readings: `fields` (repeatable or
 //! comma-separated; default every allowed field), `limit`, `cursor`. Aggregates: `bucket`
 //! (`3600`, `15m`, `1h`, `1d`; default `1h`), `functions` (default `avg`), `level` (`zone` or
-//! `sensor`; default `zone`).
+//! `sensor`; default `zone`). Export: `format` (`csv`, the default, or `senml`), `fields`, and
+//! for aggregates `bucket`, `functions` and `level` (one of them makes the export an aggregate
+//! one, CSV only); `to - from` up to 366 days.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -31,7 +35,9 @@ use beffroi_store::AgreementRecord;
 use serde::Serialize;
 
 use crate::error::{ApiError, Result};
-use crate::governed::{self, Body, GovernedRead, RawPage, Registry, Requester};
+use crate::governed::{
+    self, Body, ExportFormat, GovernedRead, RawPage, Registry, Requester, MAX_EXPORT_RANGE,
+};
 use crate::json::ApiJson;
 use crate::path::IdPath;
 use crate::query::{parse_limit, QueryParams};
@@ -47,6 +53,9 @@ pub const DEFAULT_BUCKET_S: u32 = 3600;
 
 /// Parameters every shared read takes.
 const COMMON: [&str; 6] = ["purpose", "agreement", "metric", "zone", "from", "to"];
+
+/// Parameters of aggregate reads.
+const AGGREGATE: [&str; 3] = ["bucket", "functions", "level"];
 
 /// The agreements granted to the requester (its own and the public ones of other tenants),
 /// drafts excepted, with their terms; never a pseudonym key.
@@ -89,6 +98,38 @@ pub async fn aggregates(
     serve_read(&state, read).await
 }
 
+/// What an agreement grants of `grantor`, as one download: raw rows (CSV or SenML, streamed
+/// page by page) or, with `bucket`, `functions` or `level`, aggregate cells (CSV). Decided on
+/// the `export` channel.
+pub async fn export(
+    State(state): State<ApiState>,
+    requester: Requester,
+    IdPath(grantor): IdPath<TenantId>,
+    query: QueryParams,
+) -> Result<Response> {
+    check_grantor(&state, &requester, &grantor).await?;
+    let mut allowed = COMMON.to_vec();
+    allowed.extend(["format", "fields"]);
+    allowed.extend(AGGREGATE);
+    query.allow_only(&allowed)?;
+    let format = query
+        .parsed("format", ExportFormat::from_str)?
+        .unwrap_or(ExportFormat::Csv);
+    let aggregate = AGGREGATE.iter().any(|k| query.all(k).next().is_some());
+    let mut read = if aggregate {
+        if format != ExportFormat::Csv || query.all("fields").next().is_some() {
+            return Err(ApiError::bad_request(
+                "an aggregate export (bucket, functions or level) is CSV and takes no fields",
+            ));
+        }
+        aggregate_read(&state, &query, requester, grantor, false)?
+    } else {
+        raw_read(&state, &query, requester, grantor, false, MAX_EXPORT_RANGE)?
+    };
+    read.request.channel = Channel::Export;
+    governed::serve_export(&state, read, format).await
+}
+
 /// Decides and answers a readings or aggregates request.
 pub(crate) async fn serve_read(state: &ApiState, read: GovernedRead) -> Result<Response> {
     let read = &read;
@@ -114,13 +155,25 @@ pub(crate) fn readings_request(
     let mut allowed = COMMON.to_vec();
     allowed.extend(["fields", "limit", "cursor"]);
     query.allow_only(&allowed)?;
+    raw_read(state, query, requester, grantor, preview, MAX_RAW_RANGE)
+}
+
+/// A raw read of at most `max_range` from `query` (its parameters already checked).
+fn raw_read(
+    state: &ApiState,
+    query: &QueryParams,
+    requester: Requester,
+    grantor: TenantId,
+    preview: bool,
+    max_range: Duration,
+) -> Result<GovernedRead> {
     let fields = words::<Field>(query, "fields")?;
     let limit = query
         .parsed("limit", |v| parse_limit(v, MAX_LIMIT))?
         .unwrap_or(DEFAULT_LIMIT);
     let after = query.parsed("cursor", decode_cursor)?;
     let now = state.clock.now();
-    let (from, to) = time_range(query, now, MAX_RAW_RANGE)?;
+    let (from, to) = time_range(query, now, max_range)?;
     let request = request(query, requester.grantee, grantor, TimeRange::new(from, to))?;
     Ok(GovernedRead {
         request: AccessRequest {
@@ -142,8 +195,19 @@ pub(crate) fn aggregates_request(
     preview: bool,
 ) -> Result<GovernedRead> {
     let mut allowed = COMMON.to_vec();
-    allowed.extend(["bucket", "functions", "level"]);
+    allowed.extend(AGGREGATE);
     query.allow_only(&allowed)?;
+    aggregate_read(state, query, requester, grantor, preview)
+}
+
+/// An aggregate read from `query` (its parameters already checked).
+fn aggregate_read(
+    state: &ApiState,
+    query: &QueryParams,
+    requester: Requester,
+    grantor: TenantId,
+    preview: bool,
+) -> Result<GovernedRead> {
     let width_s = query
         .parsed("bucket", parse_bucket)?
         .unwrap_or(DEFAULT_BUCKET_S);

@@ -136,7 +136,7 @@ pub(super) async fn fixture(h: &Harness) -> Result<Fixture> {
     })
 }
 
-fn days_from_now(days: i64) -> String {
+pub(super) fn days_from_now(days: i64) -> String {
     Timestamp::from_unix_micros(Timestamp::now().unix_micros() + days * 86_400_000_000).to_string()
 }
 
@@ -182,7 +182,7 @@ async fn get_anonymous(h: &Harness, path: &str) -> Result<Response> {
 }
 
 /// Asserts a 403 access denial with this reason code.
-fn denied(response: &Response, reason: &str) {
+pub(super) fn denied(response: &Response, reason: &str) {
     assert_eq!(
         response.status,
         StatusCode::FORBIDDEN,
@@ -195,7 +195,7 @@ fn denied(response: &Response, reason: &str) {
     assert_eq!(body["reason"], reason, "{body}");
 }
 
-async fn audit_of(h: &Harness, kind: AuditKind) -> Result<Vec<AuditEntry>> {
+pub(super) async fn audit_of(h: &Harness, kind: AuditKind) -> Result<Vec<AuditEntry>> {
     let filter = AuditFilter {
         kinds: vec![kind],
         ..AuditFilter::default()

@@ -130,6 +130,33 @@ async fn live_entries(h: &Harness, kind: AuditKind) -> Result<Vec<AuditEntry>> {
         .collect())
 }
 
+/// Revokes `agreement` through the API and checks that view `id` gets `ended` within a second.
+async fn revoke_and_see_the_view_end(
+    h: &Harness,
+    agreement: &str,
+    grantee: &mut Socket,
+    id: &str,
+) -> Result<()> {
+    let revoked_at = Instant::now();
+    let revoked = h
+        .post_json(
+            &format!("/api/v1/agreements/{agreement}/state"),
+            &h.tokens.a_admin,
+            &json!({"state": "revoked"}),
+        )
+        .await?;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
+    let ended = next(grantee).await?;
+    let took = revoked_at.elapsed();
+    assert_eq!(
+        (ended["type"].as_str(), ended["id"].as_str()),
+        (Some("ended"), Some(id)),
+        "{ended}"
+    );
+    assert!(took < Duration::from_secs(1), "ended after {took:?}");
+    Ok(())
+}
+
 async fn a_grantee_view_carries_what_its_agreement_allows_and_ends_on_revocation(
     h: Harness,
 ) -> Result<()> {
@@ -202,23 +229,7 @@ async fn a_grantee_view_carries_what_its_agreement_allows_and_ends_on_revocation
     assert_eq!(live_entries(&h, AuditKind::AccessDeny).await?.len(), 1);
 
     // Revoked through the API: the view ends within a second, and nothing follows.
-    let revoked_at = Instant::now();
-    let revoked = h
-        .post_json(
-            "/api/v1/agreements/paris-live/state",
-            &h.tokens.a_admin,
-            &json!({"state": "revoked"}),
-        )
-        .await?;
-    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
-    let ended = next(&mut grantee).await?;
-    let took = revoked_at.elapsed();
-    assert_eq!(
-        (ended["type"].as_str(), ended["id"].as_str()),
-        (Some("ended"), Some("shared")),
-        "{ended}"
-    );
-    assert!(took < Duration::from_secs(1), "ended after {took:?}");
+    revoke_and_see_the_view_end(&h, "paris-live", &mut grantee, "shared").await?;
     h.live.batch_committed(&batch(2, 99.0)?);
     tokio::time::sleep(Duration::from_millis(200)).await;
     send(&mut grantee, json!({"type": "ping", "nonce": 1})).await?;
@@ -348,23 +359,7 @@ async fn an_embargoed_view_delays_each_value_until_it_passes_the_embargo(h: Harn
     // Revoked while a value waits for its embargo: the view ends within a second, and the
     // value never comes, even once past the embargo.
     commit(&h, 103, &[("gl-in", "air.pm25", second(8.0), 4.0)]).await?;
-    let revoked_at = Instant::now();
-    let revoked = h
-        .post_json(
-            "/api/v1/agreements/paris-delayed/state",
-            &h.tokens.a_admin,
-            &json!({"state": "revoked"}),
-        )
-        .await?;
-    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
-    let ended = next(&mut grantee).await?;
-    let took = revoked_at.elapsed();
-    assert_eq!(
-        (ended["type"].as_str(), ended["id"].as_str()),
-        (Some("ended"), Some("delayed")),
-        "{ended}"
-    );
-    assert!(took < Duration::from_secs(1), "ended after {took:?}");
+    revoke_and_see_the_view_end(&h, "paris-delayed", &mut grantee, "delayed").await?;
     set_clock(second(20.0));
     nothing_more(&mut grantee).await?;
 

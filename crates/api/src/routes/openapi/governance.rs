@@ -43,12 +43,16 @@ fn common_params() -> Vec<Value> {
     ]
 }
 
+fn fields_param() -> Value {
+    json!({ "name": "fields", "in": "query", "style": "form", "explode": true,
+            "description": "Columns wanted (repeatable or comma-separated); default every column the agreement allows.",
+            "schema": { "type": "array", "items": schema_ref("Field") } })
+}
+
 fn readings_params() -> Vec<Value> {
     let mut params = common_params();
     params.extend([
-        json!({ "name": "fields", "in": "query", "style": "form", "explode": true,
-                "description": "Columns wanted (repeatable or comma-separated); default every column the agreement allows.",
-                "schema": { "type": "array", "items": schema_ref("Field") } }),
+        fields_param(),
         param_ref("readingLimit"),
         param_ref("cursor"),
     ]);
@@ -57,7 +61,13 @@ fn readings_params() -> Vec<Value> {
 
 fn aggregates_params() -> Vec<Value> {
     let mut params = common_params();
-    params.extend([
+    params.extend(cell_params());
+    params
+}
+
+/// The parameters of aggregates beyond the common ones.
+fn cell_params() -> [Value; 3] {
+    [
         query("bucket", "Bucket width: seconds or `15m`, `1h`, `1d` (default `1h`); a whole multiple of the agreement's minimum bucket, aligned on the epoch.",
             json!({ "type": "string", "default": "1h" })),
         json!({ "name": "functions", "in": "query", "style": "form", "explode": false,
@@ -65,8 +75,32 @@ fn aggregates_params() -> Vec<Value> {
                 "schema": { "type": "array", "items": schema_ref("Function") } }),
         query("level", "Spatial unit of the cells (default `zone`).",
             json!({ "type": "string", "enum": ["zone", "sensor"], "default": "zone" })),
-    ]);
+    ]
+}
+
+fn export_params() -> Vec<Value> {
+    let mut params = common_params();
+    params.push(fields_param());
+    params.push(query(
+        "format",
+        "`csv` (RFC 4180, header line; the default) or `senml` (RFC 8428 SenML JSON, raw rows only).",
+        json!({ "type": "string", "enum": ["csv", "senml"], "default": "csv" }),
+    ));
+    params.extend(cell_params());
     params
+}
+
+/// The export's 200: a CSV or SenML download.
+fn export_responses(errors: &[&str]) -> Value {
+    let mut all = responses("The download.", json!({}), errors);
+    all["200"] = json!({
+        "description": "The download (`Content-Disposition: attachment`). Raw exports stream page by page; a body cut short (no final CSV line break, no closing `]`) was interrupted by an error.",
+        "content": {
+            "text/csv": { "schema": { "type": "string" } },
+            "application/senml+json": { "schema": { "type": "array", "items": { "type": "object" } } }
+        }
+    });
+    all
 }
 
 /// `/api/v1/agreements…`, `/api/v1/partners`, `/api/v1/shared…`.
@@ -84,6 +118,7 @@ pub(super) fn paths() -> Map<String, Value> {
     let preview_aggregates = with(&id, aggregates_params());
     let shared_readings = with(&grantor_param(), readings_params());
     let shared_aggregates = with(&grantor_param(), aggregates_params());
+    let shared_export = with(&grantor_param(), export_params());
     object(json!({
         "/api/v1/agreements": {
             "get": { "operationId": "listAgreements", "summary": "The caller's sharing agreements.",
@@ -168,7 +203,13 @@ pub(super) fn paths() -> Map<String, Value> {
             "summary": "Aggregates under an agreement, after small-cell and complementary suppression.",
             "description": "Suppressed cells are listed with `suppressed: true` and no value.",
             "parameters": shared_aggregates,
-            "responses": responses("Cells and totals.", schema_ref("SharedCells"), &shared_errors) } }
+            "responses": responses("Cells and totals.", schema_ref("SharedCells"), &shared_errors) } },
+        "/api/v1/shared/{grantor}/export": { "get": {
+            "operationId": "exportShared", "security": public,
+            "summary": "What an agreement grants, as one download: raw rows (CSV or SenML) or aggregate cells (CSV).",
+            "description": "Decided and audited like the other shared reads, on the `export` channel; up to 366 days. A raw export streams: an entry in the grantor's log opens it before any byte leaves (503 and nothing sent if it cannot be written), a second one closes it with the rows released, the SHA-256 of the bytes sent and how it ended (`completed`, `disconnected`, `error: …`). `bucket`, `functions` or `level` make it an aggregate export (CSV only: cells, then totals).",
+            "parameters": shared_export,
+            "responses": export_responses(&shared_errors) } }
     }))
 }
 
