@@ -316,11 +316,10 @@ async fn run_modes(
     scratch: &Path,
     gateways: &tokio::runtime::Handle,
 ) -> anyhow::Result<(&'static str, Vec<PhaseResult>)> {
-    let ingest_settings = args
-        .commit_interval_ms
-        .map_or_else(String::new, |ms| format!("commit_interval_ms = {ms}\n"));
-    let (running, config) =
-        platform::start(database, scratch, args.timescale, &ingest_settings).await?;
+    let what_if = args.commit_interval_ms.map_or_else(String::new, |ms| {
+        format!("[ingest]\ncommit_interval_ms = {ms}\n")
+    });
+    let (running, config) = platform::start(database, scratch, args.timescale, &what_if).await?;
     let backend = running.store.backend().as_str();
     let mut results = Vec::new();
     let mut failure = None;

@@ -19,20 +19,20 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Starts the platform on `database`, with its data directory under `scratch`: gate and API
-/// on free loopback ports, the embedded broker on two more. `ingest_settings` are extra
-/// lines of the config's `[ingest]` section (empty: the defaults, as `serve` has them).
+/// on free loopback ports, the embedded broker on two more. `what_if` are extra config sections
+/// (TOML, e.g. `[ingest]` or `[live]` lines; empty: the defaults, as `serve` has them).
 pub(crate) async fn start(
     database: &BenchDatabase,
     scratch: &Path,
     timescale: TimescaleArg,
-    ingest_settings: &str,
+    what_if: &str,
 ) -> anyhow::Result<(Running, PlatformConfig)> {
     let data_dir = scratch.join("platform");
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let config = PlatformConfig::from_toml(&format!(
         "data_dir = {dir:?}\ndatabase = {db:?}\n[gate]\nlisten = \"{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
          [broker]\nlisten_v4 = \"{v4}\"\nlisten_v5 = \"{v5}\"\n[api]\nlisten = \"{api}\"\n\
-         [store]\ntimescale = \"{timescale}\"\n[ingest]\n{ingest_settings}",
+         [store]\ntimescale = \"{timescale}\"\n{what_if}",
         dir = data_dir.display().to_string(),
         db = database.url(),
         timescale = timescale.as_str(),

@@ -102,6 +102,10 @@ pub struct LiveBenchArgs {
     /// the longest a verified batch waits for others before its group commit.
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub commit_interval_ms: Option<u64>,
+    /// What-if: the platform's `live.max_fps` (default: the platform's, 50), the pacing of
+    /// every client that does not ask for less (the latency scenario's clients do not).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_fps: Option<u32>,
 }
 
 impl LiveBenchArgs {
@@ -212,11 +216,15 @@ async fn run_plans(
     scratch: &std::path::Path,
     runtimes: &scenario::Runtimes,
 ) -> anyhow::Result<(&'static str, Vec<ScenarioResult>)> {
-    let ingest_settings = args
-        .commit_interval_ms
-        .map_or_else(String::new, |ms| format!("commit_interval_ms = {ms}\n"));
+    let mut what_if = String::new();
+    if let Some(ms) = args.commit_interval_ms {
+        what_if.push_str(&format!("[ingest]\ncommit_interval_ms = {ms}\n"));
+    }
+    if let Some(fps) = args.max_fps {
+        what_if.push_str(&format!("[live]\nmax_fps = {fps}\n"));
+    }
     let (running, config) =
-        super::platform::start(database, scratch, args.timescale, &ingest_settings).await?;
+        super::platform::start(database, scratch, args.timescale, &what_if).await?;
     let backend = running.store.backend().as_str();
     let mut results = Vec::new();
     let mut failure = None;

@@ -248,6 +248,11 @@ pub(crate) fn render(
             "what-if: ingest.commit_interval_ms = {ms} (platform default: 0)"
         ));
     }
+    if let Some(fps) = args.max_fps {
+        t.line(format!(
+            "what-if: live.max_fps = {fps} (platform default: 50)"
+        ));
+    }
     t.row("figure", "measured".into(), "budget", "result".into());
     for r in results {
         render_scenario(&mut t, r);
