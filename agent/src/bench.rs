@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use beffroi_agent::batcher::Sealer;
+use beffroi_agent::signer_slot::SignerSlot;
 use beffroi_agent::telemetry::Telemetry;
 use beffroi_protocol::{
     GatewayId, MetricName, Reading, SensorId, Signer, SigningKey, TenantId, Timestamp, Unit, Value,
@@ -70,7 +71,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let sealer = Sealer::new(
         TenantId::new("bench")?,
         GatewayId::new("gw-bench")?,
-        Arc::new(Signer::new(SigningKey::from_bytes(&[7; 32]))),
+        Arc::new(SignerSlot::new(Signer::new(SigningKey::from_bytes(
+            &[7; 32],
+        )))),
         spool.clone(),
         Arc::new(Telemetry::default()),
         Arc::new(Notify::new()),

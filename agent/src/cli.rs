@@ -1,13 +1,20 @@
-//! Subcommands: `run`, `check-config`, `keygen`, `spool stats`, `bench`.
+//! Subcommands: `run`, `check-config`, `enroll`, `rotate-key`, `keygen`, `spool stats`, `bench`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use beffroi_agent::enroll::{self, Endpoint, EnrollOptions, EnrollmentToken};
 use beffroi_agent::{keys, Agent, Config};
 use beffroi_spool::Spool;
 use clap::{Parser, Subcommand, ValueEnum};
 
 const DEFAULT_CONFIG: &str = "/etc/beffroi-agent/agent.toml";
+const DEFAULT_STATE_DIR: &str = "/var/lib/beffroi-agent";
+/// Time allowed for TCP + TLS to the enrollment endpoint.
+const ENROLL_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for the whole enrollment request.
+const ENROLL_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Beffroi gateway agent: collects, signs, spools and uplinks sensor readings.
 #[derive(Debug, Parser)]
@@ -39,6 +46,43 @@ pub enum Command {
     },
     /// Validate the configuration and load the keys and certificates it names.
     CheckConfig {
+        /// Configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Enroll this gateway with a one-time token: generate its keys, get its certificate,
+    /// write the configuration (see docs/gateway-identity.md).
+    Enroll {
+        /// The platform's enrollment endpoint, `https://host:port`.
+        #[arg(long)]
+        url: String,
+        /// The token printed by `beffroi gateway create` (`bfe1.<secret>.<pin>`). It is
+        /// visible to other local users in the process list: prefer `--token-file`.
+        #[arg(
+            long,
+            required_unless_present = "token_file",
+            conflicts_with = "token_file"
+        )]
+        token: Option<String>,
+        /// A file holding the token (`-`: standard input).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Configuration file to create, or to update if it exists.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Directory for the keys and certificates (created 0700 if missing).
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Tenant this gateway must belong to (default: the configuration's).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Gateway id this must be (default: the configuration's).
+        #[arg(long)]
+        gateway: Option<String>,
+    },
+    /// Prepare a new signing key; the running agent registers it and signs with it from its
+    /// next certificate renewal on.
+    RotateKey {
         /// Configuration file.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
@@ -91,6 +135,28 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config } => run(&config),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Enroll {
+            url,
+            token,
+            token_file,
+            config,
+            state_dir,
+            tenant,
+            gateway,
+        } => {
+            let options = EnrollOptions {
+                endpoint: Endpoint::parse(&url)?,
+                token: read_token(token, token_file.as_deref())?.parse::<EnrollmentToken>()?,
+                config,
+                state_dir,
+                tenant,
+                gateway,
+                connect_timeout: ENROLL_CONNECT_TIMEOUT,
+                request_timeout: ENROLL_REQUEST_TIMEOUT,
+            };
+            enroll_gateway(&options)
+        }
+        Command::RotateKey { config } => rotate_key(&config),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Spool {
             command: SpoolCommand::Stats { config },
@@ -153,6 +219,63 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
         config.sources.len(),
         config.uplink.host,
         config.uplink.port
+    );
+    Ok(())
+}
+
+fn read_token(token: Option<String>, file: Option<&Path>) -> anyhow::Result<String> {
+    match (token, file) {
+        (Some(token), _) => Ok(token),
+        (None, Some(path)) if path == Path::new("-") => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("reading the token from standard input")?;
+            Ok(token)
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token from {}", path.display())),
+        (None, None) => anyhow::bail!("--token or --token-file is required"),
+    }
+}
+
+fn enroll_gateway(options: &EnrollOptions) -> anyhow::Result<()> {
+    let enrolled = runtime()?.block_on(enroll::enroll(options))?;
+    let expires = beffroi_protocol::Timestamp::from(enrolled.validity.not_after);
+    println!(
+        "enrolled: tenant {} gateway {} key id {}; certificate valid until {expires}",
+        enrolled.tenant, enrolled.gateway, enrolled.key_id
+    );
+    let verb = match enrolled.config_outcome {
+        enroll::ConfigOutcome::Created => "written",
+        enroll::ConfigOutcome::Updated => "updated",
+    };
+    println!("configuration {verb}: {}", enrolled.config.display());
+    load(&enrolled.config).context("the configuration written does not validate")?;
+    println!(
+        "next: beffroi-agent check-config --config {0} && beffroi-agent run --config {0}",
+        enrolled.config.display()
+    );
+    Ok(())
+}
+
+fn rotate_key(path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    anyhow::ensure!(
+        config.enrollment.is_some(),
+        "{}: no [enrollment] section: the platform learns new signing keys through renewals",
+        path.display()
+    );
+    let pending = enroll::files::pending(&config.identity.signing_key);
+    anyhow::ensure!(
+        !pending.exists(),
+        "a rotation is already pending ({} exists): it happens at the next renewal",
+        pending.display()
+    );
+    let key = enroll::renewal::prepare_rotation(&config.identity.signing_key)?;
+    println!(
+        "rotation prepared: key id {} is registered and used from the next certificate renewal",
+        beffroi_protocol::key_id_for(&key.verifying_key())
     );
     Ok(())
 }

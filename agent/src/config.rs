@@ -10,6 +10,7 @@ use std::time::Duration;
 use beffroi_protocol::{GatewayId, TenantId, MAX_PAYLOAD_BYTES, MAX_READINGS_PER_BATCH};
 use serde::Deserialize;
 
+use crate::enroll::Endpoint;
 use crate::source::{RawSource, SourceSpec};
 
 /// A configuration problem, naming the field (`spool.max_bytes`) or the TOML location.
@@ -60,6 +61,37 @@ pub struct RawConfig {
     health: RawHealth,
     #[serde(default)]
     sources: Vec<RawSource>,
+    #[serde(default)]
+    enrollment: Option<RawEnrollment>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnrollment {
+    url: String,
+    #[serde(default = "default_renew_at")]
+    renew_at: f64,
+    #[serde(default)]
+    rotate_signing_key_days: u32,
+    #[serde(default = "default_retry_initial_ms")]
+    retry_initial_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    retry_max_ms: u64,
+    #[serde(default = "default_request_timeout_s")]
+    request_timeout_s: u64,
+}
+
+const fn default_renew_at() -> f64 {
+    0.667
+}
+const fn default_retry_initial_ms() -> u64 {
+    1000
+}
+const fn default_retry_max_ms() -> u64 {
+    300_000
+}
+const fn default_request_timeout_s() -> u64 {
+    30
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,6 +316,24 @@ pub struct BatchConfig {
     pub max_linger: Duration,
 }
 
+/// Automatic renewal with the platform's enrollment endpoint (`[enrollment]`).
+#[derive(Debug, Clone)]
+pub struct EnrollmentConfig {
+    /// The enrollment endpoint (renewals go to `/enroll/v1/renew` under it).
+    pub endpoint: Endpoint,
+    /// Renew after this fraction of the certificate's lifetime.
+    pub renew_at: f64,
+    /// Rotate the signing key at the first renewal after it is this old; `None`: only when
+    /// `beffroi-agent rotate-key` asked for it.
+    pub rotate_signing_key_after: Option<Duration>,
+    /// First delay after a failed renewal (jittered, doubling).
+    pub retry_initial: Duration,
+    /// Longest delay between renewal attempts.
+    pub retry_max: Duration,
+    /// Time allowed for one renewal request (connect included).
+    pub request_timeout: Duration,
+}
+
 /// A validated agent configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -297,8 +347,10 @@ pub struct Config {
     pub batch: BatchConfig,
     /// How often a health report is sent.
     pub health_interval: Duration,
-    /// Where readings come from.
+    /// Where readings come from (none: the agent only reports its health).
     pub sources: Vec<SourceSpec>,
+    /// Automatic renewal, when the gateway was enrolled.
+    pub enrollment: Option<EnrollmentConfig>,
 }
 
 impl Config {
@@ -437,18 +489,14 @@ impl RawConfig {
             86_400,
         )?);
 
-        if self.sources.is_empty() {
-            return Err(ConfigError::invalid(
-                "sources",
-                "at least one [[sources]] entry is required",
-            ));
-        }
         let sources = self
             .sources
             .into_iter()
             .enumerate()
             .map(|(i, raw)| raw.validate(&format!("sources[{i}]"), base))
             .collect::<Result<Vec<_>, _>>()?;
+
+        let enrollment = self.enrollment.map(RawEnrollment::validate).transpose()?;
 
         Ok(Config {
             identity,
@@ -457,6 +505,53 @@ impl RawConfig {
             batch,
             health_interval,
             sources,
+            enrollment,
+        })
+    }
+}
+
+impl RawEnrollment {
+    fn validate(self) -> Result<EnrollmentConfig, ConfigError> {
+        let endpoint =
+            Endpoint::parse(&self.url).map_err(|e| ConfigError::invalid("enrollment.url", e))?;
+        if !(0.1..=0.95).contains(&self.renew_at) {
+            return Err(ConfigError::invalid(
+                "enrollment.renew_at",
+                format!("{} is outside 0.1..=0.95", self.renew_at),
+            ));
+        }
+        in_range(
+            "enrollment.rotate_signing_key_days",
+            self.rotate_signing_key_days,
+            0,
+            3650,
+        )?;
+        in_range(
+            "enrollment.retry_initial_ms",
+            self.retry_initial_ms,
+            10,
+            3_600_000,
+        )?;
+        if self.retry_max_ms < self.retry_initial_ms {
+            return Err(ConfigError::invalid(
+                "enrollment.retry_max_ms",
+                "must be at least enrollment.retry_initial_ms",
+            ));
+        }
+        in_range(
+            "enrollment.request_timeout_s",
+            self.request_timeout_s,
+            1,
+            600,
+        )?;
+        Ok(EnrollmentConfig {
+            endpoint,
+            renew_at: self.renew_at,
+            rotate_signing_key_after: (self.rotate_signing_key_days > 0)
+                .then(|| Duration::from_secs(u64::from(self.rotate_signing_key_days) * 86_400)),
+            retry_initial: Duration::from_millis(self.retry_initial_ms),
+            retry_max: Duration::from_millis(self.retry_max_ms),
+            request_timeout: Duration::from_secs(self.request_timeout_s),
         })
     }
 }

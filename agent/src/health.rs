@@ -7,12 +7,13 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use beffroi_protocol::{GatewayId, Health, Signer, TenantId, Timestamp};
+use beffroi_protocol::{GatewayId, Health, TenantId, Timestamp};
 use beffroi_spool::Spool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::process;
+use crate::signer_slot::SignerSlot;
 use crate::telemetry::{Counter, Telemetry};
 
 /// Builds and seals health reports for one gateway.
@@ -21,8 +22,8 @@ pub struct HealthReporter {
     pub tenant: TenantId,
     /// The gateway.
     pub gateway: GatewayId,
-    /// Signs reports with the gateway key.
-    pub signer: Arc<Signer>,
+    /// Signs reports with the gateway's current key.
+    pub signer: Arc<SignerSlot>,
     /// The spool whose state is reported.
     pub spool: Arc<Mutex<Spool>>,
     /// Counters included in every report.
@@ -75,7 +76,11 @@ impl HealthReporter {
                 () = stop.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            match self.signer.seal_health(&self.report()) {
+            if self.signer.is_paused() {
+                // A signing-key rotation is in flight: the next tick reports.
+                continue;
+            }
+            match self.signer.current().seal_health(&self.report()) {
                 Ok((_, envelope)) => {
                     out.send_replace(Some(envelope));
                 }

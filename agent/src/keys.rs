@@ -1,7 +1,8 @@
 //! Key material on disk: the gateway's Ed25519 signing key and its TLS client key.
 //!
-//! Keys are generated locally (`keygen`), written with mode 0600 and refused at load time if
-//! the file is readable or writable by group or others. Key bytes are never logged.
+//! Keys are generated locally (`keygen`, `enroll`, renewals), written with mode 0600 and
+//! refused at load time if the file is readable or writable by group or others. Key bytes are
+//! never logged.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -41,6 +42,9 @@ pub enum KeyError {
     /// The operating system's random source failed.
     #[error("no randomness available: {0}")]
     Random(String),
+    /// A key could not be encoded as PEM (should not happen for a valid key).
+    #[error("cannot encode the {0} as PEM")]
+    Encode(&'static str),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
@@ -50,8 +54,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     }
 }
 
-/// Reads a private key file after checking that only its owner can access it.
-pub fn read_private(path: &Path) -> Result<String, KeyError> {
+/// Checks that only its owner can access the private key file at `path`.
+pub fn check_private_mode(path: &Path) -> Result<(), KeyError> {
     let mode = std::fs::metadata(path)
         .map_err(io_error(path))?
         .permissions()
@@ -62,7 +66,54 @@ pub fn read_private(path: &Path) -> Result<String, KeyError> {
             mode: mode & 0o777,
         });
     }
+    Ok(())
+}
+
+/// Reads a private key file after checking that only its owner can access it.
+pub fn read_private(path: &Path) -> Result<String, KeyError> {
+    check_private_mode(path)?;
     std::fs::read_to_string(path).map_err(io_error(path))
+}
+
+/// A fresh Ed25519 signing key from the operating system's random source.
+pub fn random_signing_key() -> Result<SigningKey, KeyError> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
+    let key = SigningKey::from_bytes(&seed);
+    seed.fill(0);
+    Ok(key)
+}
+
+/// The PKCS#8 PEM of a signing key.
+pub fn signing_key_pem(key: &SigningKey) -> Result<String, KeyError> {
+    key.to_pkcs8_pem(LineEnding::LF)
+        .map(|pem| pem.as_str().to_owned())
+        .map_err(|_| KeyError::Encode("signing key"))
+}
+
+/// The SubjectPublicKeyInfo PEM of a signing key's public half.
+pub fn public_key_pem(key: &SigningKey) -> Result<String, KeyError> {
+    key.verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|_| KeyError::Encode("public key"))
+}
+
+/// Writes private key material to `path`, created with mode 0600 (never readable by others,
+/// not even for an instant), and fsyncs it. Refuses an existing file unless `replace`.
+pub fn write_private(path: &Path, pem: &str, replace: bool) -> Result<(), KeyError> {
+    let mut options = OpenOptions::new();
+    options.write(true).mode(0o600);
+    if replace {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(io_error(path))?;
+    // An existing file keeps its mode when truncated: tighten it explicitly.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io_error(path))?;
+    file.write_all(pem.as_bytes()).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
 }
 
 /// Loads the gateway's signing key (PKCS#8 PEM, mode 0600).
@@ -87,39 +138,13 @@ pub struct Generated {
 /// Generates a signing key at `path` (mode 0600, never overwriting unless `force`) and its
 /// public key next to it as `<path>.pub`.
 pub fn generate(path: &Path, force: bool) -> Result<Generated, KeyError> {
-    let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
-    let key = SigningKey::from_bytes(&seed);
-    seed.fill(0);
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|_| KeyError::Format {
-            path: path.to_owned(),
-        })?;
-    let mut options = OpenOptions::new();
-    options.write(true).mode(0o600);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let mut file = options.open(path).map_err(io_error(path))?;
-    // An existing file keeps its mode when truncated: tighten it explicitly.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(io_error(path))?;
-    file.write_all(pem.as_bytes()).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))?;
-
-    let verifying = key.verifying_key();
-    let public_pem = verifying
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|_| KeyError::Format {
-            path: path.to_owned(),
-        })?;
+    let key = random_signing_key()?;
+    write_private(path, &signing_key_pem(&key)?, force)?;
     let mut public_key_path = path.as_os_str().to_owned();
     public_key_path.push(".pub");
     let public_key_path = PathBuf::from(public_key_path);
-    std::fs::write(&public_key_path, public_pem).map_err(io_error(&public_key_path))?;
+    std::fs::write(&public_key_path, public_key_pem(&key)?).map_err(io_error(&public_key_path))?;
+    let verifying = key.verifying_key();
     Ok(Generated {
         key_id: key_id_for(&verifying),
         public_key_hex: hex::encode(verifying.as_bytes()),

@@ -4,6 +4,8 @@
 //! sources ──mpsc──► batcher ──seal──► spool ◄──ack── uplink ──mTLS MQTT──► platform
 //!                                       ▲               ▲
 //!                             syncer (group fsync)   health reporter
+//!          ▲ signer slot                                ▲ TLS config (watch)
+//!          └──────────────── renewal (when `[enrollment]` is set) ─┘
 //! ```
 //! Shutdown, within [`SHUTDOWN_DEADLINE`]: stop the sources → the batcher seals what it holds
 //! → fsync the spool → stop the uplink and the health reporter → close the spool (which
@@ -21,8 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batcher::{Batcher, Sealer};
 use crate::config::Config;
+use crate::enroll::files::FileError;
+use crate::enroll::renewal::{self, Renewal};
 use crate::health::HealthReporter;
 use crate::keys::{self, KeyError};
+use crate::signer_slot::SignerSlot;
 use crate::source::{ReadingSink, Source, SourceError};
 use crate::telemetry::{Counter, Telemetry};
 use crate::uplink::mqtt::MqttConnector;
@@ -41,6 +46,9 @@ pub enum RunError {
     /// The TLS material could not be loaded.
     #[error("uplink TLS: {0}")]
     Tls(#[from] TlsError),
+    /// An interrupted renewal could not be completed.
+    #[error("finishing an interrupted renewal: {0}")]
+    Recover(#[from] FileError),
     /// The spool could not be opened, synced or closed.
     #[error("spool: {0}")]
     Spool(#[from] beffroi_spool::Error),
@@ -55,7 +63,7 @@ pub enum RunError {
 /// Everything the pipeline needs, opened and checked: the `build` step after validation.
 pub struct Agent {
     config: Config,
-    signer: Arc<Signer>,
+    signer: Arc<SignerSlot>,
     tls: Arc<rustls::ClientConfig>,
     spool: Spool,
     sources: Vec<Box<dyn Source>>,
@@ -63,10 +71,14 @@ pub struct Agent {
 
 impl Agent {
     /// Opens the key, TLS material, spool and sources named by `config`.
+    /// A renewal the agent stopped in the middle of is finished (or undone) first.
     pub fn build(config: Config) -> Result<Self, RunError> {
-        let signer = Arc::new(Signer::new(keys::load_signing_key(
+        if renewal::identity_files(&config).tls.recover()? {
+            tracing::warn!("finished installing a certificate renewed before the last stop");
+        }
+        let signer = Arc::new(SignerSlot::new(Signer::new(keys::load_signing_key(
             &config.identity.signing_key,
-        )?));
+        )?)));
         let tls = tls::client_config(&config.uplink)?;
         let sources = config
             .sources
@@ -96,7 +108,10 @@ impl Agent {
         let started = Instant::now();
         let tenant = config.identity.tenant.clone();
         let gateway = config.identity.gateway.clone();
-        tracing::info!(%tenant, %gateway, key_id = %signer.key_id(), "agent starting");
+        tracing::info!(%tenant, %gateway, key_id = %signer.current().key_id(), "agent starting");
+        if sources.is_empty() {
+            tracing::warn!("no [[sources]] configured: only health reports are sent");
+        }
         let spool = Arc::new(Mutex::new(spool));
         let telemetry = Arc::new(Telemetry::default());
         let sealed = Arc::new(Notify::new());
@@ -147,6 +162,20 @@ impl Agent {
             config.spool.fsync_interval,
             stop_rest.clone(),
         ));
+        let (tls_updates, tls_latest) = watch::channel(tls.clone());
+        match config.enrollment.clone() {
+            Some(settings) => {
+                let renewal = Renewal::new(
+                    &config,
+                    settings,
+                    signer.clone(),
+                    tls_updates,
+                    telemetry.clone(),
+                );
+                background.spawn(renewal.run(stop_rest.clone()));
+            }
+            None => drop(tls_updates),
+        }
         let u = &config.uplink;
         let connector = MqttConnector::new(
             u.host.clone(),
@@ -156,7 +185,8 @@ impl Agent {
             tls,
             &Topic::ack(&tenant, &gateway),
             u.max_in_flight,
-        );
+        )
+        .renewed_by(tls_latest);
         let timing = UplinkTiming {
             connect_timeout: u.connect_timeout,
             backoff_initial: u.backoff_initial,

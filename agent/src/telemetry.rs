@@ -44,9 +44,13 @@ counters! {
     Connects => "uplink.connects": "Successful connections to the platform.",
     ConnectFailures => "uplink.connect_failures": "Connection attempts that failed.",
     Disconnects => "uplink.disconnects": "Established connections that were lost.",
+    CredentialReconnects => "uplink.credential_reconnects": "Connections replaced to use a renewed certificate.",
     HealthSent => "health.sent": "Health reports published.",
     HealthErrors => "health.errors": "Health reports that could not be built or published.",
     SpoolSyncErrors => "spool.sync_errors": "Failed spool fsyncs.",
+    Renewals => "enroll.renewals": "Certificates renewed.",
+    RenewalFailures => "enroll.renewal_failures": "Renewal attempts that failed (each is retried).",
+    KeyRotations => "enroll.key_rotations": "Signing keys rotated.",
 }
 
 /// The agent's counters; cheap to update from any task.

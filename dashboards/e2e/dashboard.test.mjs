@@ -14,7 +14,8 @@
 //    demo's partner lab, activates it, previews what the partner gets (rows, sensor ids as
 //    pseudonyms), finds the preview's access entry in the audit log and verifies the log; the
 //    partner signs in with its own token and follows the shared readings live (pseudonyms);
-//    the officer revokes the agreement and the partner's live view ends.
+//    the officer revokes the agreement and the partner's live view ends. The tenant admin
+//    creates a gateway's one-time enrollment token and revokes a running gateway.
 //
 // A screenshot of each step goes to `target/browser-artifacts/` (kept as test artifacts; on
 // failure, `failure-<step>.png` too). Environment: BEFFROI_BIN (default
@@ -392,6 +393,22 @@ test('a data officer shares with a partner, previews as the partner, audits and 
     await partner.getByTestId('shared-live-ended').waitFor({ timeout: 5_000 });
     assert.equal(await partner.getByTestId('shared-live-ended').getAttribute('data-reason'), 'revoked');
     assert.ok(Date.now() - revokedAt < 3_000, `ended after ${Date.now() - revokedAt} ms (includes the click and the page)`);
+  });
+  // The tenant admin puts a new gateway in service (one-time token) and revokes another.
+  await step(page, 'gateway-token-and-revocation', platforms, async () => {
+    await byTestId('nav-gateways').click();
+    await byTestId('enroll-id').fill('gw-new');
+    await byTestId('enroll-hours').fill('2');
+    await byTestId('enroll-submit').click();
+    const command = await byTestId('enroll-command').textContent({ timeout: 10_000 });
+    assert.match(command, /^beffroi-agent enroll --url \S+ --token bfe1\.[A-Za-z0-9_-]{43}\.[0-9a-f]{64}$/);
+    await page.locator('[data-testid="enroll-pending-item"][data-gateway="gw-new"]').waitFor({ timeout: 10_000 });
+
+    const gateway = page.locator('[data-testid="gateway-row"][data-gateway="gw-01"]');
+    await gateway.getByTestId('revoke').click();
+    await gateway.getByTestId('revoke-confirm').click();
+    await page.locator('[data-testid="gateway-row"][data-gateway="gw-01"][data-status="revoked"]')
+      .waitFor({ timeout: 10_000 });
   });
   assert.deepEqual(page.errors, [], 'no uncaught error in the page');
   assert.deepEqual(partner.errors, [], 'no uncaught error in the partner page');

@@ -16,6 +16,8 @@ import type {
 
 export const MAX_DURATION_S = 7 * 86_400;
 export const MIN_OFFLINE_AFTER_S = 10;
+/** Longest notice of a certificate-expiry rule, in days (the platform allows 365). */
+export const MAX_NOTICE_DAYS = 365;
 export const MAX_NAME_CHARS = 100;
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const METRIC = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
@@ -33,6 +35,7 @@ export interface RuleForm {
   value: string;
   forS: string;
   afterS: string;
+  noticeDays: string;
   gateways: string;
   reasons: GapReason[];
   events: SecurityEventKind[];
@@ -52,6 +55,7 @@ export function emptyForm(): RuleForm {
     value: '',
     forS: '0',
     afterS: '120',
+    noticeDays: '7',
     gateways: '',
     reasons: [],
     events: [],
@@ -81,6 +85,10 @@ export function ruleToForm(rule: AlarmRule): RuleForm {
       break;
     case 'spool_gap':
       f.reasons = [...(c.reasons ?? [])];
+      break;
+    case 'certificate_expiry':
+      f.noticeDays = String(c.before_s / 86_400);
+      f.gateways = (c.gateways ?? []).join(', ');
       break;
     case 'security':
       f.events = [...(c.events ?? [])];
@@ -175,6 +183,17 @@ export function formToBody(form: RuleForm, creating: boolean): FormResult {
       condition = c;
       break;
     }
+    case 'certificate_expiry': {
+      const days = parseNumber(form.noticeDays);
+      const valid = days !== null && days > 0 && days <= MAX_NOTICE_DAYS;
+      if (!valid) errors.push({ field: 'noticeDays', key: 'rules.err.notice' });
+      const gateways = ids('gateways', 'gateways');
+      const beforeS = valid ? Math.max(1, Math.round(days * 86_400)) : 86_400;
+      const c: RuleCondition = { kind: 'certificate_expiry', before_s: beforeS };
+      if (gateways.length) c.gateways = gateways;
+      condition = c;
+      break;
+    }
     case 'spool_gap': {
       const c: RuleCondition = { kind: 'spool_gap' };
       if (form.reasons.length) c.reasons = [...form.reasons];
@@ -220,6 +239,10 @@ export function summarize(c: RuleCondition, lang: Lang): string {
     }
     case 'gateway_offline': {
       const s = tIn(lang, 'rules.sumOffline', { duration: formatDuration(c.after_s, lang) });
+      return c.gateways?.length ? `${s} (${c.gateways.join(', ')})` : s;
+    }
+    case 'certificate_expiry': {
+      const s = tIn(lang, 'rules.sumCert', { duration: formatDuration(c.before_s, lang) });
       return c.gateways?.length ? `${s} (${c.gateways.join(', ')})` : s;
     }
     case 'spool_gap':

@@ -51,7 +51,8 @@ export type SecurityEventKind =
   | 'acl_violation'
   | 'connection_limit'
   | 'protocol_violation'
-  | 'audit_tampered';
+  | 'audit_tampered'
+  | 'enrollment_refused';
 export const SECURITY_EVENT_KINDS: readonly SecurityEventKind[] = [
   'quarantined',
   'tls_rejected',
@@ -61,6 +62,7 @@ export const SECURITY_EVENT_KINDS: readonly SecurityEventKind[] = [
   'connection_limit',
   'protocol_violation',
   'audit_tampered',
+  'enrollment_refused',
 ];
 
 export type GapReason = 'spool-full' | 'crash-restart';
@@ -117,10 +119,17 @@ export type RuleCondition =
     }
   | { kind: 'gateway_offline'; after_s: number; gateways?: string[] }
   | { kind: 'spool_gap'; reasons?: GapReason[] }
+  | { kind: 'certificate_expiry'; before_s: number; gateways?: string[] }
   | { kind: 'security'; events?: SecurityEventKind[] };
 
 export type RuleKind = RuleCondition['kind'];
-export const RULE_KINDS: readonly RuleKind[] = ['threshold', 'gateway_offline', 'spool_gap', 'security'];
+export const RULE_KINDS: readonly RuleKind[] = [
+  'threshold',
+  'gateway_offline',
+  'spool_gap',
+  'certificate_expiry',
+  'security',
+];
 
 export interface AlarmRule {
   tenant: string;
@@ -163,6 +172,13 @@ export interface GatewayState {
   last_committed_seq: number | null;
 }
 
+export interface GatewayKey {
+  key_id: string;
+  public_key_hex: string;
+  created_at: Iso;
+  retired_at: Iso | null;
+}
+
 export interface Gateway {
   tenant: string;
   id: string;
@@ -172,8 +188,29 @@ export interface Gateway {
   cert_not_after?: Iso | null;
   rejected_batches?: number;
   revoked: boolean;
+  revoked_at?: Iso | null;
+  /** Every signing key it has had, newest first. */
+  keys?: GatewayKey[];
+  /** Expiry of an unused enrollment token for it (a re-enrollment is prepared). */
+  pending_enrollment?: Iso | null;
   created_at: Iso;
   state: GatewayState;
+}
+
+/** The answer to creating a gateway: its one-time enrollment token, shown once. */
+export interface EnrollmentTicket {
+  gateway: string;
+  token: string;
+  expires_at: Iso;
+  enroll_url?: string | null;
+}
+
+/** A gateway created but not yet enrolled. */
+export interface PendingEnrollment {
+  gateway: string;
+  created_at: Iso;
+  expires_at: Iso;
+  created_by: string;
 }
 
 export interface Sensor {
@@ -238,6 +275,7 @@ export type QuarantineReason =
   | 'bad_signature'
   | 'unknown_key'
   | 'revoked'
+  | 'retired_key'
   | 'replay'
   | 'stale'
   | 'future'
@@ -247,6 +285,7 @@ export const QUARANTINE_REASONS: readonly QuarantineReason[] = [
   'bad_signature',
   'unknown_key',
   'revoked',
+  'retired_key',
   'replay',
   'stale',
   'future',

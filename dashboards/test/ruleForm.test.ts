@@ -25,6 +25,8 @@ describe('rule form', () => {
       { kind: 'gateway_offline', after_s: 10, gateways: ['gw-1'] },
       { kind: 'spool_gap' },
       { kind: 'spool_gap', reasons: ['spool-full'] },
+      { kind: 'certificate_expiry', before_s: 604_800 },
+      { kind: 'certificate_expiry', before_s: 3600, gateways: ['gw-1', 'gw-2'] },
       { kind: 'security' },
       { kind: 'security', events: ['acl_violation', 'tls_rejected'] },
     ];
@@ -81,6 +83,13 @@ describe('rule form', () => {
     expect(fields({ ...offline, afterS: '10' })).toEqual([]);
     expect(fields({ ...offline, afterS: '1.5' })).toEqual(['afterS']);
     expect(fields({ ...offline, gateways: 'gw_1' })).toEqual(['gateways']);
+    const cert = { ...base, kind: 'certificate_expiry' as const };
+    expect(fields({ ...cert, noticeDays: '0' })).toEqual(['noticeDays']);
+    expect(fields({ ...cert, noticeDays: '366' })).toEqual(['noticeDays']);
+    expect(fields({ ...cert, noticeDays: 'soon' })).toEqual(['noticeDays']);
+    expect(fields({ ...cert, noticeDays: '0,5', gateways: 'gw-1' })).toEqual([]);
+    const half = formToBody({ ...cert, noticeDays: '0,5' }, true);
+    expect(half.ok && half.body.condition).toEqual({ kind: 'certificate_expiry', before_s: 43_200 });
   });
 
   it('builds the toggle body from the rule as it is', () => {
@@ -104,6 +113,9 @@ describe('condition summary', () => {
     expect(summarize(c, 'fr').replace(/\u00a0/g, ' ')).toBe('air.pm25 > 50, pendant 10 min, dans presquile');
     expect(summarize({ kind: 'gateway_offline', after_s: 120 }, 'en').replace(/\u00a0/g, ' ')).toBe('gateway silent for 2 min');
     expect(summarize({ kind: 'spool_gap' }, 'fr')).toBe('trou dans la file (tous)');
+    expect(summarize({ kind: 'certificate_expiry', before_s: 604_800, gateways: ['gw-1'] }, 'en').replace(/\u00a0/g, ' ')).toBe(
+      'gateway certificate expiring within 7 d (gw-1)',
+    );
     expect(summarize({ kind: 'security', events: ['acl_violation'] }, 'en')).toBe('security events (topic ACL violation)');
   });
 });

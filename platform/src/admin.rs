@@ -1,10 +1,12 @@
-//! Administration over the same code the server runs: tenants, gateway registration (with
-//! certificate issuance from the platform CA), revocation and API tokens.
+//! Administration over the same code the server runs: tenants, gateway creation (one-time
+//! enrollment tokens) and registration (with certificate issuance from the platform CA),
+//! revocation and API tokens.
 //!
 //! These functions take an open store and CA, so the CLI, the demo and the tests share them.
 //!
 //! Every change of a tenant's configuration is recorded in its audit log before it is
-//! applied, through the same `beffroi_api::audit::audited` as the API: registration
+//! applied, through the same `beffroi_api::audit::audited` as the API: enrollment tokens
+//! (`gateway_change`, `create_token`), registration
 //! (`gateway_change` and `certificate_change`: the certificate is issued in memory first, and
 //! leaves only once both entries are written), revocation (`gateway_change`) and tenant token
 //! creation (`token_change`; never the secret). The actor is the local operator
@@ -15,9 +17,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use beffroi_api::audit::{audited, Audited, Change, ChangeFailure};
+use beffroi_api::enrollment::{self, CreatedToken, EnrollmentSettings};
 use beffroi_audit::{AuditActor, AuditKind};
 use beffroi_policy::PartnerId;
-use beffroi_protocol::{key_id_for, GatewayId, KeyId, TenantId, VerifyingKey};
+use beffroi_protocol::{key_id_for, GatewayId, KeyId, TenantId, Timestamp, VerifyingKey};
 use beffroi_store::{GatewayRecord, NewGateway, Partner, Role, Store, Tenant, TokenScope};
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use serde_json::json;
@@ -45,6 +48,9 @@ pub enum AdminError {
     /// A token could not be generated.
     #[error("token: {0}")]
     Token(#[from] beffroi_api::ApiError),
+    /// An enrollment token was refused or could not be stored.
+    #[error("{0}")]
+    Enrollment(beffroi_api::ApiError),
     /// The tenant does not exist.
     #[error("tenant {0} does not exist")]
     NoTenant(TenantId),
@@ -69,7 +75,7 @@ impl ChangeFailure for AdminError {
     fn summary(&self) -> String {
         match self {
             AdminError::Store(error) => error.summary(),
-            AdminError::Token(error) => error.summary(),
+            AdminError::Token(error) | AdminError::Enrollment(error) => error.summary(),
             AdminError::NoTenant(_) | AdminError::PublicKey { .. } => self.to_string(),
             _ => "internal error".to_owned(),
         }
@@ -197,6 +203,48 @@ pub async fn register_gateway(
     })
 }
 
+/// The enrollment pin of this platform: the SHA-256 of the gate certificate in the PKI
+/// directory (created with the CA on first use, as the server would).
+pub fn enrollment_pin(config: &PlatformConfig) -> Result<String, AdminError> {
+    let pki_dir = config.pki_dir();
+    let ca = Ca::load_or_create(&pki_dir, crate::server::CA_NAME)?;
+    let (gate_cert, _) = ca.gate_certificate(&pki_dir, &config.gate.names)?;
+    Ok(crate::enroll::pin_of(&gate_cert)?)
+}
+
+/// Creates a one-time enrollment token for `gateway` of `tenant` (a new gateway, or the
+/// re-enrollment of an existing one), valid `ttl` (default `enroll.token_ttl_s`); returns the
+/// token text (shown once) and what was stored. The tenant must exist; a revoked gateway is
+/// refused.
+pub async fn create_enrollment_token(
+    store: &dyn Store,
+    config: &PlatformConfig,
+    pin: &str,
+    tenant: &TenantId,
+    gateway: &GatewayId,
+    ttl: Option<std::time::Duration>,
+) -> Result<CreatedToken, AdminError> {
+    if store.tenant(tenant).await?.is_none() {
+        return Err(AdminError::NoTenant(tenant.clone()));
+    }
+    let settings = EnrollmentSettings {
+        pin: pin.to_owned(),
+        default_ttl: config.enroll.token_ttl,
+        public_url: config.enroll.public_url.clone(),
+    };
+    enrollment::create_token(
+        store,
+        local_operator(),
+        tenant,
+        gateway,
+        ttl.unwrap_or(settings.default_ttl),
+        &settings,
+        Timestamp::now(),
+    )
+    .await
+    .map_err(AdminError::Enrollment)
+}
+
 /// A tenant's gateways.
 pub async fn list_gateways(
     store: &dyn Store,
@@ -221,7 +269,8 @@ pub async fn revoke_gateway(
         gateway.as_str(),
     );
     audited(store, &[change], async {
-        Ok::<_, AdminError>(store.revoke_gateway(tenant, gateway).await?)
+        let at = Timestamp::now();
+        Ok::<_, AdminError>(store.revoke_gateway(tenant, gateway, at).await?)
     })
     .await?;
     Ok(())
@@ -267,7 +316,7 @@ pub async fn create_partner(
     let partner = Partner {
         id: id.clone(),
         name: name.to_owned(),
-        created_at: beffroi_protocol::Timestamp::now(),
+        created_at: Timestamp::now(),
     };
     store.create_partner(&partner).await?;
     Ok(partner)

@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// The platform CA: trust-anchor rollover.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
     /// Manage gateways.
     Gateway {
         #[command(subcommand)]
@@ -106,7 +111,31 @@ enum TenantCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PkiCommand {
+    /// Replace the root CA in three steps (docs/gateway-identity.md): begin, complete,
+    /// retire; restart every node after each.
+    Rollover {
+        #[command(subcommand)]
+        step: beffroi::rollover::RolloverStep,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum GatewayCommand {
+    /// Create a gateway (or prepare an existing one's re-enrollment): prints a one-time
+    /// enrollment token for `beffroi-agent enroll`.
+    Create {
+        /// The tenant.
+        #[arg(long)]
+        tenant: TenantId,
+        /// The gateway id.
+        #[arg(long, visible_alias = "id")]
+        gateway: GatewayId,
+        /// The token's lifetime in seconds (default: `enroll.token_ttl_s`, 24 h; at most 30
+        /// days).
+        #[arg(long)]
+        ttl_s: Option<u64>,
+    },
     /// Register a gateway and issue its client certificate.
     Register {
         /// The tenant.
@@ -131,13 +160,14 @@ enum GatewayCommand {
         #[arg(long)]
         tenant: TenantId,
     },
-    /// Revoke a gateway: its certificate is refused and live connections are cut.
+    /// Revoke a gateway: its certificates are refused, its live connections cut (within 1 s
+    /// by a running platform) and what it signs from now on quarantined.
     Revoke {
         /// The tenant.
         #[arg(long)]
         tenant: TenantId,
         /// The gateway id.
-        #[arg(long)]
+        #[arg(long, visible_alias = "gateway")]
         id: GatewayId,
     },
 }
@@ -222,6 +252,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(command) => beffroi::bench::run(command),
         Command::Tenant { command } => runtime()?.block_on(tenant(config()?, command)),
         Command::Gateway { command } => runtime()?.block_on(gateway(config()?, command)),
+        Command::Pki {
+            command: PkiCommand::Rollover { step },
+        } => {
+            let config = config()?;
+            println!(
+                "{}",
+                beffroi::rollover::run(&config.pki_dir(), beffroi::server::CA_NAME, step)?
+            );
+            Ok(())
+        }
         Command::Token { command } => runtime()?.block_on(token(config()?, command)),
         Command::Partner { command } => runtime()?.block_on(partner(config()?, command)),
         Command::Retention { command } => {
@@ -297,6 +337,30 @@ fn read(path: &Path) -> anyhow::Result<String> {
 async fn gateway(config: PlatformConfig, command: GatewayCommand) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     match command {
+        GatewayCommand::Create {
+            tenant,
+            gateway,
+            ttl_s,
+        } => {
+            let pin = admin::enrollment_pin(&config)?;
+            let created = admin::create_enrollment_token(
+                store.as_ref(),
+                &config,
+                &pin,
+                &tenant,
+                &gateway,
+                ttl_s.map(std::time::Duration::from_secs),
+            )
+            .await?;
+            println!("gateway {tenant}/{gateway}: one-time enrollment token (shown once), valid until {}", created.record.expires_at);
+            println!("{}", created.token);
+            if let Some(url) = &config.enroll.public_url {
+                println!(
+                    "on the gateway: beffroi-agent enroll --url {url} --token {}",
+                    created.token
+                );
+            }
+        }
         GatewayCommand::Register {
             tenant,
             id,
@@ -304,7 +368,7 @@ async fn gateway(config: PlatformConfig, command: GatewayCommand) -> anyhow::Res
             tls_key,
             cert_out,
         } => {
-            let ca = Ca::load_or_create(&config.pki_dir(), "Beffroi platform CA")?;
+            let ca = Ca::load_or_create(&config.pki_dir(), beffroi::server::CA_NAME)?;
             let signing = admin::read_signing_public_key(&signing_key)?;
             let registration = admin::register_gateway(
                 store.as_ref(),
@@ -331,18 +395,28 @@ async fn gateway(config: PlatformConfig, command: GatewayCommand) -> anyhow::Res
             println!("platform_ca = {}", ca_out.display());
         }
         GatewayCommand::List { tenant } => {
+            let never = |t: Option<beffroi_protocol::Timestamp>| {
+                t.map_or_else(|| "never".to_owned(), |t| t.to_string())
+            };
             for g in admin::list_gateways(store.as_ref(), &tenant).await? {
-                let last_seen = g
-                    .state
-                    .last_seen
-                    .map_or_else(|| "never".to_owned(), |t| t.to_string());
                 println!(
-                    "{}\tkey {}\t{}\tlast seen {}\tspool {} batches",
+                    "{}\tkey {}\t{}\tcertificate until {}\tlast seen {}\tspool {} batches",
                     g.id,
                     g.key_id,
-                    if g.revoked { "REVOKED" } else { "active" },
-                    last_seen,
+                    match g.revoked_at {
+                        Some(at) => format!("REVOKED at {at}"),
+                        None => "active".to_owned(),
+                    },
+                    never(g.cert_not_after),
+                    never(g.state.last_seen),
                     g.state.spool_batches
+                );
+            }
+            let now = beffroi_protocol::Timestamp::now();
+            for pending in store.pending_enrollments(&tenant, now).await? {
+                println!(
+                    "{}\tawaiting enrollment (token valid until {}, by {})",
+                    pending.gateway, pending.expires_at, pending.created_by
                 );
             }
         }

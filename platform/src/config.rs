@@ -60,6 +60,8 @@ struct RawConfig {
     #[serde(default)]
     pki: RawPki,
     #[serde(default)]
+    enroll: RawEnroll,
+    #[serde(default)]
     store: RawStore,
     #[serde(default)]
     live: RawLive,
@@ -257,15 +259,54 @@ impl Default for RawApi {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawPki {
-    certificate_lifetime_days: u64,
+    certificate_lifetime_s: u64,
 }
 
 impl Default for RawPki {
     fn default() -> Self {
         Self {
-            certificate_lifetime_days: 90,
+            certificate_lifetime_s: DEFAULT_CERTIFICATE_LIFETIME.as_secs(),
         }
     }
+}
+
+/// Default lifetime of gateway certificates (`pki.certificate_lifetime_s`): 30 days.
+pub const DEFAULT_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+/// Shortest gateway certificate lifetime: 10 s, so that tests can roll certificates quickly.
+pub const MIN_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(10);
+/// Longest gateway certificate lifetime: 10 years (the CA's own lifetime).
+pub const MAX_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(3650 * 86_400);
+
+/// `[enroll]`: the enrollment endpoint (`/enroll/v1/…`, HTTPS with the gate's certificate).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawEnroll {
+    enabled: bool,
+    listen: SocketAddr,
+    token_ttl_s: u64,
+    public_url: Option<String>,
+}
+
+impl Default for RawEnroll {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            token_ttl_s: beffroi_api::enrollment::DEFAULT_TOKEN_TTL.as_secs(),
+            public_url: None,
+        }
+    }
+}
+
+/// The enrollment endpoint's listener and token settings.
+#[derive(Debug, Clone)]
+pub struct EnrollSettings {
+    /// Where the enrollment endpoint listens; `None`: disabled (`enroll.enabled = false`).
+    pub listen: Option<SocketAddr>,
+    /// Lifetime of new enrollment tokens unless the creator asks for another.
+    pub token_ttl: Duration,
+    /// The endpoint's URL as gateways reach it, printed with new tokens.
+    pub public_url: Option<String>,
 }
 
 /// Where the ingest and the gate find the broker.
@@ -354,8 +395,10 @@ pub struct PlatformConfig {
     pub ingest: IngestSettings,
     /// Where the HTTP API listens.
     pub api_listen: SocketAddr,
-    /// Lifetime of issued gateway certificates.
+    /// Lifetime of issued gateway certificates (`pki.certificate_lifetime_s`).
     pub certificate_lifetime: Duration,
+    /// The enrollment endpoint.
+    pub enroll: EnrollSettings,
     /// Live views.
     pub live: LiveConfig,
     /// The dashboard.
@@ -524,9 +567,18 @@ impl RawConfig {
         if i.max_age_s == 0 {
             return Err(invalid("ingest.max_age_s", "must be > 0"));
         }
-        if !(1..=3650).contains(&self.pki.certificate_lifetime_days) {
-            return Err(invalid("pki.certificate_lifetime_days", "must be 1..=3650"));
+        let lifetime = Duration::from_secs(self.pki.certificate_lifetime_s);
+        if !(MIN_CERTIFICATE_LIFETIME..=MAX_CERTIFICATE_LIFETIME).contains(&lifetime) {
+            return Err(invalid(
+                "pki.certificate_lifetime_s",
+                format!(
+                    "must be {}..={} (10 seconds to 10 years)",
+                    MIN_CERTIFICATE_LIFETIME.as_secs(),
+                    MAX_CERTIFICATE_LIFETIME.as_secs()
+                ),
+            ));
         }
+        let enroll = validate_enroll(self.enroll)?;
         let l = self.live;
         if !(1..=256).contains(&l.max_subscriptions) {
             return Err(invalid("live.max_subscriptions", "must be 1..=256"));
@@ -597,13 +649,39 @@ impl RawConfig {
                 commit_lanes: i.commit_lanes,
             },
             api_listen: self.api.listen,
-            certificate_lifetime: Duration::from_secs(self.pki.certificate_lifetime_days * 86_400),
+            certificate_lifetime: lifetime,
+            enroll,
             live,
             dashboard,
             audit_checkpoint_interval: Duration::from_secs(self.audit.checkpoint_interval_s),
             retention,
         })
     }
+}
+
+fn validate_enroll(e: RawEnroll) -> Result<EnrollSettings, ConfigError> {
+    let token_ttl = Duration::from_secs(e.token_ttl_s);
+    let max = beffroi_api::enrollment::MAX_TOKEN_TTL;
+    if token_ttl.is_zero() || token_ttl > max {
+        return Err(invalid(
+            "enroll.token_ttl_s",
+            format!("must be 1..={} (at most 30 days)", max.as_secs()),
+        ));
+    }
+    if let Some(url) = &e.public_url {
+        let rest = url.strip_prefix("https://").unwrap_or_default();
+        if rest.is_empty() || rest.contains(char::is_whitespace) {
+            return Err(invalid(
+                "enroll.public_url",
+                "expected https://HOST[:PORT] (the enrollment endpoint speaks HTTPS only)",
+            ));
+        }
+    }
+    Ok(EnrollSettings {
+        listen: e.enabled.then_some(e.listen),
+        token_ttl,
+        public_url: e.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+    })
 }
 
 #[cfg(test)]
@@ -672,10 +750,37 @@ mod tests {
                 "[store]\nmax_connections = 3\n[ingest]\ncommit_lanes = 2",
                 "store.max_connections",
             ),
+            (
+                "[pki]\ncertificate_lifetime_s = 9",
+                "pki.certificate_lifetime_s",
+            ),
+            (
+                "[pki]\ncertificate_lifetime_days = 90",
+                "certificate_lifetime_days",
+            ),
+            ("[enroll]\ntoken_ttl_s = 0", "enroll.token_ttl_s"),
+            ("[enroll]\ntoken_ttl_s = 2592001", "enroll.token_ttl_s"),
+            ("[enroll]\npublic_url = \"http://x\"", "enroll.public_url"),
         ] {
             let err = PlatformConfig::from_toml(toml).unwrap_err().to_string();
             assert!(err.contains(field), "{toml}: {err}");
         }
+        assert_eq!(config.certificate_lifetime, DEFAULT_CERTIFICATE_LIFETIME);
+        assert_eq!(
+            config.enroll.listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 8443)))
+        );
+        assert_eq!(config.enroll.token_ttl, Duration::from_secs(86_400));
+        let short = PlatformConfig::from_toml(
+            "[pki]\ncertificate_lifetime_s = 10\n[enroll]\nenabled = false\npublic_url = \"https://p.example:8443/\"",
+        )
+        .unwrap();
+        assert_eq!(short.certificate_lifetime, Duration::from_secs(10));
+        assert_eq!(short.enroll.listen, None);
+        assert_eq!(
+            short.enroll.public_url.as_deref(),
+            Some("https://p.example:8443")
+        );
         let external =
             PlatformConfig::from_toml("[broker]\nexternal_v5 = \"127.0.0.1:1883\"").unwrap();
         assert_eq!(external.broker.v4(), external.broker.v5());

@@ -86,7 +86,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dashboard = dashboard(&args);
     let mut toml = format!(
         "data_dir = {dir:?}\n[gate]\nlisten = \"127.0.0.1:{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
-         [broker]\nlisten_v4 = \"127.0.0.1:{v4}\"\nlisten_v5 = \"127.0.0.1:{v5}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n",
+         [broker]\nlisten_v4 = \"127.0.0.1:{v4}\"\nlisten_v5 = \"127.0.0.1:{v5}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n\
+         [enroll]\nlisten = \"127.0.0.1:0\"\n",
         dir = data_dir.display().to_string(),
         gate = available_port(args.gate_port)?,
         v4 = available_port(0)?,

@@ -4,9 +4,10 @@
 //! ```text
 //! start: store → CA + gate certificate → audit key → broker → live hub, alerts and the
 //!        fan-out after commit → security-event writer → audit checkpointer → retention task
-//!        → ingest → gate → API (with the dashboard)
+//!        → ingest → gate → enrollment endpoint → API (with the dashboard)
 //! stop (deadline 5 s): retention task stops (a purge batch in flight rolls back with its
-//!                      receipt) → gate stops accepting and closes clients → ingest drains
+//!                      receipt) → enrollment endpoint stops (requests in flight finish)
+//!                      → gate stops accepting and closes clients → ingest drains
 //!                      and commits → live views closed (1001) → HTTP stops → last audit
 //!                      checkpoint round →
 //!                      security events flushed → fan-out drained → alerts apply what they
@@ -15,15 +16,18 @@
 //! Tests and the demo call [`start`] with port 0 listeners and stop with [`Running::stop`];
 //! `main` does the same with the configured ports and a signal.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use beffroi_alerts::Alerts;
+use beffroi_api::enrollment::EnrollmentSettings;
 use beffroi_gate::{Fingerprint, GateConfig, Revocations};
 use beffroi_ingest::{Ingest, IngestConfig};
 use beffroi_live::Hub;
+use beffroi_protocol::{GatewayId, TenantId};
 use beffroi_store::Store;
 use beffroi_telemetry::{Metrics, SecurityEvents};
 use tokio::net::TcpListener;
@@ -33,13 +37,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{Checkpointer, PlatformAuditKey};
 use crate::config::{BrokerMode, PlatformConfig};
+use crate::cutoff::Cutoff;
+use crate::enroll::{EnrollState, GateEndpoint};
 use crate::pki::Ca;
 
+/// The platform CA's common name.
+pub const CA_NAME: &str = "Beffroi platform CA";
 /// Longest an ordered shutdown may take.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 /// How often the revoked set is reloaded from the store (revocations made by another
-/// process, e.g. the admin CLI).
-const REVOCATION_REFRESH: Duration = Duration::from_secs(2);
+/// process, e.g. the admin CLI): the gate cuts such a gateway within a second.
+const REVOCATION_REFRESH: Duration = Duration::from_millis(500);
 
 /// Why the platform could not start.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +99,11 @@ pub struct Running {
     pub gate_addr: SocketAddr,
     /// Where the HTTP API listens.
     pub api_addr: SocketAddr,
+    /// Where the enrollment endpoint listens (HTTPS); `None` when disabled.
+    pub enroll_addr: Option<SocketAddr>,
+    /// The enrollment pin: SHA-256 (hex) of the gate certificate, which the enrollment
+    /// endpoint serves.
+    pub enroll_pin: String,
     /// The MQTT v5 broker address (loopback) the ingest uses.
     pub broker_v5: SocketAddr,
     /// The store.
@@ -109,6 +122,8 @@ pub struct Running {
     stop_gate: CancellationToken,
     stop_ingest: CancellationToken,
     stop_api: CancellationToken,
+    stop_enroll: CancellationToken,
+    enroll: Option<JoinHandle<()>>,
     gate: JoinHandle<()>,
     ingest: JoinHandle<Result<(), beffroi_ingest::IngestError>>,
     api: JoinHandle<std::io::Result<()>>,
@@ -140,13 +155,19 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     tracing::info!(backend = ?store.backend(), "store open");
 
     let pki_dir = config.pki_dir();
-    let ca = Arc::new(Ca::load_or_create(&pki_dir, "Beffroi platform CA")?);
-    let (gate_cert, gate_key) = ca.issue_server(&pki_dir, &config.gate.names)?;
+    let ca = Arc::new(Ca::load_or_create(&pki_dir, CA_NAME)?);
+    let (gate_cert, gate_key) = ca.gate_certificate(&pki_dir, &config.gate.names)?;
     let tls = beffroi_gate::server_tls_config(
         ca.cert_pem().as_bytes(),
         gate_cert.as_bytes(),
         gate_key.as_bytes(),
     )?;
+    let enroll_tls = beffroi_gate::enrollment_tls_config(
+        ca.cert_pem().as_bytes(),
+        gate_cert.as_bytes(),
+        gate_key.as_bytes(),
+    )?;
+    let enroll_pin = crate::enroll::pin_of(&gate_cert)?;
     let audit_key = Arc::new(PlatformAuditKey::load_or_create(&pki_dir)?);
     tracing::info!(key_id = %audit_key.key_id(), "audit signing key loaded");
 
@@ -197,8 +218,6 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
 
     let revocations = Revocations::new();
     refresh_revocations(store.as_ref(), &revocations).await?;
-    let revocation_refresher =
-        tokio::spawn(keep_revocations_fresh(store.clone(), revocations.clone()));
 
     let ingest_config = IngestConfig {
         broker_host: broker_v5.ip().to_string(),
@@ -213,16 +232,20 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     };
     ingest_config.validate()?;
     let stop_ingest = CancellationToken::new();
-    let ingest = tokio::spawn(
-        Ingest::new(
-            ingest_config,
-            store.clone(),
-            events.clone(),
-            metrics.clone(),
-        )
-        .with_events(ingest_events)
-        .run(stop_ingest.clone()),
-    );
+    let ingest = Ingest::new(
+        ingest_config,
+        store.clone(),
+        events.clone(),
+        metrics.clone(),
+    )
+    .with_events(ingest_events);
+    let cutoff = Cutoff::new(revocations.clone(), ingest.key_cache());
+    let ingest = tokio::spawn(ingest.run(stop_ingest.clone()));
+    let revocation_refresher = tokio::spawn(keep_revocations_fresh(
+        store.clone(),
+        revocations.clone(),
+        cutoff.clone(),
+    ));
 
     let gate_listener = bind(config.gate.listen).await?;
     let gate_addr = local_addr(&gate_listener, config.gate.listen);
@@ -241,10 +264,39 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         tls,
         gate_config,
         revocations.clone(),
-        events,
+        events.clone(),
         metrics.clone(),
         stop_gate.clone(),
     ));
+
+    let stop_enroll = CancellationToken::new();
+    let (enroll, enroll_addr) = match config.enroll.listen {
+        Some(listen) => {
+            let listener = bind(listen).await?;
+            let addr = local_addr(&listener, listen);
+            let router = crate::enroll::router(EnrollState {
+                store: store.clone(),
+                ca: ca.clone(),
+                certificate_lifetime: config.certificate_lifetime,
+                gate: GateEndpoint {
+                    names: config.gate.names.clone(),
+                    port: gate_addr.port(),
+                },
+                metrics: metrics.clone(),
+                events,
+                revocations: revocations.clone(),
+                cutoff: cutoff.clone(),
+            });
+            let task = tokio::spawn(crate::enroll::serve(
+                listener,
+                enroll_tls,
+                router,
+                stop_enroll.clone(),
+            ));
+            (Some(task), Some(addr))
+        }
+        None => (None, None),
+    };
 
     let ready = Arc::new(AtomicBool::new(true));
     let api_listener = bind(config.api_listen).await?;
@@ -259,14 +311,22 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         audit_keys: Arc::new(audit_key.keys().clone()),
         clock: beffroi_api::clock::Clock::system(),
         agreements: beffroi_api::governed::AgreementCache::new(store.clone()),
+        enrollment: Arc::new(EnrollmentSettings {
+            pin: enroll_pin.clone(),
+            default_ttl: config.enroll.token_ttl,
+            public_url: config.enroll.public_url.clone(),
+        }),
+        revocation: Arc::new(cutoff),
     });
     let stop_api = CancellationToken::new();
     let api = tokio::spawn(beffroi_api::serve(api_listener, router, stop_api.clone()));
-    tracing::info!(%gate_addr, %api_addr, %broker_v5, "platform started");
+    tracing::info!(%gate_addr, %api_addr, ?enroll_addr, %broker_v5, "platform started");
 
     Ok(Running {
         gate_addr,
         api_addr,
+        enroll_addr,
+        enroll_pin,
         broker_v5,
         store,
         ca,
@@ -278,6 +338,8 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         stop_gate,
         stop_ingest,
         stop_api,
+        stop_enroll,
+        enroll,
         gate,
         ingest,
         api,
@@ -298,28 +360,44 @@ fn local_addr(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
     listener.local_addr().unwrap_or(fallback)
 }
 
+/// Loads the revoked sets into `revocations` (cutting what they cover); returns the revoked
+/// gateways.
 async fn refresh_revocations(
     store: &dyn Store,
     revocations: &Revocations,
-) -> Result<(), beffroi_store::Error> {
+) -> Result<HashSet<(TenantId, GatewayId)>, beffroi_store::Error> {
     let revoked = store.revoked_gateways().await?;
+    let gateways: HashSet<_> = revoked
+        .iter()
+        .map(|r| (r.tenant.clone(), r.gateway.clone()))
+        .collect();
     revocations.replace(
         revoked
             .iter()
             .filter_map(|r| Fingerprint::parse(r.cert_fingerprint.as_deref()?).ok()),
-        revoked
-            .iter()
-            .map(|r| (r.tenant.clone(), r.gateway.clone())),
+        gateways.iter().cloned(),
     );
-    Ok(())
+    Ok(gateways)
 }
 
-async fn keep_revocations_fresh(store: Arc<dyn Store>, revocations: Revocations) {
+/// Reloads the revoked sets every [`REVOCATION_REFRESH`]; a gateway revoked since the last
+/// round (by another process) also loses its keys from the ingest's cache.
+async fn keep_revocations_fresh(store: Arc<dyn Store>, revocations: Revocations, cutoff: Cutoff) {
+    let mut known: Option<HashSet<(TenantId, GatewayId)>> = None;
     let mut ticker = tokio::time::interval(REVOCATION_REFRESH);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(error) = refresh_revocations(store.as_ref(), &revocations).await {
-            tracing::warn!(%error, "cannot reload revoked certificates");
+        match refresh_revocations(store.as_ref(), &revocations).await {
+            Ok(revoked) => {
+                if let Some(known) = &known {
+                    for (tenant, gateway) in revoked.difference(known) {
+                        cutoff.keys_changed(tenant, gateway);
+                    }
+                }
+                known = Some(revoked);
+            }
+            Err(error) => tracing::warn!(%error, "cannot reload revoked certificates"),
         }
     }
 }
@@ -333,6 +411,10 @@ impl Running {
             // A purge batch in flight is dropped: its delete and receipt roll back together.
             self.stop_retention.cancel();
             let _ = self.retention.await;
+            self.stop_enroll.cancel();
+            if let Some(enroll) = self.enroll {
+                let _ = enroll.await;
+            }
             self.stop_gate.cancel();
             if let Err(error) = self.gate.await {
                 tracing::error!(%error, "gate task failed");

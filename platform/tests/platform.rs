@@ -1,11 +1,14 @@
 //! The platform in process: a gateway speaking MQTT 3.1.1 reaches the embedded rumqttd through
 //! the gate (which forwards 3.1.1 and 5 to their own broker listeners), and its signed batch is
 //! verified, committed and acknowledged. `export`: the `beffroi export` → `beffroi import`
-//! round trip on SQLite and PostgreSQL (issue #8).
+//! round trip on SQLite and PostgreSQL (issue #8). `enroll`: the enrollment endpoint over
+//! HTTPS (issue #9).
 
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+#[path = "platform/enroll.rs"]
+mod enroll;
 #[path = "platform/export.rs"]
 mod export;
 
@@ -56,7 +59,7 @@ async fn mqtt_311_gateway_is_committed_and_acked_through_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let config = PlatformConfig::from_toml(&format!(
         "data_dir = {dir:?}\n[gate]\nlisten = \"127.0.0.1:0\"\nnames = [\"localhost\"]\n\
-         [broker]\nlisten_v4 = \"127.0.0.1:{}\"\nlisten_v5 = \"127.0.0.1:{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n",
+         [broker]\nlisten_v4 = \"127.0.0.1:{}\"\nlisten_v5 = \"127.0.0.1:{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n[enroll]\nlisten = \"127.0.0.1:0\"\n",
         free_port(),
         free_port(),
         dir = dir.path().display().to_string(),

@@ -73,6 +73,8 @@ pub struct AgentSpec {
     pub max_in_flight: usize,
     /// Present a client certificate from the rogue CA instead of the platform CA.
     pub rogue_certificate: bool,
+    /// `enrollment.url`: renew the certificate there (an enrolled gateway).
+    pub enrollment_url: Option<String>,
 }
 
 impl AgentSpec {
@@ -92,6 +94,7 @@ impl AgentSpec {
             ack_timeout_s: 2,
             max_in_flight: 32,
             rogue_certificate: false,
+            enrollment_url: None,
         }
     }
 }
@@ -124,7 +127,14 @@ struct ConfigFile {
     spool: SpoolSection,
     batch: BatchSection,
     health: HealthSection,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrollment: Option<EnrollmentSection>,
     sources: Vec<SourceSection>,
+}
+
+#[derive(Serialize)]
+struct EnrollmentSection {
+    url: String,
 }
 
 #[derive(Serialize)]
@@ -250,6 +260,10 @@ pub fn config_table(
         health: HealthSection {
             interval_s: spec.health_interval_s,
         },
+        enrollment: spec
+            .enrollment_url
+            .clone()
+            .map(|url| EnrollmentSection { url }),
         sources: spec.sources.iter().map(SourceSpec::section).collect(),
     };
     Ok(toml::Table::try_from(file)?)

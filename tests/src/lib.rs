@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod broker;
 pub mod consumer;
+pub mod enroll;
 pub mod gate_client;
 pub mod http;
 pub mod input;

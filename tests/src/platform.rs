@@ -53,6 +53,8 @@ pub struct PlatformSpec {
     pub broker: BrokerSpec,
     /// `gate.handshake_timeout_ms`.
     pub handshake_timeout_ms: u64,
+    /// `pki.certificate_lifetime_s` (default: the platform's, 30 days).
+    pub certificate_lifetime_s: Option<u64>,
 }
 
 impl Default for PlatformSpec {
@@ -61,6 +63,7 @@ impl Default for PlatformSpec {
             database: None,
             broker: BrokerSpec::Embedded,
             handshake_timeout_ms: 10_000,
+            certificate_lifetime_s: None,
         }
     }
 }
@@ -217,6 +220,11 @@ pub struct Platform {
     pub gate_port: u16,
     /// The API's port on 127.0.0.1.
     pub api_port: u16,
+    /// The enrollment endpoint's port on 127.0.0.1 (HTTPS).
+    pub enroll_port: u16,
+    /// The embedded broker's MQTT 5 listener on 127.0.0.1 (what the gate and the ingest use;
+    /// gateways never reach it), `None` with an external broker.
+    pub broker_v5_port: Option<u16>,
     child: Option<Child>,
     runs: u32,
     name: String,
@@ -227,7 +235,11 @@ impl Platform {
     pub fn configure(dir: &Path, spec: &PlatformSpec) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let data_dir = dir.join("data");
-        let (gate_port, api_port) = (unique_free_port()?, unique_free_port()?);
+        let (gate_port, api_port, enroll_port) = (
+            unique_free_port()?,
+            unique_free_port()?,
+            unique_free_port()?,
+        );
         let mut text = format!(
             "# Written by the beffroi-tests harness.\ndata_dir = {data:?}\n",
             data = data_dir.display().to_string()
@@ -240,17 +252,25 @@ impl Platform {
              handshake_timeout_ms = {}\n",
             spec.handshake_timeout_ms
         ));
-        match spec.broker {
-            BrokerSpec::Embedded => text.push_str(&format!(
-                "[broker]\nlisten_v4 = \"127.0.0.1:{}\"\nlisten_v5 = \"127.0.0.1:{}\"\n",
-                unique_free_port()?,
-                unique_free_port()?
-            )),
+        let broker_v5_port = match spec.broker {
+            BrokerSpec::Embedded => {
+                let v5 = unique_free_port()?;
+                text.push_str(&format!(
+                    "[broker]\nlisten_v4 = \"127.0.0.1:{}\"\nlisten_v5 = \"127.0.0.1:{v5}\"\n",
+                    unique_free_port()?,
+                ));
+                Some(v5)
+            }
             BrokerSpec::External(addr) => {
                 text.push_str(&format!("[broker]\nexternal_v5 = \"{addr}\"\n"));
+                None
             }
+        };
+        if let Some(lifetime) = spec.certificate_lifetime_s {
+            text.push_str(&format!("[pki]\ncertificate_lifetime_s = {lifetime}\n"));
         }
         text.push_str(&format!("[api]\nlisten = \"127.0.0.1:{api_port}\"\n"));
+        text.push_str(&format!("[enroll]\nlisten = \"127.0.0.1:{enroll_port}\"\n"));
         let config = dir.join("beffroi.toml");
         std::fs::write(&config, text)?;
         Ok(Self {
@@ -264,6 +284,8 @@ impl Platform {
             log: dir.join("platform.log"),
             gate_port,
             api_port,
+            enroll_port,
+            broker_v5_port,
             child: None,
             runs: 0,
         })

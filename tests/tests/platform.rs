@@ -20,6 +20,8 @@
 //! 9. `audit`: the audit log records changes and reads, verifies, and finds tampering
 //!    (issue #8).
 //! 10. `retention`: per-class retention purges with receipts in the audit log (issue #8).
+//! 11. `identity`: enrollment with one-time tokens, certificates renewed under load,
+//!     revocation under load (issue #9).
 
 #![allow(clippy::unwrap_used)]
 
@@ -37,6 +39,8 @@ mod delivery;
 mod demo;
 #[path = "platform/gate.rs"]
 mod gate;
+#[path = "platform/identity.rs"]
+mod identity;
 #[path = "platform/isolation.rs"]
 mod isolation;
 #[path = "platform/live.rs"]

@@ -13,6 +13,8 @@
 //!     timeout: a batch in flight longer than ack_timeout is published again
 //!     sealed : the batcher appended a batch → fill
 //!     health : the latest sealed health report is published on connect and when it changes
+//!     renewed: the certificate was renewed → disconnect, reconnect at once with it (the
+//!              new session resends everything unacked, as after any reconnect)
 //!     stop   : disconnect and return (the spool keeps everything not acked)
 //! ```
 //!
@@ -72,6 +74,12 @@ pub trait Connector: Send {
     type Link: Link;
     /// Connects and subscribes to the ack topic.
     fn connect(&mut self) -> impl Future<Output = Result<Self::Link, TransportError>> + Send;
+
+    /// Resolves once the credentials changed since the last [`connect`](Self::connect) (a
+    /// renewed certificate): the uplink then replaces its connection. Default: never.
+    fn credentials_changed(&self) -> impl Future<Output = ()> + Send + 'static {
+        std::future::pending()
+    }
 }
 
 /// One established connection.
@@ -119,6 +127,8 @@ pub struct Uplink<C: Connector> {
 enum SessionEnd {
     Stopped,
     Lost(TransportError),
+    /// New credentials: reconnect at once with them.
+    Renewed,
 }
 
 impl<C: Connector> Uplink<C> {
@@ -175,6 +185,11 @@ impl<C: Connector> Uplink<C> {
                     tracing::info!(gateway = %self.gateway, "connected to the platform");
                     match self.session(link, &stop).await {
                         SessionEnd::Stopped => return,
+                        SessionEnd::Renewed => {
+                            self.telemetry.incr(Counter::CredentialReconnects);
+                            tracing::info!("reconnecting with the renewed certificate");
+                            continue;
+                        }
                         SessionEnd::Lost(error) => {
                             self.telemetry.incr(Counter::Disconnects);
                             tracing::warn!(%error, "lost the platform connection");
@@ -197,6 +212,8 @@ impl<C: Connector> Uplink<C> {
     async fn session(&mut self, mut link: C::Link, stop: &CancellationToken) -> SessionEnd {
         let mut window = Window::default();
         let mut health_open = true;
+        let renewed = self.connector.credentials_changed();
+        tokio::pin!(renewed);
         let report = self.health.borrow_and_update().clone();
         if let Some(report) = report {
             self.publish_health(&mut link, report);
@@ -217,6 +234,10 @@ impl<C: Connector> Uplink<C> {
                     Err(error) => return SessionEnd::Lost(error),
                 },
                 () = self.sealed.notified() => {}
+                () = &mut renewed => {
+                    link.close().await;
+                    return SessionEnd::Renewed;
+                }
                 changed = self.health.changed(), if health_open => {
                     health_open = changed.is_ok();
                     let report = self.health.borrow_and_update().clone();

@@ -15,10 +15,10 @@ use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ClientError, Event, EventLoop, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, watch};
 
 use super::{Connector, Inbound, Link, TransportError};
+use crate::abort_on_drop::AbortOnDrop;
 
 /// Largest packet the agent accepts from the broker (acks and commands are small).
 const MAX_INCOMING_PACKET: u32 = 64 * 1024;
@@ -29,14 +29,15 @@ pub struct MqttConnector {
     port: u16,
     client_id: String,
     keep_alive: Duration,
-    tls: Arc<rustls::ClientConfig>,
+    tls: watch::Receiver<Arc<rustls::ClientConfig>>,
     ack_topic: String,
     max_in_flight: usize,
 }
 
 impl MqttConnector {
     /// A connector for `client_id` (the gateway id) at `host:port`, subscribing to
-    /// `ack_topic` after each connect.
+    /// `ack_topic` after each connect, always with the TLS configuration `tls` (see
+    /// [`renewed_by`](Self::renewed_by)).
     pub fn new(
         host: String,
         port: u16,
@@ -51,10 +52,20 @@ impl MqttConnector {
             port,
             client_id,
             keep_alive,
-            tls,
+            // No sender: the configuration never changes.
+            tls: watch::channel(tls).1,
             ack_topic: ack_topic.to_string(),
             max_in_flight,
         }
+    }
+}
+
+impl MqttConnector {
+    /// Connects with the latest configuration published on `updates` from now on, and makes
+    /// the uplink replace a live connection when a new one (a renewed certificate) arrives.
+    pub fn renewed_by(mut self, updates: watch::Receiver<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = updates;
+        self
     }
 }
 
@@ -62,6 +73,7 @@ impl MqttConnector {
 pub struct MqttLink {
     client: AsyncClient,
     events: mpsc::Receiver<Result<Packet, TransportError>>,
+    /// Stops the event-loop task when the connection is dropped.
     _driver: AbortOnDrop,
     ack_topic: String,
 }
@@ -72,15 +84,6 @@ fn no_delay() -> rumqttc::NetworkOptions {
     let mut network = rumqttc::NetworkOptions::new();
     network.set_tcp_nodelay(true);
     network
-}
-
-/// Stops the event-loop task when the connection is dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Polls the event loop until it fails, forwarding incoming packets.
@@ -111,7 +114,7 @@ impl Connector for MqttConnector {
                 u16::try_from(self.max_in_flight).unwrap_or(u16::MAX),
             )
             .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                self.tls.clone(),
+                self.tls.borrow_and_update().clone(),
             )))
             .set_network_options(no_delay());
         let capacity = self.max_in_flight * 2 + 8;
@@ -135,6 +138,16 @@ impl Connector for MqttConnector {
             _driver: driver,
             ack_topic: self.ack_topic.clone(),
         })
+    }
+
+    fn credentials_changed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut tls = self.tls.clone();
+        async move {
+            if tls.changed().await.is_err() {
+                // No more renewals: keep the connection.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }
 

@@ -73,10 +73,56 @@ fn errors_name_the_field() {
 }
 
 #[test]
-fn a_config_without_sources_is_refused() {
+fn a_config_without_sources_is_valid() {
     let cut = EXAMPLE.find("[[sources]]").unwrap();
-    let error = error_of(&EXAMPLE[..cut]);
-    assert!(error.contains("sources"), "{error}");
+    let config = Config::from_toml(&EXAMPLE[..cut], Path::new("/etc/beffroi-agent")).unwrap();
+    assert!(config.sources.is_empty());
+}
+
+/// The example with its `[enrollment]` section uncommented.
+fn with_enrollment() -> String {
+    let start = EXAMPLE.find("# [enrollment]").unwrap();
+    let end = EXAMPLE.find("# Sources:").unwrap();
+    let section: String = EXAMPLE[start..end]
+        .lines()
+        .filter(|line| !line.starts_with("#  "))
+        .map(|line| format!("{}\n", line.trim_start_matches("# ")))
+        .collect();
+    format!("{}{section}{}", &EXAMPLE[..start], &EXAMPLE[end..])
+}
+
+#[test]
+fn the_enrollment_section_is_valid_and_checked() {
+    let config = Config::from_toml(&with_enrollment(), Path::new("/etc/beffroi-agent")).unwrap();
+    let enrollment = config.enrollment.unwrap();
+    assert_eq!(enrollment.endpoint.host(), "beffroi.example.org");
+    assert_eq!(enrollment.rotate_signing_key_after, None);
+    assert_eq!(enrollment.retry_max.as_secs(), 300);
+    let cases = [
+        (
+            "url = \"https://beffroi.example.org:8443\"",
+            "url = \"http://x\"",
+            "enrollment.url",
+        ),
+        ("renew_at = 0.667", "renew_at = 1.5", "enrollment.renew_at"),
+        (
+            "retry_max_ms = 300000",
+            "retry_max_ms = 10",
+            "enrollment.retry_max_ms",
+        ),
+        (
+            "request_timeout_s = 30",
+            "request_timeout_s = 0",
+            "enrollment.request_timeout_s",
+        ),
+        ("renew_at = 0.667", "renew_at = 0.667\nrenew = 1", "renew"),
+    ];
+    let text = with_enrollment();
+    for (from, to, field) in cases {
+        assert!(text.contains(from), "example lacks {from:?}");
+        let error = error_of(&text.replacen(from, to, 1));
+        assert!(error.contains(field), "{to:?}: {error}");
+    }
 }
 
 #[test]

@@ -4,5 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod config;
+mod enroll;
+mod platform_double;
+mod renewal;
 mod sources;
 mod uplink;

@@ -25,6 +25,8 @@ struct ScriptedConnector {
     seen: mpsc::UnboundedSender<Seen>,
     /// The test sends inbound messages (acks) or `None` to cut the current connection.
     inbound: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Option<Vec<u8>>>>>,
+    /// Bumped by the test to play a certificate renewal.
+    credentials: watch::Receiver<u32>,
 }
 
 struct ScriptedLink {
@@ -37,6 +39,7 @@ impl Connector for ScriptedConnector {
 
     async fn connect(&mut self) -> Result<ScriptedLink, TransportError> {
         let accept = self.outcomes.lock().unwrap().pop_front().unwrap_or(true);
+        self.credentials.mark_unchanged();
         if !accept {
             return Err(TransportError::Connection("refused by the script".into()));
         }
@@ -45,6 +48,13 @@ impl Connector for ScriptedConnector {
             seen: self.seen.clone(),
             inbound: self.inbound.clone(),
         })
+    }
+
+    fn credentials_changed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut credentials = self.credentials.clone();
+        async move {
+            let _ = credentials.changed().await;
+        }
     }
 }
 
@@ -74,6 +84,7 @@ struct Harness {
     inbound: mpsc::UnboundedSender<Option<Vec<u8>>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    credentials: watch::Sender<u32>,
     _health: watch::Sender<Option<Vec<u8>>>,
     _dir: tempfile::TempDir,
 }
@@ -108,10 +119,12 @@ fn start(timing: UplinkTiming, outcomes: &[bool], batches: usize) -> Harness {
     let sealed = Arc::new(Notify::new());
     let (seen_tx, seen) = mpsc::unbounded_channel();
     let (inbound, inbound_rx) = mpsc::unbounded_channel();
+    let (credentials, credentials_rx) = watch::channel(0);
     let connector = ScriptedConnector {
         outcomes: Arc::new(Mutex::new(outcomes.iter().copied().collect())),
         seen: seen_tx,
         inbound: Arc::new(tokio::sync::Mutex::new(inbound_rx)),
+        credentials: credentials_rx,
     };
     let (health, health_rx) = watch::channel(None);
     let stop = CancellationToken::new();
@@ -134,6 +147,7 @@ fn start(timing: UplinkTiming, outcomes: &[bool], batches: usize) -> Harness {
         inbound,
         stop,
         task,
+        credentials,
         _health: health,
         _dir: dir,
     }
@@ -307,5 +321,27 @@ async fn dead_network_keeps_everything_and_stops_promptly() {
     assert!((5..=25).contains(&failures), "{failures} attempts");
     assert_eq!(h.spooled(), [1, 2, 3]);
     assert!(h.seen.try_recv().is_err(), "nothing was published");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewed_credentials_replace_the_connection_without_losing_batches() {
+    let mut h = start(TIMING, &[], 3);
+    h.expect_connect().await;
+    h.expect_batches(3).await;
+    h.ack(1, &[]);
+    h.settle().await;
+    h.credentials.send_modify(|generation| *generation += 1);
+    // At once (no backoff): a new connection, and what was not acked goes out on it.
+    h.expect_connect().await;
+    assert_eq!(h.expect_batches(2).await, ["batch 1", "batch 2"]);
+    assert_eq!(h.telemetry.get(Counter::CredentialReconnects), 1);
+    assert_eq!(h.telemetry.get(Counter::Disconnects), 0);
+    h.ack(3, &[]);
+    h.settle().await;
+    assert!(h.spooled().is_empty());
+    // The new connection is kept until the next renewal.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.telemetry.get(Counter::Connects), 2);
     h.stop().await;
 }

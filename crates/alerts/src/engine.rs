@@ -8,9 +8,12 @@
 //! | gateway offline | batches, health reports, ticks | no batch nor health for `after_s` | the gateway is heard again |
 //! | spool gap | health reports | each new gap (first time seen) | — (by hand) |
 //! | security | security events of the tenant | each event (repeats count occurrences) | — (by hand) |
+//! | certificate expiry | gateways' certificate expiry, ticks | less than `before_s` left | a renewed certificate, or revocation |
 //!
 //! A disabled rule is not loaded. Liveness is known only for gateways heard at least once
-//! (seeded from the store's `last_seen` when a tenant's rules are loaded).
+//! (seeded from the store's `last_seen` when a tenant's rules are loaded). Certificate expiry
+//! comes from the store too, at every reload: renewals are recorded there by whichever node
+//! served them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -48,6 +51,10 @@ struct Liveness {
     last_seen: Option<Timestamp>,
     /// Offline rules whose alarm is active for this gateway.
     offline: HashSet<RuleId>,
+    /// When its current certificate expires (none: no certificate, or revoked).
+    cert_not_after: Option<Timestamp>,
+    /// Certificate-expiry rules whose alarm is active for this gateway.
+    expiring: HashSet<RuleId>,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +112,7 @@ impl Engine {
             .retain(|(rule, _, _), _| kept.contains(rule));
         for live in state.gateways.values_mut() {
             live.offline.retain(|rule| kept.contains(rule));
+            live.expiring.retain(|rule| kept.contains(rule));
         }
         state.rules = rules;
     }
@@ -117,13 +125,16 @@ impl Engine {
             .map(|(id, _)| id)
     }
 
-    /// Whether a tenant has a gateway-offline rule (its gateways' `last_seen` is then worth
-    /// seeding).
-    pub fn watches_liveness(&self, tenant: &TenantId) -> bool {
+    /// Whether a tenant has a gateway-offline or certificate-expiry rule (its gateways are
+    /// then worth seeding).
+    pub fn watches_gateways(&self, tenant: &TenantId) -> bool {
         self.tenants.get(tenant).is_some_and(|t| {
-            t.rules
-                .iter()
-                .any(|r| matches!(r.condition, RuleCondition::GatewayOffline { .. }))
+            t.rules.iter().any(|r| {
+                matches!(
+                    r.condition,
+                    RuleCondition::GatewayOffline { .. } | RuleCondition::CertificateExpiry { .. }
+                )
+            })
         })
     }
 
@@ -136,14 +147,16 @@ impl Engine {
             .collect();
     }
 
-    /// Seeds gateways' last contact from the store (what they did while this node was down).
+    /// Seeds gateways' last contact (what they did while this node was down) and their
+    /// certificates' expiry (a revoked gateway has none) from the store.
     pub fn seed_gateways(&mut self, tenant: &TenantId, gateways: &[GatewayRecord]) {
         let state = self.tenants.entry(tenant.clone()).or_default();
         for gateway in gateways {
+            let live = state.gateways.entry(gateway.id.clone()).or_default();
             if let Some(seen) = gateway.state.last_seen {
-                let live = state.gateways.entry(gateway.id.clone()).or_default();
                 live.last_seen = Some(live.last_seen.map_or(seen, |known| known.max(seen)));
             }
+            live.cert_not_after = gateway.cert_not_after.filter(|_| !gateway.revoked);
         }
     }
 
@@ -162,12 +175,16 @@ impl Engine {
                     );
                 }
                 AlarmSubject::Gateway { gateway } => {
-                    state
-                        .gateways
-                        .entry(gateway.clone())
-                        .or_default()
-                        .offline
-                        .insert(alarm.rule.clone());
+                    let expiry = state.rules.iter().any(|r| {
+                        r.id == alarm.rule
+                            && matches!(r.condition, RuleCondition::CertificateExpiry { .. })
+                    });
+                    let live = state.gateways.entry(gateway.clone()).or_default();
+                    if expiry {
+                        live.expiring.insert(alarm.rule.clone());
+                    } else {
+                        live.offline.insert(alarm.rule.clone());
+                    }
                 }
                 AlarmSubject::Gap {
                     gateway,
@@ -337,10 +354,13 @@ impl Engine {
             .collect()
     }
 
-    /// Time passed: gateways silent for longer than an offline rule allows raise its alarm.
+    /// Time passed: gateways silent for longer than an offline rule allows raise its alarm;
+    /// certificates closer to expiry than a rule's notice raise its alarm, renewed ones
+    /// resolve it.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Action> {
         let mut actions = Vec::new();
         for (tenant, state) in &mut self.tenants {
+            certificate_expiry(tenant, state, now, &mut actions);
             let TenantRules {
                 rules, gateways, ..
             } = state;
@@ -374,6 +394,64 @@ impl Engine {
             }
         }
         actions
+    }
+}
+
+/// Certificate-expiry rules of one tenant at `now`.
+fn certificate_expiry(
+    tenant: &TenantId,
+    state: &mut TenantRules,
+    now: Timestamp,
+    actions: &mut Vec<Action>,
+) {
+    let TenantRules {
+        rules, gateways, ..
+    } = state;
+    for rule in rules.iter() {
+        let RuleCondition::CertificateExpiry {
+            before_s,
+            gateways: only,
+        } = &rule.condition
+        else {
+            continue;
+        };
+        let notice_us = i64::try_from(before_s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+        for (gateway, live) in gateways.iter_mut() {
+            if !only.is_empty() && !only.contains(gateway) {
+                continue;
+            }
+            let subject = AlarmSubject::Gateway {
+                gateway: gateway.clone(),
+            };
+            let due = live
+                .cert_not_after
+                .filter(|not_after| not_after.micros_since(now) < notice_us);
+            match (due, live.expiring.contains(&rule.id)) {
+                (Some(not_after), false) => {
+                    live.expiring.insert(rule.id.clone());
+                    let left_s = not_after.micros_since(now) / 1_000_000;
+                    let message = if left_s > 0 {
+                        format!(
+                            "certificate of gateway {gateway} expires at {not_after} \
+                             (in {left_s} s): its renewal is failing"
+                        )
+                    } else {
+                        format!("certificate of gateway {gateway} expired at {not_after}")
+                    };
+                    actions.push(raise(tenant, rule, subject, None, message, None, now));
+                }
+                (None, true) => {
+                    live.expiring.remove(&rule.id);
+                    actions.push(Action::Resolve {
+                        tenant: tenant.clone(),
+                        rule: rule.id.clone(),
+                        subject,
+                        at: now,
+                    });
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -261,10 +261,10 @@ impl AlertTask {
     async fn install(&self, engine: &mut Engine, tenant: &TenantId, rules: Vec<AlarmRule>) {
         engine.set_rules(tenant, rules);
         self.load_sensors(engine, tenant).await;
-        if engine.watches_liveness(tenant) {
+        if engine.watches_gateways(tenant) {
             match self.store.list_gateways(tenant).await {
                 Ok(gateways) => engine.seed_gateways(tenant, &gateways),
-                Err(error) => tracing::warn!(%error, %tenant, "cannot seed gateway liveness"),
+                Err(error) => tracing::warn!(%error, %tenant, "cannot seed gateways"),
             }
         }
     }

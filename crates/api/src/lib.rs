@@ -17,11 +17,13 @@
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod enrollment;
 pub mod error;
 pub mod governed;
 pub mod json;
 pub mod path;
 pub mod query;
+pub mod revocation;
 pub mod routes;
 pub mod tokens;
 
@@ -75,6 +77,10 @@ pub struct ApiState {
     pub agreements: governed::AgreementCache,
     /// The platform's audit public keys (`/api/v1/audit/public-key`, `/api/v1/audit/verify`).
     pub audit_keys: Arc<audit::AuditKeys>,
+    /// How enrollment tokens are made (`POST /api/v1/gateways`).
+    pub enrollment: Arc<enrollment::EnrollmentSettings>,
+    /// Cuts a gateway off in this process once its revocation is stored.
+    pub revocation: Arc<dyn revocation::RevocationHook>,
 }
 
 impl ApiState {
@@ -164,7 +170,10 @@ fn route_table() -> RouteTable {
     .get("/api/v1/live", live::live)
     .get("/api/v1/tenant", tenants::tenant)
     .get("/api/v1/gateways", gateways::list)
+    .post("/api/v1/gateways", gateways::create)
+    .get("/api/v1/gateways/enrollments", gateways::enrollments)
     .get("/api/v1/gateways/{id}", gateways::one)
+    .post("/api/v1/gateways/{id}/revoke", gateways::revoke)
     .get("/api/v1/sensors", sensors::list)
     .put("/api/v1/sensors/{id}", sensors::put)
     .get("/api/v1/zones", zones::list)
@@ -363,6 +372,6 @@ mod tests {
         let unique: std::collections::BTreeSet<_> =
             routes.iter().map(|(m, p)| (m.as_str(), *p)).collect();
         assert_eq!(unique.len(), routes.len());
-        assert_eq!(routes.len(), 52);
+        assert_eq!(routes.len(), 55);
     }
 }

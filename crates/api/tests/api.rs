@@ -39,6 +39,8 @@ mod alarms;
 mod audit;
 #[path = "api/database.rs"]
 mod database;
+#[path = "api/gateways.rs"]
+mod gateways;
 #[path = "api/governance.rs"]
 mod governance;
 #[path = "api/live.rs"]
@@ -120,8 +122,36 @@ struct Harness {
     t0: Timestamp,
     /// Readings stored for tenant A.
     a_readings: usize,
+    /// The gateways the API revoked, as the platform's revocation hook heard them.
+    revoked: Arc<RevokedHere>,
     /// The store's database, reachable beside it (dropped last).
     database: TestDatabase,
+}
+
+/// The enrollment pin the harness's tokens carry.
+const PIN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// What the API told the platform to cut off (the platform's own hook, the gate and the
+/// ingest, is tested in the platform crate).
+#[derive(Debug, Default)]
+struct RevokedHere(std::sync::Mutex<Vec<(TenantId, GatewayId)>>);
+
+impl beffroi_api::revocation::RevocationHook for RevokedHere {
+    fn gateway_revoked(&self, tenant: &TenantId, gateway: &GatewayId) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((tenant.clone(), gateway.clone()));
+    }
+}
+
+impl RevokedHere {
+    fn heard(&self) -> Vec<(TenantId, GatewayId)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 struct Response {
@@ -235,6 +265,7 @@ impl Harness {
         let shutdown = CancellationToken::new();
         tokio::spawn(alert_task.run(shutdown.clone()));
         tokio::spawn(live.clone().maintain(shutdown.clone()));
+        let revoked = Arc::new(RevokedHere::default());
         let state = ApiState {
             store: store.clone(),
             metrics: metrics.clone(),
@@ -251,6 +282,12 @@ impl Harness {
                 })
             },
             agreements: AgreementCache::new(store.clone()),
+            enrollment: Arc::new(beffroi_api::enrollment::EnrollmentSettings {
+                pin: PIN.to_owned(),
+                default_ttl: beffroi_api::enrollment::DEFAULT_TOKEN_TTL,
+                public_url: Some("https://beffroi.example:8443".to_owned()),
+            }),
+            revocation: revoked.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -267,6 +304,7 @@ impl Harness {
             tokens,
             t0,
             a_readings,
+            revoked,
             database,
         })
     }
@@ -687,13 +725,25 @@ async fn registry_endpoints_have_stable_shapes() -> Result<()> {
             "created_at",
             "id",
             "key_id",
+            "keys",
+            "pending_enrollment",
             "public_key_hex",
             "rejected_batches",
             "revoked",
+            "revoked_at",
             "state",
             "tenant"
         ]
     );
+    assert_eq!(gateway["revoked_at"], Value::Null);
+    assert_eq!(gateway["pending_enrollment"], Value::Null);
+    assert_eq!(
+        gateway["keys"].as_array().map(Vec::len),
+        Some(1),
+        "{gateway}"
+    );
+    assert_eq!(gateway["keys"][0]["key_id"], "k-a1");
+    assert_eq!(gateway["keys"][0]["retired_at"], Value::Null);
     assert_eq!(gateway["tenant"], A);
     assert_eq!(gateway["key_id"], "k-a1");
     assert_eq!(gateway["revoked"], false);
@@ -710,7 +760,11 @@ async fn registry_endpoints_have_stable_shapes() -> Result<()> {
     );
 
     h.store
-        .revoke_gateway(&TenantId::new(A)?, &GatewayId::new("gw-a1")?)
+        .revoke_gateway(
+            &TenantId::new(A)?,
+            &GatewayId::new("gw-a1")?,
+            Timestamp::now(),
+        )
         .await?;
     let gateway = h.get_json("/api/v1/gateways/gw-a1", token).await?;
     assert_eq!(gateway["revoked"], true);
@@ -1247,7 +1301,7 @@ async fn bad_credentials_are_401_problems() -> Result<()> {
                 && !p.starts_with("/api/v1/shared")
         })
         .collect();
-    assert_eq!(authed.len(), 42);
+    assert_eq!(authed.len(), 45);
     for (method, route) in &authed {
         let path = route.replace("{id}", "x1");
         for header in [
@@ -1427,7 +1481,7 @@ async fn health_readiness_metrics_and_openapi() -> Result<()> {
     );
     assert!(doc["components"]["schemas"]["Problem"]["properties"]["detail"].is_object());
     let routes = beffroi_api::routes();
-    assert_eq!(routes.len(), 52);
+    assert_eq!(routes.len(), 55);
     for (method, path) in &routes {
         let operation = &doc["paths"][*path][method.as_str().to_lowercase()];
         assert!(

@@ -197,6 +197,7 @@ mod tests {
             tenant: TenantId::new("lyon").unwrap(),
             gateway: GatewayId::new("gw-1").unwrap(),
             fingerprint: Fingerprint::of_der(b"x"),
+            not_after: beffroi_protocol::Timestamp::from_unix_micros(i64::MAX),
         }
     }
 

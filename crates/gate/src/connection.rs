@@ -7,8 +7,11 @@
 //!        ─► forward CONNECT with client id `{tenant}:{gateway}`
 //!        ─► client→broker: read packet (idle timeout) ─► ACL ─► forward exact bytes
 //!           broker→client: bytes copied through
-//!        ─► end: violation │ revocation │ shutdown │ either side closed
+//!        ─► end: violation │ revocation │ certificate expired │ shutdown │ either side closed
 //! ```
+//! A connection lives no longer than the client certificate it was opened with: at the
+//! certificate's notAfter the gate closes it (counted as `certificate_expired`, not a security
+//! event: a renewing gateway reconnects with its new certificate before that).
 //! On a violation, an MQTT 5 client receives a CONNACK or DISCONNECT with a reason code
 //! (an MQTT 3.1.1 client a CONNACK return code when refused at CONNECT), then both sockets
 //! close; the broker sees the client disconnect.
@@ -225,6 +228,8 @@ enum End {
     Violation(Denial, Code),
     /// Revoked, or the gate is shutting down.
     Cancelled,
+    /// The client certificate the connection was opened with expired.
+    CertificateExpired,
     /// No CONNECT in time, or no packet within the idle timeout.
     Timeout(&'static str),
     /// The broker could not be reached.
@@ -247,6 +252,7 @@ impl Session<'_> {
         let end = tokio::select! {
             biased;
             () = token.cancelled() => End::Cancelled,
+            () = tokio::time::sleep(until(self.identity.not_after)) => End::CertificateExpired,
             end = self.relay(&mut packets, &mut client_tx, &mut stage) => end,
         };
         let reply = self.report(&end, stage);
@@ -402,6 +408,11 @@ impl Session<'_> {
                     refusal(stage, Code::SHUTTING_DOWN)
                 }
             }
+            End::CertificateExpired => {
+                tracing::debug!(%peer, %tenant, %gateway, "client certificate expired");
+                shared.refused("certificate_expired");
+                refusal(stage, Code::NOT_AUTHORIZED)
+            }
             End::Timeout(reason) => {
                 tracing::debug!(%peer, %tenant, %gateway, reason, "gateway timed out");
                 shared.refused(reason);
@@ -449,6 +460,14 @@ async fn broker_to_client<W: AsyncWrite + Unpin>(
 fn ack_at_once(broker_rx: &OwnedReadHalf) {
     #[cfg(target_os = "linux")]
     let _ = socket2::SockRef::from(broker_rx.as_ref()).set_tcp_quickack(true);
+}
+
+/// How long from now until `instant` (zero once it has passed).
+fn until(instant: Timestamp) -> Duration {
+    let micros = instant
+        .unix_micros()
+        .saturating_sub(Timestamp::now().unix_micros());
+    Duration::from_micros(u64::try_from(micros).unwrap_or(0))
 }
 
 /// The idle limit: the configured one, or 1.5 × the client's keep-alive if shorter.
@@ -551,6 +570,13 @@ fn refusal(stage: Stage, code: Code) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn until_is_zero_in_the_past() {
+        assert_eq!(until(Timestamp::from_unix_micros(0)), Duration::ZERO);
+        let later = Timestamp::from_unix_micros(Timestamp::now().unix_micros() + 60_000_000);
+        assert!(until(later) > Duration::from_secs(59));
+    }
 
     #[test]
     fn idle_timeout_follows_keep_alive() {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use beffroi_protocol::{parse_identity_uri, GatewayId, TenantId};
+use beffroi_protocol::{parse_identity_uri, GatewayId, TenantId, Timestamp};
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -59,11 +59,13 @@ pub struct Identity {
     pub gateway: GatewayId,
     /// The fingerprint of the leaf certificate.
     pub fingerprint: Fingerprint,
+    /// When the leaf certificate expires: the gate closes the connection then.
+    pub not_after: Timestamp,
 }
 
 impl Identity {
     /// Reads the identity from a verified leaf certificate (DER): exactly one URI subject
-    /// alternative name of the form `urn:beffroi:gateway:{tenant}:{gateway}`.
+    /// alternative name of the form `urn:beffroi:gateway:{tenant}:{gateway}`, and its expiry.
     pub fn from_certificate(der: &[u8]) -> Result<Self> {
         let fail = |reason: String| Error::Identity { reason };
         let (_, cert) = X509Certificate::from_der(der)
@@ -87,10 +89,12 @@ impl Identity {
         }
         let (tenant, gateway) =
             found.ok_or_else(|| fail("no urn:beffroi:gateway: URI".to_owned()))?;
+        let not_after = cert.validity().not_after.timestamp();
         Ok(Self {
             tenant,
             gateway,
             fingerprint: Fingerprint::of_der(der),
+            not_after: Timestamp::from_unix_micros(not_after.saturating_mul(1_000_000)),
         })
     }
 }

@@ -17,7 +17,8 @@
 //! Refused and cut connections are counted in `gate_refused` by reason: `tls_rejected`,
 //! `handshake_failed`, `handshake_timeout`, `no_identity`, `revoked`, `connection_limit`,
 //! `client_id_mismatch`, `acl_violation`, `protocol_violation`, `connect_timeout`,
-//! `idle_timeout`, `upstream_unavailable`. Every refusal that is a security matter is also
+//! `idle_timeout`, `upstream_unavailable`, `certificate_expired` (the connection outlived its
+//! client certificate). Every refusal that is a security matter is also
 //! recorded as a [`beffroi_store::SecurityEvent`].
 
 pub mod acl;
@@ -46,7 +47,7 @@ pub use config::GateConfig;
 pub use error::{Error, Result};
 pub use identity::{Fingerprint, Identity};
 pub use revocation::Revocations;
-pub use tls::server_tls_config;
+pub use tls::{enrollment_tls_config, read_certificates, server_tls_config};
 
 use crate::connection::Shared;
 use crate::limits::{AddressCounts, TenantCounts};

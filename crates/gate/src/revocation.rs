@@ -172,6 +172,7 @@ mod tests {
             tenant: TenantId::new("lyon").unwrap(),
             gateway: GatewayId::new(gateway).unwrap(),
             fingerprint: Fingerprint::of_der(&[cert]),
+            not_after: beffroi_protocol::Timestamp::from_unix_micros(i64::MAX),
         }
     }
 

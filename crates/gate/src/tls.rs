@@ -1,5 +1,6 @@
 //! The gate's rustls server configuration: TLS 1.2+, ring provider, client certificate
-//! required and verified against the platform CA.
+//! required and verified against the platform CA; and the enrollment endpoint's, where the
+//! client certificate is optional.
 
 use std::sync::Arc;
 
@@ -23,14 +24,45 @@ pub fn server_tls_config(
     cert_chain_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<Arc<ServerConfig>> {
+    tls_config(ca_pem, cert_chain_pem, key_pem, ClientCertificate::Required)
+}
+
+/// The enrollment endpoint's TLS configuration: as [`server_tls_config`] (same certificate,
+/// same CA, so the enrollment pin is the gate certificate's fingerprint), except that a
+/// client certificate is optional: enrollment has none, renewal presents the gateway's. A
+/// certificate that is presented must chain to the CA and be within its validity.
+pub fn enrollment_tls_config(
+    ca_pem: &[u8],
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<ServerConfig>> {
+    tls_config(ca_pem, cert_chain_pem, key_pem, ClientCertificate::Optional)
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientCertificate {
+    Required,
+    Optional,
+}
+
+fn tls_config(
+    ca_pem: &[u8],
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+    client: ClientCertificate,
+) -> Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
 
     let mut roots = RootCertStore::empty();
     for cert in read_certificates("CA", ca_pem)? {
         roots.add(cert)?;
     }
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let verifier = match client {
+        ClientCertificate::Required => builder.build()?,
+        ClientCertificate::Optional => builder.allow_unauthenticated().build()?,
+    };
 
     let chain = read_certificates("certificate chain", cert_chain_pem)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| Error::Pem {
@@ -48,7 +80,7 @@ pub fn server_tls_config(
 }
 
 /// Every certificate in a PEM input; at least one.
-fn read_certificates(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+pub fn read_certificates(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| Error::Pem { what, source })?;

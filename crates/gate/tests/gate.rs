@@ -206,6 +206,43 @@ async fn revocation_cuts_live_connections_and_refuses_reconnects() {
 }
 
 #[tokio::test]
+async fn a_connection_is_closed_when_its_certificate_expires() {
+    let harness = Harness::start(|_| {}).await;
+    // X.509 times are whole seconds: this certificate expires 2 to 3 s from now.
+    let cert = harness
+        .pki
+        .short_lived_gateway("lyon", "gw-1", Duration::from_secs(3));
+    let opened = Instant::now();
+    let mut gw = v5_client(harness.gate, tls_config(&harness.pki, Some(&cert)), "gw-1");
+    wait_for(&mut gw.events, |p| {
+        matches!(p, V5Packet::ConnAck(_)).then_some(())
+    })
+    .await;
+    let mut other = v5_connected(&harness, "lyon", "gw-2").await;
+
+    let (error, _) = wait_for_error(&mut gw.events).await;
+    let lived = opened.elapsed();
+    assert!(error.contains("NotAuthorized"), "{error}");
+    assert!(
+        lived >= Duration::from_millis(1500) && lived < Duration::from_secs(5),
+        "closed after {lived:?}"
+    );
+    assert_eq!(harness.refused("certificate_expired"), 1);
+    assert_eq!(harness.refused("revoked"), 0);
+
+    // The other gateway, with a long-lived certificate, is untouched.
+    other
+        .client
+        .subscribe("beffroi/v1/lyon/gw-2/ack", V5QoS::AtMostOnce)
+        .await
+        .unwrap();
+    wait_for(&mut other.events, |p| {
+        matches!(p, V5Packet::SubAck(_)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_revoked_gateway_is_refused_whatever_certificate_it_presents() {
     let mut harness = Harness::start(|_| {}).await;
     // Two certificates for gw-1, both valid: an older one and the last one issued.

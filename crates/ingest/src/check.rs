@@ -5,6 +5,7 @@
 //! on the blocking pool for any chunk that may take more than a few hundred microseconds.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use beffroi_protocol::{Batch, Error as WireError, Health, KeyId, Opened, Topic, TopicKind};
 use beffroi_store::{CommitBatch, QuarantineReason};
@@ -174,15 +175,8 @@ fn open(inbound: Inbound, keys: &KeyCache) -> Result<Ready, Checked> {
             detail,
         ));
     }
-    if key.revoked {
-        let detail = format!("gateway {}/{} is revoked", key.tenant, key.gateway);
-        return Err(reject(
-            inbound,
-            Some(&topic),
-            None,
-            QuarantineReason::Revoked,
-            detail,
-        ));
+    if let Err((reason, detail)) = key_in_force(&key, &opened) {
+        return Err(reject(inbound, Some(&topic), None, reason, detail));
     }
     Ok(Ready {
         inbound,
@@ -190,6 +184,51 @@ fn open(inbound: Inbound, keys: &KeyCache) -> Result<Ready, Checked> {
         opened,
         key,
     })
+}
+
+/// Whether the envelope's key may sign at its signed time (docs/gateway-identity.md, "Signing
+/// keys and signed time"): any key of a revoked gateway only strictly before the revocation,
+/// a retired key only at or before its retirement, the current key whatever the time. An
+/// envelope without a signed time (an older agent) is accepted from a current key only.
+/// The signed time has one-second resolution (the start of the second is carried), so the
+/// two rules settle that second differently: a revocation fails closed (an envelope signed
+/// in the second of the revocation is refused, whichever side of it), a rotation — benign,
+/// and announced by the gateway itself — fails open. The signed time is the agent's word: it
+/// separates what a gateway sent before a rotation or revocation from what it sent after,
+/// not a thief's messages from the gateway's.
+/// The resolution of an envelope's signed time.
+const SIGNED_TIME_RESOLUTION: Duration = Duration::from_secs(1);
+
+fn key_in_force(key: &KeyEntry, opened: &Opened) -> Result<(), (QuarantineReason, String)> {
+    let signed_at = opened.signed_at();
+    let signed = || match signed_at {
+        Some(at) => format!("signed at {at}"),
+        None => "without a signed time".to_owned(),
+    };
+    if let Some(revoked_at) = key.revoked_at {
+        if signed_at.is_none_or(|at| at.saturating_add(SIGNED_TIME_RESOLUTION) > revoked_at) {
+            let detail = format!(
+                "gateway {}/{} is revoked since {revoked_at}; envelope {}",
+                key.tenant,
+                key.gateway,
+                signed()
+            );
+            return Err((QuarantineReason::Revoked, detail));
+        }
+    }
+    if let Some(retired_at) = key.retired_at {
+        if signed_at.is_none_or(|at| at > retired_at) {
+            let detail = format!(
+                "key {} of {}/{} is retired since {retired_at}; envelope {}",
+                opened.key_id(),
+                key.tenant,
+                key.gateway,
+                signed()
+            );
+            return Err((QuarantineReason::RetiredKey, detail));
+        }
+    }
+    Ok(())
 }
 
 /// Decodes an authentic payload.
@@ -295,4 +334,101 @@ fn reject(
 /// ~500 µs: a few signatures over small payloads).
 pub(crate) fn runs_inline(chunk: &[Inbound]) -> bool {
     chunk.len() <= 4 && chunk.iter().map(|i| i.publish.payload.len()).sum::<usize>() <= 16 * 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use beffroi_protocol::{GatewayId, Signer, SigningKey, TenantId, Timestamp};
+    use coset::{iana, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+    use ed25519_dalek::Signer as _;
+
+    use super::*;
+
+    const R: i64 = 1_795_400_833_500_000;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_micros(R + seconds * 1_000_000)
+    }
+
+    fn topic() -> Topic {
+        Topic::batch(
+            &TenantId::new("lyon").unwrap(),
+            &GatewayId::new("gw-1").unwrap(),
+        )
+    }
+
+    /// An envelope signed at `signed_at`, or without a signed time.
+    fn opened(signed_at: Option<Timestamp>) -> Opened {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let signer = Signer::new(key.clone());
+        let envelope = match signed_at {
+            Some(t) => signer.seal_at(&topic(), b"p".to_vec(), t).unwrap(),
+            None => CoseSign1Builder::new()
+                .protected(
+                    HeaderBuilder::new()
+                        .algorithm(iana::Algorithm::EdDSA)
+                        .key_id(signer.key_id().as_str().as_bytes().to_vec())
+                        .build(),
+                )
+                .payload(b"p".to_vec())
+                .create_signature(topic().to_string().as_bytes(), |tbs| {
+                    key.sign(tbs).to_bytes().to_vec()
+                })
+                .build()
+                .to_tagged_vec()
+                .unwrap(),
+        };
+        Opened::parse(&envelope).unwrap()
+    }
+
+    fn entry(revoked_at: Option<Timestamp>, retired_at: Option<Timestamp>) -> KeyEntry {
+        KeyEntry {
+            tenant: TenantId::new("lyon").unwrap(),
+            gateway: GatewayId::new("gw-1").unwrap(),
+            key: SigningKey::from_bytes(&[1; 32]).verifying_key(),
+            revoked_at,
+            retired_at,
+        }
+    }
+
+    /// Revoked at, retired at, signed at, and the refusal expected.
+    type Case = (
+        Option<Timestamp>,
+        Option<Timestamp>,
+        Option<Timestamp>,
+        Option<QuarantineReason>,
+    );
+
+    #[test]
+    fn a_key_is_in_force_by_signed_time() {
+        use QuarantineReason::{RetiredKey, Revoked};
+        // Signed times are whole seconds: signed `at(0)` carries R - 0.5 s.
+        let cases: [Case; 13] = [
+            // current key: any signed time, or none
+            (None, None, Some(at(3600)), None),
+            (None, None, None, None),
+            // retired at R: at or before it only, never without a signed time
+            (None, Some(at(0)), Some(at(-100)), None),
+            (None, Some(at(0)), Some(at(0)), None),
+            (None, Some(at(0)), Some(at(1)), Some(RetiredKey)),
+            (None, Some(at(0)), None, Some(RetiredKey)),
+            // revoked at R: strictly before it only; its own second fails closed
+            (Some(at(0)), None, Some(at(-1)), None),
+            (Some(at(0)), None, Some(at(0)), Some(Revoked)),
+            (Some(at(0)), None, Some(at(1)), Some(Revoked)),
+            (Some(at(0)), None, None, Some(Revoked)),
+            // retired at R - 10 s, then revoked at R: both apply, revocation first
+            (Some(at(0)), Some(at(-10)), Some(at(-20)), None),
+            (Some(at(0)), Some(at(-10)), Some(at(-5)), Some(RetiredKey)),
+            (Some(at(0)), Some(at(-10)), Some(at(5)), Some(Revoked)),
+        ];
+        for (revoked_at, retired_at, signed_at, refused) in cases {
+            let decided = key_in_force(&entry(revoked_at, retired_at), &opened(signed_at));
+            assert_eq!(
+                decided.as_ref().err().map(|(reason, _)| *reason),
+                refused,
+                "revoked {revoked_at:?}, retired {retired_at:?}, signed {signed_at:?}: {decided:?}"
+            );
+        }
+    }
 }

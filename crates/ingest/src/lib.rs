@@ -22,8 +22,9 @@
 //!
 //! Which rejections are acknowledged is stated in the `quarantine` module: authentic batches
 //! outside the time window (`stale`, `future`) are acknowledged once durably quarantined;
-//! messages whose sender is not authenticated (`bad_signature`, `unknown_key`, `revoked`) and
-//! undecodable ones (`malformed`) never are; a `replay` does not change the ack.
+//! messages whose sender is not authenticated (`bad_signature`, `unknown_key`, `revoked`,
+//! `retired_key`) and undecodable ones (`malformed`) never are; a `replay` does not change
+//! the ack.
 //!
 //! Shutdown ([`Ingest::run`] once its token fires): unsubscribe, process what already
 //! arrived, commit everything queued, publish the acks, disconnect — within
@@ -55,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{IngestConfig, DEFAULT_SHARE_GROUP};
 pub use error::{IngestError, Result};
 pub use quarantine::MAX_QUARANTINED_PAYLOAD;
+pub use verify::KeyCacheHandle;
 
 use crate::acks::Acks;
 use crate::committer::{Committer, CommitterParts};
@@ -87,6 +89,7 @@ pub struct Ingest {
     events: SecurityEvents,
     metrics: Arc<Metrics>,
     after_commit: Option<broadcast::Sender<IngestEvent>>,
+    keys: Arc<KeyCache>,
 }
 
 impl Ingest {
@@ -97,13 +100,21 @@ impl Ingest {
         events: SecurityEvents,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
         Self {
             config,
             store,
             events,
             metrics,
             after_commit: None,
+            keys,
         }
+    }
+
+    /// A handle on this ingest's key cache, valid while it runs: the platform calls
+    /// [`KeyCacheHandle::forget_gateway`] when it revokes a gateway or rotates its key.
+    pub fn key_cache(&self) -> KeyCacheHandle {
+        KeyCacheHandle(self.keys.clone())
     }
 
     /// Publishes on `events` every newly committed batch and every recorded health report
@@ -125,6 +136,7 @@ impl Ingest {
             events,
             metrics,
             after_commit,
+            keys,
         } = self;
         let trackers = Arc::new(Trackers::default());
         let acks = Arc::new(Acks::default());
@@ -167,7 +179,7 @@ impl Ingest {
         ]);
         let mut pipeline = Pipeline {
             store,
-            keys: Arc::new(KeyCache::new(config.key_cache_ttl)),
+            keys,
             trackers,
             quarantine,
             commits,

@@ -5,7 +5,7 @@
 //! | reason | acked | why |
 //! |---|---|---|
 //! | `stale`, `future` | yes, once the quarantine record is durably written (with `settles_seq`: the store settles the seq in the same transaction, so the ack survives a restart) | the batch is authentic (validly signed by its gateway's key, on its own topic); the platform took responsibility for it, and the gateway would otherwise resend it forever |
-//! | `bad_signature`, `unknown_key`, `revoked` | no | the sender is not authenticated: nothing it says may move a gateway's ack |
+//! | `bad_signature`, `unknown_key`, `revoked`, `retired_key` | no | the sender is not authenticated: nothing it says may move a gateway's ack (`revoked`, `retired_key`: signed by a key no longer in force at its signed time) |
 //! | `malformed` | no | undecodable (no trustworthy seq) or an agent bug the operator must see |
 //! | `replay` | no new ack | another batch is already committed under that seq; the ack already covers the seq |
 //!

@@ -3,6 +3,9 @@
 //! The cache maps a key id to the registered key (or to its absence) for `key_cache_ttl`, so
 //! the hot path never waits for the store; a miss is resolved by the pipeline with one store
 //! lookup per distinct key id. Keys of small order ("weak" keys) are treated as absent.
+//! [`KeyCacheHandle::forget_gateway`] drops a gateway's keys at once (the platform calls it
+//! when it revokes a gateway or rotates its key), so that a long TTL does not delay a
+//! revocation; a lookup that was in flight when it was called is not cached.
 //!
 //! Signatures of messages received together are checked with ed25519 batch verification
 //! (one multiscalar multiplication for the group, about twice as fast as one by one). When a
@@ -17,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use beffroi_protocol::{GatewayId, KeyId, Opened, TenantId, Topic, VerifyingKey};
+use beffroi_protocol::{GatewayId, KeyId, Opened, TenantId, Timestamp, Topic, VerifyingKey};
 use beffroi_store::Store;
 
 /// Most key ids remembered before the cache starts over (bounds memory against random kids).
@@ -36,8 +39,10 @@ pub(crate) struct KeyEntry {
     pub gateway: GatewayId,
     /// The key.
     pub key: VerifyingKey,
-    /// Whether the gateway is revoked.
-    pub revoked: bool,
+    /// When the gateway was revoked; `None` while it is not.
+    pub revoked_at: Option<Timestamp>,
+    /// When the key was retired (rotation, re-enrollment); `None` for the current key.
+    pub retired_at: Option<Timestamp>,
 }
 
 /// What the cache knows about a key id.
@@ -54,11 +59,19 @@ pub(crate) enum Lookup {
 /// A cached answer (`None`: no usable key) and when it was fetched.
 type Cached = (Option<Arc<KeyEntry>>, Instant);
 
+/// The cached answers, and how many times gateways were forgotten (a lookup started before
+/// a forget must not cache what it read).
+#[derive(Debug, Default)]
+struct Entries {
+    by_kid: HashMap<KeyId, Cached>,
+    forgets: u64,
+}
+
 /// Key id → key, with a time to live.
 #[derive(Debug)]
 pub(crate) struct KeyCache {
     ttl: Duration,
-    entries: Mutex<HashMap<KeyId, Cached>>,
+    entries: Mutex<Entries>,
 }
 
 impl KeyCache {
@@ -66,14 +79,18 @@ impl KeyCache {
     pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The cached answer for `kid`.
     pub(crate) fn get(&self, kid: &KeyId) -> Lookup {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        match entries.get(kid) {
+        let entries = self.lock();
+        match entries.by_kid.get(kid) {
             Some((entry, at)) if at.elapsed() < self.ttl => match entry {
                 Some(key) => Lookup::Known(key.clone()),
                 None => Lookup::Absent,
@@ -88,6 +105,7 @@ impl KeyCache {
         store: &dyn Store,
         kid: &KeyId,
     ) -> beffroi_store::Result<Option<Arc<KeyEntry>>> {
+        let forgets = self.lock().forgets;
         let entry = store.gateway_key(kid).await?.and_then(|record| {
             let key = VerifyingKey::from_bytes(&record.public_key).ok()?;
             if key.is_weak() {
@@ -98,15 +116,46 @@ impl KeyCache {
                 tenant: record.tenant,
                 gateway: record.gateway,
                 key,
-                revoked: record.revoked,
+                revoked_at: record.revoked_at,
+                retired_at: record.retired_at,
             }))
         });
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        let mut entries = self.lock();
+        if entries.forgets == forgets {
+            if entries.by_kid.len() >= MAX_ENTRIES {
+                entries.by_kid.clear();
+            }
+            entries
+                .by_kid
+                .insert(kid.clone(), (entry.clone(), Instant::now()));
         }
-        entries.insert(kid.clone(), (entry.clone(), Instant::now()));
         Ok(entry)
+    }
+
+    /// Drops the gateway's cached keys, and every cached absence (one may be the gateway's
+    /// new key id).
+    fn forget_gateway(&self, tenant: &TenantId, gateway: &GatewayId) {
+        let mut entries = self.lock();
+        entries.by_kid.retain(|_, (entry, _)| {
+            entry
+                .as_ref()
+                .is_some_and(|e| (&e.tenant, &e.gateway) != (tenant, gateway))
+        });
+        entries.forgets += 1;
+    }
+}
+
+/// A handle on a running ingest's key cache, for the platform to apply a revocation or a
+/// key rotation at once instead of after `key_cache_ttl`.
+#[derive(Debug, Clone)]
+pub struct KeyCacheHandle(pub(crate) Arc<KeyCache>);
+
+impl KeyCacheHandle {
+    /// Forgets what the cache holds about the gateway's keys: the next envelope of the
+    /// gateway is checked against the store (its revocation time, its current and retired
+    /// keys).
+    pub fn forget_gateway(&self, tenant: &TenantId, gateway: &GatewayId) {
+        self.0.forget_gateway(tenant, gateway);
     }
 }
 
@@ -167,7 +216,7 @@ fn verify_group(group: &[Candidate<'_>], messages: &[Vec<u8>], ok: &mut [bool]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use beffroi_protocol::{Batch, MetricName, Reading, SensorId, Signer, SigningKey, Timestamp};
+    use beffroi_protocol::{Batch, MetricName, Reading, SensorId, Signer, SigningKey};
     use beffroi_protocol::{Unit, Value};
 
     fn sealed(signer: &Signer, seq: u64) -> (Topic, Opened) {

@@ -273,3 +273,102 @@ async fn ingest_reconnects_and_resubscribes_after_a_broker_restart() -> anyhow::
     assert_eq!(sb.readings(GW1).await?, 4);
     sb.stop().await
 }
+
+/// `at` moved by `seconds` (negative: earlier).
+fn shifted(at: Timestamp, seconds: i64) -> Timestamp {
+    Timestamp::from_unix_micros(at.unix_micros() + seconds * 1_000_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_revocation_only_what_was_signed_before_it_is_kept() -> anyhow::Result<()> {
+    // A key cache that would remember the gateway unrevoked for an hour.
+    let sb = Sandbox::start_with(1, |c| c.key_cache_ttl = Duration::from_secs(3600)).await?;
+    let key = SigningKey::from_bytes(&[1; 32]);
+    sb.publish_batch(&sb.gw1, &batch(GW1, 1, 2, now())).await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 1).await?;
+
+    let revoked_at = now();
+    sb.store
+        .revoke_gateway(&tenant(), &gw(GW1), revoked_at)
+        .await?;
+    // Until the cache forgets the gateway, its cached key (unrevoked) is still used: this
+    // is what `forget_gateway` is for.
+    let late = Some(shifted(revoked_at, 2));
+    sb.publish_batch_signed_at(&sb.gw1, &key, &batch(GW1, 2, 2, now()), late)
+        .await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 2).await?;
+    sb.ingests[0].keys.forget_gateway(&tenant(), &gw(GW1));
+
+    // Signed before the revocation (from the spool, say): kept, in any order.
+    let early = Some(shifted(revoked_at, -60));
+    sb.publish_batch_signed_at(&sb.gw1, &key, &batch(GW1, 4, 2, now()), early)
+        .await?;
+    sb.publish_batch_signed_at(&sb.gw1, &key, &batch(GW1, 3, 2, now()), early)
+        .await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 4).await?;
+    // Signed after it, or with no signed time: quarantined, never acked.
+    sb.publish_batch_signed_at(&sb.gw1, &key, &batch(GW1, 5, 2, now()), late)
+        .await?;
+    sb.publish_batch_signed_at(&sb.gw1, &key, &batch(GW1, 6, 2, now()), None)
+        .await?;
+    sb.wait_rejected(0, QuarantineReason::Revoked, 2).await?;
+    sb.wait_quarantined(GW1, QuarantineReason::Revoked).await?;
+    assert_eq!(sb.quarantined(GW1, QuarantineReason::Revoked).await?, 2);
+    // A later authentic batch of the other gateway is acked: the pipeline went on.
+    sb.publish_batch(&sb.gw2, &batch(GW2, 1, 1, now())).await?;
+    sb.wait_ack(GW2, |ack| ack.contiguous == 1).await?;
+    assert!(!sb.acked(GW1, 5) && !sb.acked(GW1, 6));
+    assert_eq!(sb.readings(GW1).await?, 8);
+    sb.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_key_signs_only_until_its_retirement() -> anyhow::Result<()> {
+    let sb = Sandbox::start_with(1, |c| c.key_cache_ttl = Duration::from_secs(3600)).await?;
+    let old_key = SigningKey::from_bytes(&[1; 32]);
+    let new_key = SigningKey::from_bytes(&[11; 32]);
+    let new = Signer::new(new_key.clone());
+    sb.publish_batch(&sb.gw1, &batch(GW1, 1, 1, now())).await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 1).await?;
+
+    let retired_at = now();
+    sb.store
+        .rotate_gateway_key(
+            &tenant(),
+            &gw(GW1),
+            new.key_id(),
+            &new.verifying_key().to_bytes(),
+            retired_at,
+        )
+        .await?;
+    sb.ingests[0].keys.forget_gateway(&tenant(), &gw(GW1));
+
+    // The old key: accepted for what it signed up to the rotation, whenever it arrives.
+    let before = Some(shifted(retired_at, -10));
+    let after = Some(shifted(retired_at, 2));
+    sb.publish_batch_signed_at(&sb.gw1, &old_key, &batch(GW1, 2, 1, now()), before)
+        .await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 2).await?;
+    sb.publish_batch_signed_at(&sb.gw1, &old_key, &batch(GW1, 3, 1, now()), after)
+        .await?;
+    sb.publish_batch_signed_at(&sb.gw1, &old_key, &batch(GW1, 4, 1, now()), None)
+        .await?;
+    sb.wait_rejected(0, QuarantineReason::RetiredKey, 2).await?;
+    sb.wait_quarantined(GW1, QuarantineReason::RetiredKey)
+        .await?;
+    // The new key: accepted with or without a signed time.
+    sb.publish_batch(&new, &batch(GW1, 5, 1, now())).await?;
+    sb.publish_batch_signed_at(&new, &new_key, &batch(GW1, 6, 1, now()), None)
+        .await?;
+    let ack = sb
+        .wait_ack(GW1, |ack| ack.covers(5) && ack.covers(6))
+        .await?;
+    assert!(!ack.covers(3) && !ack.covers(4), "{ack:?}");
+    assert_eq!(
+        ack.contiguous, 2,
+        "retired-key rejections do not move the ack"
+    );
+    assert_eq!(sb.quarantined(GW1, QuarantineReason::RetiredKey).await?, 2);
+    assert_eq!(sb.readings(GW1).await?, 4);
+    sb.stop().await
+}

@@ -1,16 +1,27 @@
 //! The COSE_Sign1 (RFC 9052) envelope around every agent message.
 //!
 //! ```text
-//! COSE_Sign1 (tag 18) = [ protected: bstr .cbor { 1 (alg): -8 (EdDSA), 4 (kid): bstr },
+//! COSE_Sign1 (tag 18) = [ protected: bstr .cbor protected-header,
 //!                         unprotected: {}, payload: bstr, signature: bstr (64) ]
+//! protected-header = { 1 (alg): -8 (EdDSA), 4 (kid): bstr, ? 15 (CWT Claims): claims }
+//! claims = { 6 (iat): uint }   ; signed time, seconds since the Unix epoch (RFC 9597)
 //! Sig_structure = ["Signature1", protected, external_aad = topic bytes, payload]
 //! ```
 //! Binding the MQTT topic as `external_aad` makes a message replayed on another tenant's or
-//! gateway's topic, or on another kind of topic, fail verification. Sizes are checked before
-//! any decoding. The envelope itself must be in deterministic encoding, so one signed message
-//! has exactly one envelope byte string. Encoding and verification use `coset` and `ed25519-dalek`.
+//! gateway's topic, or on another kind of topic, fail verification. The signed time
+//! ([`Opened::signed_at`]) is when the agent sealed the message; ingest compares it with the
+//! retirement of the key and the revocation of the gateway (docs/gateway-identity.md).
+//! Envelopes of agents older than the signed time have no claims and are still accepted;
+//! any other protected header (other labels, other claims, a negative or non-integer `iat`,
+//! `crit`) is refused. Sizes are checked before any decoding. The envelope, its protected
+//! header included, must be in deterministic encoding, so one signed message has exactly one
+//! envelope byte string. Encoding and verification use `coset` and `ed25519-dalek`.
 
-use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+use coset::cbor::Value;
+use coset::{
+    iana, CborSerializable, CoseSign1, CoseSign1Builder, Header, HeaderBuilder, Label,
+    TaggedCborSerializable,
+};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -18,7 +29,51 @@ use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::ids::KeyId;
+use crate::time::Timestamp;
 use crate::topic::{Topic, TopicKind};
+
+/// Protected header label of the CWT claims (RFC 9597).
+const CWT_CLAIMS: i64 = 15;
+/// Claim key of `iat`, the issue time (RFC 8392).
+const IAT: i64 = 6;
+/// Largest `iat` a [`Timestamp`] holds (seconds).
+const MAX_IAT: u64 = (i64::MAX / 1_000_000) as u64;
+
+/// The protected header: `alg`, `kid` and, when given, the signed time (whole seconds).
+fn protected_header(kid: Vec<u8>, iat: Option<u64>) -> Header {
+    let header = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::EdDSA)
+        .key_id(kid);
+    match iat {
+        Some(iat) => header.value(
+            CWT_CLAIMS,
+            Value::Map(vec![(Value::from(IAT), Value::from(iat))]),
+        ),
+        None => header,
+    }
+    .build()
+}
+
+/// The `iat` of a protected header's claims: `None` without claims; an error for anything but
+/// exactly `{15: {6: uint}}` beside `alg` and `kid`.
+fn signed_iat(header: &Header) -> Result<Option<u64>> {
+    let refused =
+        || Error::Cose("protected header may carry only alg, kid and {15: {6: iat}}".into());
+    match header.rest.as_slice() {
+        [] => Ok(None),
+        [(Label::Int(CWT_CLAIMS), Value::Map(claims))] => match claims.as_slice() {
+            [(Value::Integer(key), Value::Integer(iat))] if i128::from(*key) == i128::from(IAT) => {
+                u64::try_from(i128::from(*iat))
+                    .ok()
+                    .filter(|iat| *iat <= MAX_IAT)
+                    .map(Some)
+                    .ok_or_else(refused)
+            }
+            _ => Err(refused()),
+        },
+        _ => Err(refused()),
+    }
+}
 
 /// Largest payload (encoded batch or health) accepted: 256 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -81,8 +136,24 @@ impl Signer {
         self.key.verifying_key()
     }
 
-    /// Wraps `payload` in a tagged COSE_Sign1 bound to `topic`.
+    /// Wraps `payload` in a tagged COSE_Sign1 bound to `topic`, signed now.
     pub fn seal(&self, topic: &Topic, payload: Vec<u8>) -> Result<Vec<u8>> {
+        self.seal_at(topic, payload, Timestamp::now())
+    }
+
+    /// Wraps `payload` in a tagged COSE_Sign1 bound to `topic`, with `signed_at` (truncated
+    /// to whole seconds) as its signed time. [`Error::Invalid`] for a time before the epoch.
+    pub fn seal_at(
+        &self,
+        topic: &Topic,
+        payload: Vec<u8>,
+        signed_at: Timestamp,
+    ) -> Result<Vec<u8>> {
+        let iat =
+            u64::try_from(signed_at.unix_micros() / 1_000_000).map_err(|_| Error::Invalid {
+                what: "signed time",
+                reason: format!("{signed_at} is before the Unix epoch"),
+            })?;
         if payload.len() > MAX_PAYLOAD_BYTES {
             return Err(Error::TooLarge {
                 what: "payload",
@@ -90,10 +161,7 @@ impl Signer {
                 max: MAX_PAYLOAD_BYTES,
             });
         }
-        let protected = HeaderBuilder::new()
-            .algorithm(iana::Algorithm::EdDSA)
-            .key_id(self.kid.as_str().as_bytes().to_vec())
-            .build();
+        let protected = protected_header(self.kid.as_str().as_bytes().to_vec(), Some(iat));
         let aad = topic.to_string();
         CoseSign1Builder::new()
             .protected(protected)
@@ -124,6 +192,7 @@ impl Signer {
 pub struct Opened {
     sign1: CoseSign1,
     kid: KeyId,
+    signed_at: Option<Timestamp>,
     signature: Signature,
 }
 
@@ -150,15 +219,22 @@ impl Opened {
             .ok()
             .and_then(|text| KeyId::new(text).ok())
             .ok_or(Error::MissingKeyId)?;
-        // Exactly `alg` and `kid`: any other protected label, `crit` included, is something
-        // this implementation does not understand, and RFC 9052 §3.1 says to reject it.
-        let expected = HeaderBuilder::new()
-            .algorithm(iana::Algorithm::EdDSA)
-            .key_id(header.key_id.clone())
-            .build();
+        // Exactly `alg`, `kid` and optionally the signed time: any other protected label,
+        // `crit` included, is something this implementation does not understand, and RFC 9052
+        // §3.1 says to reject it.
+        let iat = signed_iat(header)?;
+        let expected = protected_header(header.key_id.clone(), iat);
         if *header != expected {
             return Err(Error::Cose(
-                "protected header may carry only alg and kid".into(),
+                "protected header may carry only alg, kid and {15: {6: iat}}".into(),
+            ));
+        }
+        // The protected bytes are signed as received: they too must be the one deterministic
+        // encoding of the header (the comparison of the whole envelope below keeps them).
+        let canonical_header = expected.to_vec().map_err(|e| Error::Cose(e.to_string()))?;
+        if sign1.protected.original_data.as_deref() != Some(canonical_header.as_slice()) {
+            return Err(Error::Cose(
+                "protected header is not in deterministic CBOR encoding".into(),
             ));
         }
         match &sign1.payload {
@@ -189,6 +265,8 @@ impl Opened {
         Ok(Self {
             sign1,
             kid,
+            // `signed_iat` bounds it by `MAX_IAT`: the product fits an `i64`.
+            signed_at: iat.map(|iat| Timestamp::from_unix_micros(iat as i64 * 1_000_000)),
             signature,
         })
     }
@@ -196,6 +274,13 @@ impl Opened {
     /// The key id from the protected header (not yet authenticated).
     pub fn key_id(&self) -> &KeyId {
         &self.kid
+    }
+
+    /// When the agent signed the message (whole seconds), from the protected header; `None`
+    /// for an envelope of an agent older than the signed time. Authenticated only once the
+    /// signature is verified.
+    pub fn signed_at(&self) -> Option<Timestamp> {
+        self.signed_at
     }
 
     /// The bytes the signature covers (the COSE Sig_structure) for `topic`; with
@@ -292,16 +377,149 @@ mod tests {
             .unwrap()
     }
 
+    fn claims(entries: Vec<(Value, Value)>) -> impl FnOnce(HeaderBuilder) -> HeaderBuilder {
+        move |h| h.value(CWT_CLAIMS, Value::Map(entries))
+    }
+
+    fn iat(value: Value) -> impl FnOnce(HeaderBuilder) -> HeaderBuilder {
+        claims(vec![(Value::from(IAT), value)])
+    }
+
+    fn signer() -> Signer {
+        Signer::with_key_id(SigningKey::from_bytes(&[3; 32]), KeyId::new("k-1").unwrap())
+    }
+
     #[test]
-    fn only_alg_and_kid_are_accepted_in_the_protected_header() {
+    fn only_alg_kid_and_the_signed_time_are_accepted_in_the_protected_header() {
         assert!(Opened::parse(&signed_with(|h| h)).is_ok());
+        assert!(Opened::parse(&signed_with(iat(Value::from(1_795_400_833u64)))).is_ok());
         for envelope in [
             signed_with(|h| h.add_critical(iana::HeaderParameter::ContentType)),
             signed_with(|h| h.content_format(iana::CoapContentFormat::Cbor)),
-            signed_with(|h| h.value(-70_000, coset::cbor::Value::Bool(true))),
+            signed_with(|h| h.value(-70_000, Value::Bool(true))),
+            // The signed time beside anything else, or malformed.
+            signed_with(|h| iat(Value::from(1u64))(h).value(-70_000, Value::Bool(true))),
+            signed_with(|h| {
+                iat(Value::from(1u64))(h).add_critical(iana::HeaderParameter::ContentType)
+            }),
+            signed_with(iat(Value::from(-1i64))),
+            signed_with(iat(Value::Float(1.5))),
+            signed_with(iat(Value::Text("1795400833".into()))),
+            signed_with(iat(Value::from(u64::MAX))),
+            signed_with(claims(vec![])),
+            signed_with(claims(vec![(Value::from(4), Value::from(1u64))])),
+            signed_with(claims(vec![
+                (Value::from(IAT), Value::from(1u64)),
+                (Value::from(7), Value::from(2u64)),
+            ])),
+            signed_with(|h| h.value(CWT_CLAIMS, Value::from(1u64))),
         ] {
             let err = Opened::parse(&envelope).unwrap_err();
-            assert!(err.to_string().contains("only alg and kid"), "{err}");
+            assert!(
+                err.to_string().contains("only alg, kid and {15: {6: iat}}"),
+                "{err}"
+            );
         }
+    }
+
+    #[test]
+    fn the_signed_time_round_trips_in_whole_seconds() {
+        let at = Timestamp::from_unix_micros(1_795_400_833_750_000);
+        let envelope = signer().seal_at(&topic(), b"p".to_vec(), at).unwrap();
+        let opened = Opened::parse(&envelope).unwrap();
+        assert_eq!(
+            opened.signed_at(),
+            Some(Timestamp::from_unix_micros(1_795_400_833_000_000))
+        );
+        assert_eq!(
+            opened.verify(&topic(), &signer().verifying_key()).unwrap(),
+            b"p"
+        );
+        // `seal` stamps the current time.
+        let before = Timestamp::now().unix_micros() / 1_000_000 * 1_000_000;
+        let opened = Opened::parse(&signer().seal(&topic(), b"p".to_vec()).unwrap()).unwrap();
+        let signed_at = opened.signed_at().unwrap();
+        assert!(
+            signed_at >= Timestamp::from_unix_micros(before),
+            "{signed_at}"
+        );
+        assert!(signed_at <= Timestamp::now());
+        // No time before the epoch.
+        let err = signer()
+            .seal_at(
+                &topic(),
+                b"p".to_vec(),
+                Timestamp::from_unix_micros(-1_000_000),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("before the Unix epoch"), "{err}");
+    }
+
+    #[test]
+    fn an_envelope_without_signed_time_is_accepted_without_one() {
+        let opened = Opened::parse(&signed_with(|h| h)).unwrap();
+        assert_eq!(opened.signed_at(), None);
+        let key = SigningKey::from_bytes(&[3; 32]).verifying_key();
+        assert_eq!(opened.verify(&topic(), &key).unwrap(), b"payload");
+    }
+
+    #[test]
+    fn changing_the_signed_time_breaks_the_signature() {
+        let at = Timestamp::from_unix_micros(1_795_400_833_000_000);
+        let envelope = signer().seal_at(&topic(), b"p".to_vec(), at).unwrap();
+        // The iat is the protected header's last 4 bytes (1a xx xx xx xx): move it one second.
+        let mut sign1 = CoseSign1::from_tagged_slice(&envelope).unwrap();
+        let mut protected = sign1.protected.original_data.take().unwrap();
+        let last = protected.len() - 1;
+        protected[last] ^= 1;
+        let tampered = coset::cbor::Value::Tag(
+            18,
+            Box::new(Value::Array(vec![
+                Value::Bytes(protected),
+                Value::Map(vec![]),
+                Value::Bytes(b"p".to_vec()),
+                Value::Bytes(sign1.signature.clone()),
+            ])),
+        );
+        let mut bytes = Vec::new();
+        coset::cbor::ser::into_writer(&tampered, &mut bytes).unwrap();
+        let opened = Opened::parse(&bytes).unwrap();
+        assert_eq!(
+            opened.signed_at(),
+            Some(Timestamp::from_unix_micros(1_795_400_832_000_000))
+        );
+        assert!(matches!(
+            opened.verify(&topic(), &signer().verifying_key()),
+            Err(Error::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn a_non_deterministic_protected_header_is_refused() {
+        // {1: -8, 4: 'k-1'} with the kid's length in a one-byte head (58 03) instead of 43.
+        let protected = vec![0xa2, 0x01, 0x27, 0x04, 0x58, 0x03, b'k', b'-', b'1'];
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let payload = b"payload".to_vec();
+        let tbs = coset::cbor::Value::Array(vec![
+            Value::Text("Signature1".into()),
+            Value::Bytes(protected.clone()),
+            Value::Bytes(topic().to_string().into_bytes()),
+            Value::Bytes(payload.clone()),
+        ]);
+        let mut tbs_bytes = Vec::new();
+        coset::cbor::ser::into_writer(&tbs, &mut tbs_bytes).unwrap();
+        let envelope = Value::Tag(
+            18,
+            Box::new(Value::Array(vec![
+                Value::Bytes(protected),
+                Value::Map(vec![]),
+                Value::Bytes(payload),
+                Value::Bytes(key.sign(&tbs_bytes).to_bytes().to_vec()),
+            ])),
+        );
+        let mut bytes = Vec::new();
+        coset::cbor::ser::into_writer(&envelope, &mut bytes).unwrap();
+        let err = Opened::parse(&bytes).unwrap_err();
+        assert!(err.to_string().contains("deterministic"), "{err}");
     }
 }

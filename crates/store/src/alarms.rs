@@ -32,6 +32,8 @@ pub const MAX_COMMENT_CHARS: usize = 1000;
 pub const MAX_RULE_DURATION_S: u64 = 7 * 86_400;
 /// Shortest silence that counts as a gateway being offline.
 pub const MIN_OFFLINE_AFTER_S: u64 = 10;
+/// Longest notice a certificate-expiry rule may ask for (a certificate's whole life, at most).
+pub const MAX_CERTIFICATE_NOTICE_S: u64 = 365 * 86_400;
 /// Most sensors, gateways or event kinds one rule may list.
 pub const MAX_RULE_LIST: usize = 1000;
 
@@ -143,6 +145,16 @@ pub enum RuleCondition {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         reasons: Vec<GapReason>,
     },
+    /// A gateway's client certificate expires in less than `before_s` seconds (or has
+    /// expired): its automatic renewal is failing. One alarm per gateway, cleared when a
+    /// renewed certificate is recorded or the gateway is revoked.
+    CertificateExpiry {
+        /// How long before expiry the alarm opens.
+        before_s: u64,
+        /// Only these gateways (empty: all).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        gateways: Vec<GatewayId>,
+    },
     /// Security events of the tenant (bad signature, replay, ACL violation, refused
     /// certificate…). One alarm per gateway and kind; repeats count occurrences. Cleared by
     /// hand.
@@ -160,6 +172,7 @@ impl RuleCondition {
             RuleCondition::Threshold { .. } => "threshold",
             RuleCondition::GatewayOffline { .. } => "gateway_offline",
             RuleCondition::SpoolGap { .. } => "spool_gap",
+            RuleCondition::CertificateExpiry { .. } => "certificate_expiry",
             RuleCondition::Security { .. } => "security",
         }
     }
@@ -185,6 +198,14 @@ impl RuleCondition {
                 if !(MIN_OFFLINE_AFTER_S..=MAX_RULE_DURATION_S).contains(after_s) {
                     return Err(format!(
                         "condition.after_s: must be {MIN_OFFLINE_AFTER_S}..={MAX_RULE_DURATION_S}"
+                    ));
+                }
+                check_list("condition.gateways", gateways.len())
+            }
+            RuleCondition::CertificateExpiry { before_s, gateways } => {
+                if !(1..=MAX_CERTIFICATE_NOTICE_S).contains(before_s) {
+                    return Err(format!(
+                        "condition.before_s: must be 1..={MAX_CERTIFICATE_NOTICE_S}"
                     ));
                 }
                 check_list("condition.gateways", gateways.len())

@@ -21,10 +21,11 @@ macro_rules! forward_store {
             use $crate::{AgreementRecord, CellQuery, CellRow, Partner};
             use $crate::{
                 Alarm, AlarmAction, AlarmFilter, AlarmRule, AlarmSubject, AuditFilter, Backend,
-                Bucket, CommitBatch, CommitOutcome, EventScope, GatewayKey, GatewayRecord,
-                NewAlarm, NewGateway, Page, QuarantineRecord, Raised, ReadingCursor, ReadingFilter,
-                ReadingPage, Result, RevokedGateway, RuleId, SecurityEvent, Sensor, SeqState,
-                Store, StoredBatch, StoredReading, Tenant, TokenRecord, Zone,
+                Bucket, CommitBatch, CommitOutcome, EnrollmentToken, EventScope, GatewayKey,
+                GatewayRecord, NewAlarm, NewGateway, Page, QuarantineRecord, Raised, ReadingCursor,
+                ReadingFilter, ReadingPage, Redeemed, Result, RevokedGateway, RuleId,
+                SecurityEvent, Sensor, SeqState, Store, StoredBatch, StoredReading, Tenant,
+                TokenRecord, Zone,
             };
             use $crate::{PurgeReceipt, PurgeRequest, RetentionPolicy};
 
@@ -60,8 +61,9 @@ macro_rules! forward_store {
                     &self,
                     tenant: &TenantId,
                     gateway: &GatewayId,
+                    at: Timestamp,
                 ) -> Result<()> {
-                    self.update_revoked(tenant, gateway).await
+                    self.update_revoked(tenant, gateway, at).await
                 }
                 async fn revoked_gateways(&self) -> Result<Vec<RevokedGateway>> {
                     self.select_revoked_gateways().await
@@ -78,6 +80,37 @@ macro_rules! forward_store {
                 }
                 async fn gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
                     self.select_gateway_key(key_id).await
+                }
+                async fn create_enrollment_token(&self, token: &EnrollmentToken) -> Result<()> {
+                    self.insert_enrollment_token(token).await
+                }
+                async fn redeem_enrollment_token(
+                    &self,
+                    token_hash: &str,
+                    now: Timestamp,
+                ) -> Result<Redeemed> {
+                    self.update_redeemed(token_hash, now).await
+                }
+                async fn pending_enrollments(
+                    &self,
+                    tenant: &TenantId,
+                    now: Timestamp,
+                ) -> Result<Vec<EnrollmentToken>> {
+                    self.select_pending_enrollments(tenant, now).await
+                }
+                async fn enroll_gateway(&self, gateway: &NewGateway, at: Timestamp) -> Result<()> {
+                    self.write_enrollment(gateway, at).await
+                }
+                async fn rotate_gateway_key(
+                    &self,
+                    tenant: &TenantId,
+                    gateway: &GatewayId,
+                    key_id: &KeyId,
+                    public_key: &[u8; 32],
+                    at: Timestamp,
+                ) -> Result<()> {
+                    self.write_key_rotation(tenant, gateway, key_id, public_key, at)
+                        .await
                 }
                 async fn upsert_sensors(&self, sensors: &[Sensor]) -> Result<()> {
                     self.write_sensors(sensors).await

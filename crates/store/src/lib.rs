@@ -8,11 +8,13 @@
 //! - **Plain PostgreSQL** when the `timescaledb` extension is absent: the same results with
 //!   `date_bin`, and a warning at start.
 //!
-//! The registry (tenants, gateways with public keys and certificate fingerprints, sensors with
-//! kind, unit, location and zone, zones as GeoJSON polygons), quarantine, security events,
-//! API tokens and the audit log (per-tenant hash chains and their signed checkpoints, computed
-//! by `beffroi_audit`) and the retention policies per tenant and metric class (purged with
-//! receipts in the audit log, see `retention`) live in the same database. A batch's
+//! The registry (tenants, gateways with their certificate fingerprints, revocation times and
+//! every signing key they ever had, current or retired, one-time enrollment tokens kept only
+//! as hashes — see `identity` —, sensors with kind, unit, location and zone, zones as GeoJSON
+//! polygons), quarantine, security events, API tokens and the audit log (per-tenant hash
+//! chains and their signed checkpoints, computed by `beffroi_audit`) and the retention
+//! policies per tenant and metric class (purged with receipts in the audit log, see
+//! `retention`) live in the same database. A batch's
 //! signature is stored once, in the `batches` table, never per reading. The pseudonym keys of
 //! sharing agreements are stored only sealed under the key-encryption key the store is opened
 //! with ([`OpenOptions::kek`], see `sealing`). Migrations are embedded with `sqlx::migrate!`.
@@ -30,6 +32,7 @@ mod decode;
 mod forward;
 mod gateway_state;
 mod governance;
+mod identity;
 mod model;
 mod on_conflict;
 mod open;
@@ -184,7 +187,8 @@ pub trait Store: Send + Sync {
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
     /// One tenant.
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
-    /// Registers a gateway (its tenant must exist; its key id must be unused).
+    /// Registers a gateway by hand, with its key as current key (its tenant must exist; its key
+    /// id must be unused).
     async fn register_gateway(&self, gateway: &NewGateway) -> Result<()>;
     /// Sets the fingerprint and expiry of a newly issued certificate.
     async fn set_gateway_certificate(
@@ -194,8 +198,14 @@ pub trait Store: Send + Sync {
         fingerprint: &str,
         not_after: Timestamp,
     ) -> Result<()>;
-    /// Marks a gateway revoked (its certificate and key are refused from now on).
-    async fn revoke_gateway(&self, tenant: &TenantId, gateway: &GatewayId) -> Result<()>;
+    /// Marks a gateway revoked at `at` (its certificates are refused from now on, and what
+    /// its keys sign from `at` on). A second revocation keeps the first time.
+    async fn revoke_gateway(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+        at: Timestamp,
+    ) -> Result<()>;
     /// Revoked gateways, with the fingerprint of their last issued certificate (checked at
     /// every TLS handshake: the gate refuses the gateway whatever certificate it presents).
     async fn revoked_gateways(&self) -> Result<Vec<RevokedGateway>>;
@@ -203,8 +213,41 @@ pub trait Store: Send + Sync {
     async fn list_gateways(&self, tenant: &TenantId) -> Result<Vec<GatewayRecord>>;
     /// One gateway.
     async fn gateway(&self, tenant: &TenantId, id: &GatewayId) -> Result<Option<GatewayRecord>>;
-    /// The key registered under `key_id`, whichever gateway owns it.
+    /// The key registered under `key_id`, whichever gateway owns it, current or retired
+    /// (with its `retired_at`), with its gateway's `revoked_at`.
     async fn gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>>;
+    /// Stores a new enrollment token. The tenant must exist ([`Error::NotFound`]); refused
+    /// with [`Error::Conflict`] if the gateway exists and is revoked, [`Error::AlreadyExists`]
+    /// if a token has its hash.
+    async fn create_enrollment_token(&self, token: &EnrollmentToken) -> Result<()>;
+    /// Redeems a token atomically: at most one caller ever gets `Bound` for a token (two racing
+    /// redeems: one wins). `now` decides expiry. Marks it used only when it returns `Bound`.
+    async fn redeem_enrollment_token(&self, token_hash: &str, now: Timestamp) -> Result<Redeemed>;
+    /// A tenant's unused, unexpired tokens at `now`, by gateway then creation.
+    async fn pending_enrollments(
+        &self,
+        tenant: &TenantId,
+        now: Timestamp,
+    ) -> Result<Vec<EnrollmentToken>>;
+    /// Enrolls a gateway with a new current signing key at `at`: creates the gateway row if it
+    /// does not exist, otherwise (re-enrollment) retires its current keys at `at`; registers the
+    /// key; records the certificate fingerprint/expiry. Refused if the gateway is revoked
+    /// ([`Error::Conflict`]) or the key id is already registered anywhere
+    /// ([`Error::AlreadyExists`]); [`Error::NotFound`] if the tenant does not exist. One
+    /// transaction.
+    async fn enroll_gateway(&self, gateway: &NewGateway, at: Timestamp) -> Result<()>;
+    /// Rotation: registers `key_id`/`public_key` as the gateway's current key and retires the
+    /// previous current key at `at`. One transaction. Refused if revoked ([`Error::Conflict`])
+    /// or the key id is taken ([`Error::AlreadyExists`]); [`Error::NotFound`] if there is no
+    /// such gateway.
+    async fn rotate_gateway_key(
+        &self,
+        tenant: &TenantId,
+        gateway: &GatewayId,
+        key_id: &KeyId,
+        public_key: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<()>;
     /// Creates or replaces sensors, in one transaction (a registry import).
     async fn upsert_sensors(&self, sensors: &[Sensor]) -> Result<()>;
     /// Creates or replaces a sensor.
@@ -474,11 +517,13 @@ pub trait Store: Send + Sync {
     // `beffroi export` walks a tenant's batches and `beffroi import` restores it into an
     // instance that does not have it. See `restore`.
 
-    /// Creates a tenant with its gateways, sensors, zones, alarm rules, agreements (at their
-    /// versions, with the given fresh pseudonym keys) and retention policies exactly as
-    /// exported (creation times included), in one transaction. [`Error::AlreadyExists`] if
-    /// the tenant or a gateway's key id exists; [`Error::Invalid`] for a record of another
-    /// tenant, an invalid rule, agreement or policy (nothing is written then).
+    /// Creates a tenant with its gateways (their signing keys, current and retired, and
+    /// revocation times), sensors, zones, alarm rules, agreements (at their versions, with the
+    /// given fresh pseudonym keys) and retention policies exactly as exported (creation times
+    /// included), in one transaction. [`Error::AlreadyExists`] if the tenant or a key id of
+    /// its gateways exists; [`Error::Invalid`] for a record of another tenant, an invalid
+    /// rule, agreement or policy, a gateway whose keys do not hold exactly one current key
+    /// (its `key_id`) or with a revocation time but not revoked (nothing is written then).
     async fn restore_tenant(&self, restore: &TenantRestore) -> Result<()>;
     /// Appends exported entries verbatim (seq, time, hashes) to a tenant's chain, in one
     /// transaction, and returns the new head. The first must follow the stored head, each the

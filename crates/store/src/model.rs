@@ -81,10 +81,76 @@ pub struct GatewayRecord {
     pub rejected_batches: u64,
     /// Revoked gateways are refused at the gate and their signatures rejected.
     pub revoked: bool,
+    /// When it was revoked (its first revocation); `None` while it is not.
+    pub revoked_at: Option<Timestamp>,
+    /// Every signing key it ever had, newest first: the current one (`key_id`, no
+    /// `retired_at`) and the retired ones.
+    pub keys: Vec<GatewayKeyRecord>,
+    /// The expiry of an unused, unexpired enrollment token for it, if there is one (a
+    /// re-enrollment being prepared).
+    pub pending_enrollment: Option<Timestamp>,
     /// When it was registered.
     pub created_at: Timestamp,
     /// What it last reported.
     pub state: GatewayState,
+}
+
+/// A signing key of a gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayKeyRecord {
+    /// Its key id (`kid` in the envelopes it signs).
+    pub key_id: KeyId,
+    /// The Ed25519 public key, lowercase hex (64 characters).
+    pub public_key_hex: String,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it stopped being the gateway's current key (rotation or re-enrollment); `None`
+    /// for the current key.
+    pub retired_at: Option<Timestamp>,
+}
+
+/// A one-time enrollment token as stored (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentToken {
+    /// SHA-256 of the secret, lowercase hex.
+    pub token_hash: String,
+    /// The tenant it enrolls into.
+    pub tenant: TenantId,
+    /// The gateway it enrolls (which may not exist yet).
+    pub gateway: GatewayId,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops being accepted.
+    pub expires_at: Timestamp,
+    /// Who created it (the actor of the audit entry).
+    pub created_by: String,
+    /// When it was redeemed; `None` while unused.
+    pub used_at: Option<Timestamp>,
+}
+
+/// What redeeming a token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The token was valid and is now spent: it enrolls this gateway.
+    Bound {
+        /// The tenant it is bound to.
+        tenant: TenantId,
+        /// The gateway it is bound to.
+        gateway: GatewayId,
+    },
+    /// No token has this hash.
+    Unknown,
+    /// The token was redeemed already.
+    Used {
+        /// When.
+        used_at: Timestamp,
+    },
+    /// The token expired unused.
+    Expired {
+        /// When.
+        expires_at: Timestamp,
+    },
 }
 
 /// A revoked gateway.
@@ -96,6 +162,8 @@ pub struct RevokedGateway {
     pub gateway: GatewayId,
     /// The fingerprint of the last certificate issued to it, if any.
     pub cert_fingerprint: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Timestamp,
 }
 
 /// The verifying key registered under a key id.
@@ -107,8 +175,10 @@ pub struct GatewayKey {
     pub gateway: GatewayId,
     /// The Ed25519 public key.
     pub public_key: [u8; 32],
-    /// Whether the gateway is revoked.
-    pub revoked: bool,
+    /// When the gateway was revoked; `None` while it is not.
+    pub revoked_at: Option<Timestamp>,
+    /// When this key stopped being the gateway's current key; `None` for the current key.
+    pub retired_at: Option<Timestamp>,
 }
 
 /// A sensor in the registry.
@@ -276,8 +346,12 @@ pub enum QuarantineReason {
     BadSignature,
     /// No key is registered under the envelope's key id, or it is another gateway's.
     UnknownKey,
-    /// The key's gateway is revoked.
+    /// The key's gateway is revoked and the envelope was signed at or after its revocation
+    /// (or carries no signed time).
     Revoked,
+    /// The key was retired (rotation, re-enrollment) and the envelope was signed after that
+    /// (or carries no signed time).
+    RetiredKey,
     /// A different batch was already committed under this `(gateway, seq)`.
     Replay,
     /// Readings older than the accepted window.
@@ -297,6 +371,7 @@ impl QuarantineReason {
             QuarantineReason::BadSignature => "bad_signature",
             QuarantineReason::UnknownKey => "unknown_key",
             QuarantineReason::Revoked => "revoked",
+            QuarantineReason::RetiredKey => "retired_key",
             QuarantineReason::Replay => "replay",
             QuarantineReason::Stale => "stale",
             QuarantineReason::Future => "future",
@@ -311,6 +386,7 @@ impl QuarantineReason {
             Self::BadSignature,
             Self::UnknownKey,
             Self::Revoked,
+            Self::RetiredKey,
             Self::Replay,
             Self::Stale,
             Self::Future,
@@ -373,6 +449,9 @@ pub enum SecurityEventKind {
     /// A tenant's audit log was found damaged (edited, removed, reordered entries or a forged
     /// checkpoint) by the checkpointer.
     AuditTampered,
+    /// An enrollment token was refused (unknown, already used, expired, or bound to another
+    /// tenant or gateway).
+    EnrollmentRefused,
 }
 
 impl SecurityEventKind {
@@ -387,6 +466,7 @@ impl SecurityEventKind {
             SecurityEventKind::ConnectionLimit => "connection_limit",
             SecurityEventKind::ProtocolViolation => "protocol_violation",
             SecurityEventKind::AuditTampered => "audit_tampered",
+            SecurityEventKind::EnrollmentRefused => "enrollment_refused",
         }
     }
 
@@ -401,6 +481,7 @@ impl SecurityEventKind {
             Self::ConnectionLimit,
             Self::ProtocolViolation,
             Self::AuditTampered,
+            Self::EnrollmentRefused,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

@@ -3,7 +3,7 @@
 //! ([`BatchKey`]), and the checks of audit entries imported verbatim.
 //!
 //! A restore writes a tenant as it was exported — its creation time, its gateways with their
-//! keys, revocation and creation times, its agreements at their versions — where the
+//! keys (current and retired), revocation and creation times, its agreements at their versions — where the
 //! ordinary writers would stamp the current time or start at version 1. Readings are not part
 //! of it: the importer commits them batch by batch with [`crate::Store::commit`] (whose
 //! `(gateway, seq)` dedupe makes that step safe to run again), and audit entries are appended
@@ -15,7 +15,10 @@ use beffroi_protocol::{GatewayId, KeyId, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::decode::is_unique_violation;
-use crate::{AlarmRule, Error, NewGateway, Result, RetentionPolicy, Sensor, Tenant, Zone};
+use crate::identity::GatewayKeyRow;
+use crate::{
+    AlarmRule, Error, GatewayKeyRecord, NewGateway, Result, RetentionPolicy, Sensor, Tenant, Zone,
+};
 
 /// A gateway as exported: its identity, not its runtime state (last seen, spool, health),
 /// which its next messages rebuild.
@@ -34,8 +37,17 @@ pub struct RestoredGateway {
     pub cert_not_after: Option<Timestamp>,
     /// Whether it is revoked.
     pub revoked: bool,
+    /// When it was revoked (absent from exports made before revocation times were kept: a
+    /// revoked gateway is then restored revoked at the time of the restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
     /// When it was registered.
     pub created_at: Timestamp,
+    /// Every signing key it had, newest first, the current one (`key_id`, no `retired_at`)
+    /// included (absent from exports made before keys were kept: the current key alone is
+    /// then restored, registered at `created_at`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<GatewayKeyRecord>,
 }
 
 impl RestoredGateway {
@@ -60,6 +72,63 @@ impl RestoredGateway {
             cert_fingerprint: self.cert_fingerprint.clone(),
             cert_not_after: self.cert_not_after,
         })
+    }
+}
+
+impl RestoredGateway {
+    /// When it is restored revoked: its `revoked_at`, or `restored_at` for an older export
+    /// that has only the flag. [`Error::Invalid`] for a revocation time without the flag.
+    pub(crate) fn revocation(&self, restored_at: Timestamp) -> Result<Option<Timestamp>> {
+        match (self.revoked, self.revoked_at) {
+            (true, at) => Ok(Some(at.unwrap_or(restored_at))),
+            (false, None) => Ok(None),
+            (false, Some(_)) => Err(Error::Invalid {
+                what: "gateway",
+                reason: format!(
+                    "gateway {} has a revocation time but is not revoked",
+                    self.id
+                ),
+            }),
+        }
+    }
+
+    /// The rows of its signing keys ([`RestoredGateway::keys`], or its current key alone).
+    /// [`Error::Invalid`] unless exactly one of them is current and it is `key_id` with
+    /// `public_key`, or a public key is not 64 hex digits.
+    pub(crate) fn key_rows(&self) -> Result<Vec<GatewayKeyRow>> {
+        let current = self.public_key_bytes()?;
+        if self.keys.is_empty() {
+            return Ok(vec![GatewayKeyRow {
+                key_id: self.key_id.clone(),
+                public_key: current,
+                created_at: self.created_at,
+                retired_at: None,
+            }]);
+        }
+        let invalid = |reason: String| Error::Invalid {
+            what: "gateway keys",
+            reason: format!("gateway {}: {reason}", self.id),
+        };
+        let mut rows = Vec::with_capacity(self.keys.len());
+        for key in &self.keys {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(&key.public_key_hex, &mut bytes)
+                .map_err(|e| invalid(format!("key {}: {e}", key.key_id)))?;
+            rows.push(GatewayKeyRow {
+                key_id: key.key_id.clone(),
+                public_key: bytes,
+                created_at: key.created_at,
+                retired_at: key.retired_at,
+            });
+        }
+        let mut currents = rows.iter().filter(|row| row.retired_at.is_none());
+        match (currents.next(), currents.next()) {
+            (Some(row), None) if row.key_id == self.key_id && row.public_key == current => Ok(rows),
+            _ => Err(invalid(format!(
+                "its keys must hold exactly one current key, {}",
+                self.key_id
+            ))),
+        }
     }
 }
 

@@ -22,10 +22,10 @@ use crate::decode::{
 };
 use crate::gateway_state::HealthState;
 use crate::{
-    Actor, Alarm, AlarmAction, AlarmRule, AlarmState, Bucket, GatewayKey, GatewayRecord, Page,
-    QuarantineReason, QuarantineRecord, Raised, ReadingCursor, ReadingPage, Result, RevokedGateway,
-    Role, SecurityEvent, SecurityEventKind, Sensor, Severity, StoredBatch, StoredReading, Tenant,
-    TokenRecord, TokenScope, Zone,
+    Actor, Alarm, AlarmAction, AlarmRule, AlarmState, Bucket, EnrollmentToken, GatewayKey,
+    GatewayKeyRecord, GatewayRecord, Page, QuarantineReason, QuarantineRecord, Raised,
+    ReadingCursor, ReadingPage, Result, RevokedGateway, Role, SecurityEvent, SecurityEventKind,
+    Sensor, Severity, StoredBatch, StoredReading, Tenant, TokenRecord, TokenScope, Zone,
 };
 
 /// The typed columns of a result row that the decoders below read.
@@ -153,8 +153,8 @@ pub(crate) fn tenant_from(r: &impl Columns) -> Result<Tenant> {
 }
 
 /// `gateways`: `tenant, id, key_id, public_key, cert_fingerprint, cert_not_after, revoked,
-/// created_at, last_seen, last_committed_seq, health`, and `rejected_batches` (the count of
-/// its quarantine rows).
+/// revoked_at, pending_enrollment, created_at, last_seen, last_committed_seq, health,
+/// rejected_batches`; without its keys, which [`crate::identity::attach_keys`] adds.
 pub(crate) fn gateway_from(r: &impl Columns) -> Result<GatewayRecord> {
     let public_key = bytes32("gateways", r.bytes("public_key")?)?;
     let health: HealthState = r.opt_json("gateways", "health")?.unwrap_or_default();
@@ -171,27 +171,61 @@ pub(crate) fn gateway_from(r: &impl Columns) -> Result<GatewayRecord> {
         cert_not_after: r.opt_time("cert_not_after")?,
         rejected_batches: unsigned("quarantine", r.int("rejected_batches")?)?,
         revoked: r.bool("revoked")?,
+        revoked_at: r.opt_time("revoked_at")?,
+        keys: Vec::new(),
+        pending_enrollment: r.opt_time("pending_enrollment")?,
         created_at: r.time("created_at")?,
         state: health.into_state(r.opt_time("last_seen")?, last_committed),
     })
 }
 
-/// `gateways`: `tenant, id, public_key, revoked`.
+/// `gateway_keys`: `gateway, key_id, public_key, created_at, retired_at`, with the gateway.
+pub(crate) fn gateway_key_record_from(r: &impl Columns) -> Result<(GatewayId, GatewayKeyRecord)> {
+    let public_key = bytes32("gateway_keys", r.bytes("public_key")?)?;
+    Ok((
+        id("gateway_keys", r.text("gateway")?, GatewayId::new)?,
+        GatewayKeyRecord {
+            key_id: id("gateway_keys", r.text("key_id")?, KeyId::new)?,
+            public_key_hex: hex::encode(public_key),
+            created_at: r.time("created_at")?,
+            retired_at: r.opt_time("retired_at")?,
+        },
+    ))
+}
+
+/// `gateway_keys` joined with `gateways`: `tenant, gateway, public_key, retired_at,
+/// revoked_at`.
 pub(crate) fn gateway_key_from(r: &impl Columns) -> Result<GatewayKey> {
     Ok(GatewayKey {
-        tenant: id("gateways", r.text("tenant")?, TenantId::new)?,
-        gateway: id("gateways", r.text("id")?, GatewayId::new)?,
-        public_key: bytes32("gateways", r.bytes("public_key")?)?,
-        revoked: r.bool("revoked")?,
+        tenant: id("gateway_keys", r.text("tenant")?, TenantId::new)?,
+        gateway: id("gateway_keys", r.text("gateway")?, GatewayId::new)?,
+        public_key: bytes32("gateway_keys", r.bytes("public_key")?)?,
+        revoked_at: r.opt_time("revoked_at")?,
+        retired_at: r.opt_time("retired_at")?,
     })
 }
 
-/// `gateways`: `tenant, id, cert_fingerprint`.
+/// `gateways`: `tenant, id, cert_fingerprint, revoked_at` (not NULL).
 pub(crate) fn revoked_gateway_from(r: &impl Columns) -> Result<RevokedGateway> {
     Ok(RevokedGateway {
         tenant: id("gateways", r.text("tenant")?, TenantId::new)?,
         gateway: id("gateways", r.text("id")?, GatewayId::new)?,
         cert_fingerprint: r.opt_text("cert_fingerprint")?.map(str::to_owned),
+        revoked_at: r.time("revoked_at")?,
+    })
+}
+
+/// `enrollment_tokens`: `token_hash, tenant, gateway, created_at, expires_at, created_by,
+/// used_at`.
+pub(crate) fn enrollment_token_from(r: &impl Columns) -> Result<EnrollmentToken> {
+    Ok(EnrollmentToken {
+        token_hash: r.text("token_hash")?.to_owned(),
+        tenant: id("enrollment_tokens", r.text("tenant")?, TenantId::new)?,
+        gateway: id("enrollment_tokens", r.text("gateway")?, GatewayId::new)?,
+        created_at: r.time("created_at")?,
+        expires_at: r.time("expires_at")?,
+        created_by: r.text("created_by")?.to_owned(),
+        used_at: r.opt_time("used_at")?,
     })
 }
 

@@ -18,6 +18,8 @@ mod fixtures;
 mod governance;
 #[path = "conformance/harness.rs"]
 mod harness;
+#[path = "conformance/identity.rs"]
+mod identity;
 #[path = "conformance/ingest.rs"]
 mod ingest;
 #[path = "conformance/pushdown.rs"]
@@ -107,6 +109,20 @@ conformance! {
     audit_listing_filters => crate::audit::listing_filters,
     audit_unknown_tenant_writes_nothing => crate::audit::unknown_tenant_writes_nothing,
     audit_tenants_are_isolated => crate::audit::tenants_are_isolated,
+}
+
+conformance! {
+    enrollment_tokens_redeem_once => crate::identity::tokens_redeem_once,
+    enrollment_racing_redeems_bind_once => crate::identity::racing_redeems_bind_once,
+    enrollment_and_reenrollment => crate::identity::enrollment_and_reenrollment,
+    gateway_key_rotation => crate::identity::key_rotation,
+    gateway_revocation_is_final => crate::identity::revocation_is_final,
+}
+
+conformance! {
+    unopened:
+    gateway_identity_migration_keeps_existing_gateways =>
+        crate::identity::migration_keeps_existing_gateways,
 }
 
 conformance! {

@@ -11,4 +11,4 @@ mod events;
 mod metrics;
 
 pub use events::SecurityEvents;
-pub use metrics::{Counter, Gauge, Histogram, Labeled, Metrics};
+pub use metrics::{Counter, Gauge, Histogram, Labeled, LabeledPair, Metrics};

@@ -75,6 +75,37 @@ impl Labeled {
     }
 }
 
+/// Counters keyed by two label values (a route and an outcome); the metric's label key
+/// names both, comma-separated (`"route,outcome"`).
+#[derive(Debug, Default)]
+pub struct LabeledPair(Mutex<BTreeMap<(&'static str, &'static str), u64>>);
+
+impl LabeledPair {
+    /// Adds one for the pair `(first, second)`.
+    pub fn incr(&self, first: &'static str, second: &'static str) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((first, second))
+            .or_default() += 1;
+    }
+    /// The count for the pair `(first, second)`.
+    pub fn get(&self, first: &str, second: &str) -> u64 {
+        self.snapshot()
+            .iter()
+            .find(|((a, b), _)| *a == first && *b == second)
+            .map_or(0, |(_, n)| *n)
+    }
+    /// Every pair and its count.
+    pub fn snapshot(&self) -> BTreeMap<(&'static str, &'static str), u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -174,6 +205,7 @@ metrics! {
     audit_checkpoint_errors: Counter => "beffroi_audit_checkpoint_errors_total", "Checkpoint rounds that failed on a store error (retried at the next round).";
     retention_purged_rows: Labeled ["kind"] => "beffroi_retention_purged_rows_total", "Rows deleted by retention purges, by kind (raw, aggregate); every batch has its receipt in the tenant's audit log.";
     retention_errors: Counter => "beffroi_retention_errors_total", "Retention purges that failed (retried at the next round).";
+    enroll_requests: LabeledPair ["route,outcome"] => "beffroi_enroll_requests_total", "Enrollment endpoint requests, by route (enroll, renew, trust) and outcome (ok or the error code).";
 }
 
 /// How a metric kind renders itself.
@@ -207,6 +239,21 @@ impl Render for Labeled {
     fn write(&self, out: &mut String, name: &str, label: &str) {
         for (value_label, value) in self.snapshot() {
             let _ = writeln!(out, "{name}{{{label}=\"{value_label}\"}} {value}");
+        }
+    }
+}
+
+impl Render for LabeledPair {
+    fn kind(&self) -> &'static str {
+        "counter"
+    }
+    fn write(&self, out: &mut String, name: &str, label: &str) {
+        let (first_key, second_key) = label.split_once(',').unwrap_or((label, "label"));
+        for ((first, second), value) in self.snapshot() {
+            let _ = writeln!(
+                out,
+                "{name}{{{first_key}=\"{first}\",{second_key}=\"{second}\"}} {value}"
+            );
         }
     }
 }
@@ -247,7 +294,15 @@ mod tests {
         m.ingest_commit_latency.observe(Duration::from_millis(3));
         m.gate_connections.add(2);
         m.http_requests.incr("2xx");
+        m.enroll_requests.incr("enroll", "token_used");
         let text = m.render();
+        assert!(
+            text.contains(
+                "beffroi_enroll_requests_total{route=\"enroll\",outcome=\"token_used\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(m.enroll_requests.get("enroll", "token_used"), 1);
         assert!(text.contains("beffroi_ingest_batches_total 3\n"), "{text}");
         assert!(text.contains("beffroi_ingest_rejected_total{reason=\"bad_signature\"} 1\n"));
         assert!(text.contains("beffroi_ingest_commit_latency_seconds_bucket{le=\"0.005\"} 1\n"));

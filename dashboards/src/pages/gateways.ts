@@ -1,12 +1,15 @@
 // Gateways (`#/gateways`): their health as they last reported it, updated live from the
-// `gateways` stream; relative times refresh by themselves.
+// `gateways` stream; relative times refresh by themselves. Tenant admins also put gateways in
+// service (one-time enrollment token), see those awaiting enrollment, and revoke.
 
-import type { Page } from '../context';
+import { errorMessage } from '../api';
+import { hasRole, type Page } from '../context';
 import { h, mount } from '../dom';
+import { enrollPanel } from '../gatewayEnroll';
 import { formatBytes, formatDuration, formatNumber, formatRelative } from '../format';
 import { getLang, t, tn } from '../i18n';
 import { parseMillis } from '../time';
-import type { Gateway, Items } from '../types';
+import type { Gateway, Items, PendingEnrollment } from '../types';
 import { emptyRow, errorBox, loadingBox, refreshRelativeTimes, relTime } from '../ui';
 
 /** A gateway reports health every 30 s by default: silent for 3 periods is offline. */
@@ -23,6 +26,17 @@ export function gatewayStatus(g: Gateway, nowMs: number): GatewayStatus {
 
 export type CertStatus = 'none' | 'ok' | 'soon' | 'expired';
 
+/** The current signing key, with the keys it replaced in its tooltip. */
+function keyCell(g: Gateway): HTMLElement {
+  const retired = (g.keys ?? []).filter((k) => k.retired_at);
+  return h(
+    'span',
+    { title: retired.map((k) => t('gw.retiredKey', { key: k.key_id, when: k.retired_at ?? '' })).join('\n') },
+    h('code', null, g.key_id),
+    retired.length ? h('span', { class: 'muted' }, ` ${t('gw.rotations', { n: retired.length })}`) : null,
+  );
+}
+
 export function certStatus(notAfter: string | null | undefined, nowMs: number): CertStatus {
   if (!notAfter) return 'none';
   const ms = parseMillis(notAfter);
@@ -31,10 +45,11 @@ export function certStatus(notAfter: string | null | undefined, nowMs: number): 
   return ms - nowMs < CERT_WARN_MS ? 'soon' : 'ok';
 }
 
-const COLUMNS = 9;
+const COLUMNS = 10;
 
 export const gatewaysPage: Page = (root, ctx) => {
   let disposed = false;
+  const admin = hasRole(ctx.me, 'admin');
   const gateways = new Map<string, Gateway>();
   const rows = new Map<string, HTMLTableRowElement>();
   const summary = h('p', { class: 'summary', role: 'status' });
@@ -51,18 +66,21 @@ export const gatewaysPage: Page = (root, ctx) => {
         'tr',
         null,
         ...(
-          ['gw.id', 'gw.status', 'gw.lastSeen', 'gw.spool', 'gw.oldest', 'gw.gaps', 'gw.version', 'gw.cert', 'gw.rejected'] as const
+          ['gw.id', 'gw.status', 'gw.lastSeen', 'gw.spool', 'gw.oldest', 'gw.gaps', 'gw.version', 'gw.cert', 'gw.key', 'gw.rejected'] as const
         ).map((k) => h('th', { scope: 'col' }, t(k))),
       ),
     ),
     tbody,
   );
+  const pending = h('section', { class: 'enroll-pending', 'data-testid': 'enroll-pending' });
   mount(
     root,
     h('h1', { class: 'page-title', tabindex: -1 }, t('gw.title')),
     summary,
     status,
     h('div', { class: 'table-wrap' }, table),
+    admin ? pending : null,
+    admin ? enrollPanel(ctx.api, () => void loadPending()) : null,
   );
 
   const now = (): number => ctx.clock.now();
@@ -74,8 +92,9 @@ export const gatewaysPage: Page = (root, ctx) => {
     const cert = certStatus(g.cert_not_after, n);
     const gaps = g.state.gaps;
     const lostReadings = gaps.reduce((s, gap) => s + gap.readings, 0);
-    const certCell =
-      cert === 'none'
+    const certCell = g.revoked
+      ? h('span', { class: 'muted', title: g.revoked_at ?? '' }, t('gw.certRevoked'))
+      : cert === 'none'
         ? h('span', { class: 'muted' }, t('gw.noCert'))
         : h(
             'span',
@@ -126,13 +145,82 @@ export const gatewaysPage: Page = (root, ctx) => {
       ),
       h('td', null, g.state.agent_version ?? '—'),
       h('td', null, certCell),
+      h('td', null, keyCell(g)),
       h(
         'td',
         { class: (g.rejected_batches ?? 0) > 0 ? 'warn num' : 'num' },
         g.rejected_batches === undefined ? '—' : formatNumber(g.rejected_batches, lang, 0),
+        admin && !g.revoked ? revokeControl(g.id) : null,
       ),
     );
   };
+
+  // Revocation asks once more, in place (no modal: keyboard and screen readers stay put).
+  const revokeControl = (id: string): HTMLElement => {
+    const slot = h('span', { class: 'revoke' });
+    const ask = (): void => {
+      const error = h('span', { class: 'form-error', role: 'alert' });
+      const confirm = h(
+        'button',
+        { type: 'button', class: 'btn btn-small btn-danger', 'data-testid': 'revoke-confirm' },
+        t('gw.revokeConfirm', { gateway: id }),
+      );
+      const cancel = h('button', { type: 'button', class: 'btn btn-small btn-secondary' }, t('common.cancel'));
+      confirm.addEventListener('click', () => {
+        confirm.disabled = true;
+        ctx.api
+          .post<unknown>(`/api/v1/gateways/${encodeURIComponent(id)}/revoke`, {})
+          .then(() => void load())
+          .catch((e: unknown) => {
+            confirm.disabled = false;
+            error.textContent = errorMessage(e);
+          });
+      });
+      cancel.addEventListener('click', idle);
+      mount(slot, confirm, ' ', cancel, error);
+      confirm.focus();
+    };
+    const idle = (): void => {
+      const button = h('button', { type: 'button', class: 'btn btn-small btn-secondary', 'data-testid': 'revoke' }, t('gw.revoke'));
+      button.addEventListener('click', ask);
+      mount(slot, button);
+    };
+    idle();
+    return slot;
+  };
+
+  const renderPending = (items: PendingEnrollment[]): void => {
+    const lang = getLang();
+    mount(
+      pending,
+      h('h2', null, t('enroll.pending')),
+      items.length === 0
+        ? h('p', { class: 'muted' }, t('enroll.noPending'))
+        : h(
+            'ul',
+            { class: 'plain-list' },
+            ...items.map((p) =>
+              h(
+                'li',
+                { 'data-testid': 'enroll-pending-item', 'data-gateway': p.gateway },
+                h('code', null, p.gateway),
+                ' — ',
+                t('enroll.pendingUntil', { when: formatRelative(parseMillis(p.expires_at), now(), lang), by: p.created_by }),
+              ),
+            ),
+          ),
+    );
+  };
+
+  const loadPending = async (): Promise<void> => {
+    try {
+      const resp = await ctx.api.get<Items<PendingEnrollment>>('/api/v1/gateways/enrollments');
+      if (!disposed) renderPending(resp.items);
+    } catch (e) {
+      if (!disposed) mount(pending, h('p', { class: 'form-error', role: 'alert' }, errorMessage(e)));
+    }
+  };
+  if (admin) void loadPending();
 
   const renderSummary = (): void => {
     const n = now();

@@ -241,6 +241,7 @@ export const rulesPage: Page = (root, ctx) => {
     const valueInput = text('value', 'rule-value', { inputmode: 'decimal', required: true });
     const forInput = text('forS', 'rule-for', { inputmode: 'numeric' });
     const afterInput = text('afterS', 'rule-after', { inputmode: 'numeric' });
+    const noticeInput = text('noticeDays', 'rule-notice', { inputmode: 'decimal' });
     const gatewaysInput = text('gateways', 'rule-gateways');
     const reasons = checks(GAP_REASONS, form.reasons, (r) => t(`gap.${r}`), 'reasons');
     const events = checks(SECURITY_EVENT_KINDS, form.events, (k) => t(`secKind.${k}`), 'events');
@@ -268,13 +269,21 @@ export const rulesPage: Page = (root, ctx) => {
         { class: 'kind-fields' },
         h('legend', null, t('kind.gateway_offline')),
         field('afterS', t('rules.field.after'), afterInput),
-        field('gateways', t('rules.field.gateways'), gatewaysInput, t('rules.field.listHelp')),
       ),
       spool_gap: h('fieldset', { class: 'kind-fields' }, h('legend', null, t('rules.field.reasons')), reasons),
+      certificate_expiry: h(
+        'fieldset',
+        { class: 'kind-fields' },
+        h('legend', null, t('kind.certificate_expiry')),
+        field('noticeDays', t('rules.field.notice'), noticeInput, t('rules.field.noticeHelp')),
+      ),
       security: h('fieldset', { class: 'kind-fields' }, h('legend', null, t('rules.field.events')), events),
     };
+    // Both gateway rules may be limited to some gateways: one field, shown for either.
+    const gatewaysField = field('gateways', t('rules.field.gateways'), gatewaysInput, t('rules.field.listHelp'));
     const showKind = (): void => {
       for (const [kind, el] of Object.entries(groups)) el.hidden = kind !== kindSel.value;
+      gatewaysField.hidden = kindSel.value !== 'gateway_offline' && kindSel.value !== 'certificate_expiry';
     };
     kindSel.addEventListener('change', showKind);
     showKind();
@@ -300,6 +309,7 @@ export const rulesPage: Page = (root, ctx) => {
         field('kind', t('rules.field.kind'), kindSel),
       ),
       ...Object.values(groups),
+      h('div', { class: 'kind-fields' }, gatewaysField),
       errorEl,
       h(
         'div',
@@ -322,6 +332,7 @@ export const rulesPage: Page = (root, ctx) => {
       value: valueInput.value,
       forS: forInput.value,
       afterS: afterInput.value,
+      noticeDays: noticeInput.value,
       gateways: gatewaysInput.value,
       reasons: [...reasons.querySelectorAll<HTMLInputElement>('input:checked')].map((i) => i.value as RuleForm['reasons'][number]),
       events: [...events.querySelectorAll<HTMLInputElement>('input:checked')].map((i) => i.value as RuleForm['events'][number]),

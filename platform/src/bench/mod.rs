@@ -36,6 +36,7 @@ mod gateways;
 mod generator;
 mod governance;
 mod histogram;
+mod identity;
 mod ingest_live;
 mod live;
 mod live_frame;
@@ -61,6 +62,7 @@ use self::database::BenchDatabase;
 use self::gateways::{GatewayReport, Phase};
 use self::generator::{Feed, Generator};
 pub use self::governance::GovernanceBenchArgs;
+pub use self::identity::IdentityBenchArgs;
 use self::ingest_live::IngestLive;
 use self::live::LiveCounts;
 pub use self::live::{LiveBenchArgs, ScenarioArg};
@@ -91,6 +93,9 @@ pub enum BenchCommand {
     Live(LiveBenchArgs),
     /// A governed read against the same read run directly, in the same run (issue #8).
     Governance(GovernanceBenchArgs),
+    /// Enrollments and renewals per second, mutual-TLS handshakes per second at the gate
+    /// (issue #9).
+    Identity(IdentityBenchArgs),
     /// The websocket clients of `bench live` and `bench ingest --live-clients`, run by
     /// those benchmarks in a process of their own (internal).
     #[command(hide = true)]
@@ -266,6 +271,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Broker(args) => return broker::run(args),
         BenchCommand::Live(args) => return live::run(args),
         BenchCommand::Governance(args) => return governance::run(args),
+        BenchCommand::Identity(args) => return identity::run(args),
         BenchCommand::LiveClients(args) => return ws_clients::run(args),
     };
     args.validate()?;

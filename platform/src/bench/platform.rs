@@ -31,7 +31,7 @@ pub(crate) async fn start(
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let config = PlatformConfig::from_toml(&format!(
         "data_dir = {dir:?}\ndatabase = {db:?}\n[gate]\nlisten = \"{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
-         [broker]\nlisten_v4 = \"{v4}\"\nlisten_v5 = \"{v5}\"\n[api]\nlisten = \"{api}\"\n\
+         [broker]\nlisten_v4 = \"{v4}\"\nlisten_v5 = \"{v5}\"\n[api]\nlisten = \"{api}\"\n[enroll]\nlisten = \"{enroll}\"\n\
          [store]\ntimescale = \"{timescale}\"\n{what_if}",
         dir = data_dir.display().to_string(),
         db = database.url(),
@@ -40,6 +40,7 @@ pub(crate) async fn start(
         v4 = loopback(free_port()?),
         v5 = loopback(free_port()?),
         api = loopback(0),
+        enroll = loopback(0),
     ))?;
     let running = server::start(config.clone()).await?;
     eprintln!(

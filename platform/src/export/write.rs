@@ -238,7 +238,9 @@ async fn write_registry(
             cert_fingerprint: g.cert_fingerprint,
             cert_not_after: g.cert_not_after,
             revoked: g.revoked,
+            revoked_at: g.revoked_at,
             created_at: g.created_at,
+            keys: g.keys,
         })
         .collect();
     write_json(out, files::GATEWAYS, &gateways, gateways.len(), files)?;

@@ -194,7 +194,10 @@ async fn seed(source: &Instance) {
         )
         .await
         .unwrap();
-    store.revoke_gateway(&lyon, &gw(2)).await.unwrap();
+    store
+        .revoke_gateway(&lyon, &gw(2), Timestamp::now())
+        .await
+        .unwrap();
     store
         .upsert_zone(&Zone {
             tenant: lyon.clone(),

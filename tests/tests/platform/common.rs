@@ -3,6 +3,7 @@
 //! over what the API returns.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -227,4 +228,45 @@ pub fn with_field<'a>(
     value: &str,
 ) -> Vec<&'a serde_json::Value> {
     items.iter().filter(|i| i[field] == value).collect()
+}
+
+/// Lines [`feed`] appends to each file per step.
+pub const CHUNK: usize = 100;
+/// The pause between two steps of [`feed`].
+pub const STEP: Duration = Duration::from_millis(40);
+
+/// Appends the lines of each `(file, text)` to its file, [`CHUNK`] lines per step and
+/// [`STEP`] apart, so agents following the files stream them over a few seconds.
+pub fn feed(files: Vec<(PathBuf, String)>) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    feed_paced(files, CHUNK, STEP)
+}
+
+/// [`feed`] at another pace: `chunk` lines per file every `step`.
+pub fn feed_paced(
+    files: Vec<(PathBuf, String)>,
+    chunk: usize,
+    step: Duration,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        let lines: Vec<(PathBuf, Vec<String>)> = files
+            .into_iter()
+            .map(|(path, text)| (path, text.lines().map(|l| format!("{l}\n")).collect()))
+            .collect();
+        let steps = lines
+            .iter()
+            .map(|(_, l)| l.len().div_ceil(chunk))
+            .max()
+            .unwrap_or(0);
+        for n in 0..steps {
+            for (path, lines) in &lines {
+                let text: String = lines.iter().skip(n * chunk).take(chunk).cloned().collect();
+                if !text.is_empty() {
+                    let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
+                    file.write_all(text.as_bytes())?;
+                }
+            }
+            tokio::time::sleep(step).await;
+        }
+        Ok(())
+    })
 }

@@ -4,8 +4,6 @@
 //! reading exactly once. Prints the time from restart to the gate accepting again (budget
 //! ≤ 2 s in DESIGN.md; printed, asserted only loosely).
 
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use beffroi_tests::gate_client::GateClient;
@@ -14,47 +12,14 @@ use beffroi_tests::wait::poll_until;
 use beffroi_tests::PlatformSpec;
 
 use crate::common::{
-    assert_exactly_once, jsonl_agent, range, recent_base, unique_tenant, wait_stored, Scenario,
+    assert_exactly_once, feed, jsonl_agent, range, recent_base, unique_tenant, wait_stored,
+    Scenario,
 };
 
 /// Readings per gateway.
 const PER_GATEWAY: usize = 3000;
-/// Lines appended to each file per step, and the pause between steps.
-const CHUNK: usize = 100;
-const STEP: Duration = Duration::from_millis(40);
 /// Kill when this many readings were committed.
 const KILL_AFTER: f64 = 800.0;
-
-/// Appends `chunks` of lines to their files, one step at a time.
-fn feed(files: Vec<(PathBuf, String)>) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-    tokio::spawn(async move {
-        let lines: Vec<(PathBuf, Vec<String>)> = files
-            .into_iter()
-            .map(|(path, text)| (path, text.lines().map(|l| format!("{l}\n")).collect()))
-            .collect();
-        let steps = lines
-            .iter()
-            .map(|(_, l)| l.len().div_ceil(CHUNK))
-            .max()
-            .unwrap_or(0);
-        for step in 0..steps {
-            for (path, lines) in &lines {
-                let chunk: String = lines
-                    .iter()
-                    .skip(step * CHUNK)
-                    .take(CHUNK)
-                    .cloned()
-                    .collect();
-                if !chunk.is_empty() {
-                    let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
-                    file.write_all(chunk.as_bytes())?;
-                }
-            }
-            tokio::time::sleep(STEP).await;
-        }
-        Ok(())
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_under_load() -> anyhow::Result<()> {

@@ -263,18 +263,7 @@ fn gateway_offline_raises_once_after_silence_and_resolves_when_heard() {
 fn seeded_and_resumed_gateways_are_watched_after_a_restart() {
     let mut engine = Engine::default();
     engine.set_rules(&tenant(), vec![offline_rule(60)]);
-    let mut record = beffroi_store::GatewayRecord {
-        tenant: tenant(),
-        id: GatewayId::new("gw-2").unwrap(),
-        key_id: KeyId::new("k").unwrap(),
-        public_key_hex: String::new(),
-        cert_fingerprint: None,
-        cert_not_after: None,
-        rejected_batches: 0,
-        revoked: false,
-        created_at: at(0),
-        state: Default::default(),
-    };
+    let mut record = gateway_record("gw-2");
     record.state.last_seen = Some(at(10));
     engine.seed_gateways(&tenant(), &[record]);
     assert_eq!(raised(&engine.tick(at(70))).len(), 1);
@@ -293,6 +282,97 @@ fn seeded_and_resumed_gateways_are_watched_after_a_restart() {
         resolved(&a).len(),
         1,
         "heard again: the resumed alarm resolves"
+    );
+}
+
+fn gateway_record(id: &str) -> beffroi_store::GatewayRecord {
+    beffroi_store::GatewayRecord {
+        tenant: tenant(),
+        id: GatewayId::new(id).unwrap(),
+        key_id: KeyId::new("k").unwrap(),
+        public_key_hex: String::new(),
+        cert_fingerprint: None,
+        cert_not_after: None,
+        rejected_batches: 0,
+        revoked: false,
+        revoked_at: None,
+        keys: Vec::new(),
+        pending_enrollment: None,
+        created_at: at(0),
+        state: Default::default(),
+    }
+}
+
+fn expiry_rule(before_s: u64) -> AlarmRule {
+    rule(
+        "cert",
+        RuleCondition::CertificateExpiry {
+            before_s,
+            gateways: Vec::new(),
+        },
+    )
+}
+
+#[test]
+fn certificate_expiry_raises_before_expiry_and_resolves_when_renewed_or_revoked() {
+    let mut engine = Engine::default();
+    engine.set_rules(&tenant(), vec![expiry_rule(100), offline_rule(60)]);
+    assert!(engine.watches_gateways(&tenant()));
+    let mut gw = gateway_record("gw-1");
+    gw.cert_not_after = Some(at(1000));
+    let mut unissued = gateway_record("gw-2");
+    unissued.cert_not_after = None;
+    engine.seed_gateways(&tenant(), &[gw.clone(), unissued]);
+    assert!(
+        engine.tick(at(900)).is_empty(),
+        "100 s left: not less than the notice yet"
+    );
+    let a = engine.tick(at(901));
+    let up = raised(&a);
+    assert_eq!(up.len(), 1, "gw-2 has no certificate: no alarm");
+    assert_eq!(up[0].subject.key(), "gateway:gw-1");
+    assert_eq!(up[0].rule.as_str(), "cert");
+    assert!(up[0].message.contains("expires at"), "{}", up[0].message);
+    assert!(engine.tick(at(950)).is_empty(), "raised once");
+
+    // Renewed (recorded by whichever node served it, seen at the next reload).
+    gw.cert_not_after = Some(at(5000));
+    engine.seed_gateways(&tenant(), &[gw.clone()]);
+    let a = engine.tick(at(960));
+    assert_eq!(
+        resolved(&a),
+        [&AlarmSubject::Gateway {
+            gateway: GatewayId::new("gw-1").unwrap()
+        }]
+    );
+    let a = engine.tick(at(5001));
+    assert!(raised(&a)[0].message.contains("expired at"));
+
+    // Revoked: no certificate to renew any more, the alarm resolves.
+    gw.revoked = true;
+    engine.seed_gateways(&tenant(), &[gw]);
+    assert_eq!(resolved(&engine.tick(at(5002))).len(), 1);
+}
+
+#[test]
+fn a_resumed_certificate_alarm_is_not_taken_for_an_offline_one() {
+    let mut engine = Engine::default();
+    engine.set_rules(&tenant(), vec![expiry_rule(100), offline_rule(60)]);
+    let subject = AlarmSubject::Gateway {
+        gateway: GatewayId::new("gw-1").unwrap(),
+    };
+    engine.resume(&[active_alarm(subject, "cert")]);
+    let mut gw = gateway_record("gw-1");
+    gw.cert_not_after = Some(at(50));
+    engine.seed_gateways(&tenant(), &[gw]);
+    assert!(
+        engine.tick(at(10)).is_empty(),
+        "the resumed expiry alarm is still due: not raised again"
+    );
+    let a = engine.health(&health("gw-1", Vec::new()), at(11));
+    assert!(
+        resolved(&a).is_empty(),
+        "being heard does not resolve a certificate alarm"
     );
 }
 

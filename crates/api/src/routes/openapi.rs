@@ -5,6 +5,7 @@
 
 mod alarms;
 mod audit;
+mod gateways;
 mod governance;
 mod retention;
 mod session;
@@ -93,6 +94,7 @@ pub fn document() -> Value {
     if let Some(Value::Object(paths)) = doc.get_mut("paths") {
         paths.extend(alarms::paths());
         paths.extend(audit::paths());
+        paths.extend(gateways::paths());
         paths.extend(governance::paths());
         paths.extend(retention::paths());
         paths.extend(session::paths());
@@ -100,6 +102,7 @@ pub fn document() -> Value {
     if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
         schemas.extend(alarms::schemas());
         schemas.extend(audit::schemas());
+        schemas.extend(gateways::schemas());
         schemas.extend(governance::schemas());
         schemas.extend(retention::schemas());
         schemas.extend(session::schemas());
@@ -151,13 +154,6 @@ fn core_document() -> Value {
             "/api/v1/tenant": { "get": {
                 "operationId": "getTenant", "summary": "The caller's tenant.",
                 "responses": responses("The tenant.", schema_ref("Tenant"), &["401", "404"]) } },
-            "/api/v1/gateways": { "get": {
-                "operationId": "listGateways", "summary": "The caller's gateways and their state.",
-                "responses": responses("Gateways.", items_of("Gateway"), &read_errors) } },
-            "/api/v1/gateways/{id}": { "get": {
-                "operationId": "getGateway", "summary": "One gateway and its state.",
-                "parameters": [ id_param("Gateway id.") ],
-                "responses": responses("The gateway.", schema_ref("Gateway"), &["400", "401", "404"]) } },
             "/api/v1/sensors": { "get": {
                 "operationId": "listSensors", "summary": "The caller's sensors.",
                 "responses": responses("Sensors.", items_of("Sensor"), &read_errors) } },
@@ -290,15 +286,6 @@ fn schemas() -> Value {
             "gaps": { "type": "array", "items": schema_ref("Gap") },
             "agent_version": { "type": ["string", "null"] }, "rss_bytes": { "type": "integer" },
             "last_committed_seq": { "type": ["integer", "null"] } } },
-        "Gateway": { "type": "object",
-            "required": ["tenant", "id", "key_id", "public_key_hex", "revoked", "created_at", "state"],
-            "properties": { "tenant": schema_ref("Slug"), "id": schema_ref("Slug"),
-                "key_id": schema_ref("Slug"), "public_key_hex": { "type": "string" },
-                "cert_fingerprint": { "type": ["string", "null"] },
-                "cert_not_after": { "type": ["string", "null"], "format": "date-time" },
-                "rejected_batches": { "type": "integer", "description": "Messages from it quarantined, all time." },
-                "revoked": { "type": "boolean" },
-                "created_at": time, "state": schema_ref("GatewayState") } },
         "Sensor": { "type": "object", "required": ["tenant", "id", "kind"],
             "properties": { "tenant": schema_ref("Slug"), "id": schema_ref("Slug"),
                 "kind": { "type": "string" }, "unit": { "type": ["string", "null"] },
@@ -348,7 +335,7 @@ fn schemas() -> Value {
                 "gateway": { "type": ["string", "null"] }, "topic": { "type": "string" },
                 "seq": { "type": ["integer", "null"] },
                 "reason": { "type": "string", "enum": ["bad_signature", "unknown_key", "revoked",
-                    "replay", "stale", "future", "malformed", "acl"] },
+                    "retired_key", "replay", "stale", "future", "malformed", "acl"] },
                 "detail": { "type": "string" }, "received_at": time,
                 "settles_seq": { "type": "boolean",
                     "description": "The batch was authentic and its seq is acknowledged although not stored" } } },
@@ -357,7 +344,7 @@ fn schemas() -> Value {
                 "gateway": { "type": ["string", "null"] }, "address": { "type": ["string", "null"] },
                 "kind": { "type": "string", "enum": ["quarantined", "tls_rejected",
                     "revoked_certificate", "client_id_mismatch", "acl_violation",
-                    "connection_limit", "protocol_violation", "audit_tampered"] },
+                    "connection_limit", "protocol_violation", "audit_tampered", "enrollment_refused"] },
                 "detail": { "type": "string" } } }
     })
 }

@@ -49,6 +49,12 @@ async fn admins_manage_rules_with_validation_and_viewers_read_them() -> Result<(
     h.post_json("/api/v1/alarm-rules", admin, &named)
         .await?
         .problem(StatusCode::CONFLICT);
+    let mut expiry = threshold_rule("certificates");
+    expiry["condition"] =
+        json!({"kind": "certificate_expiry", "before_s": 604_800, "gateways": ["gw-1"]});
+    let response = h.post_json("/api/v1/alarm-rules", admin, &expiry).await?;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text());
+    assert_eq!(response.json()["condition"], expiry["condition"]);
 
     for (body, field) in [
         (
@@ -62,6 +68,10 @@ async fn admins_manage_rules_with_validation_and_viewers_read_them() -> Result<(
         (
             json!({"name": "x", "severity": "info", "condition": {"kind": "gateway_offline", "after_s": 1}}),
             "after_s",
+        ),
+        (
+            json!({"name": "x", "severity": "info", "condition": {"kind": "certificate_expiry", "before_s": 0}}),
+            "before_s",
         ),
         (
             json!({"name": "x", "severity": "info", "condition": {"kind": "threshold", "metric": "air.pm25", "op": "gt", "value": 1, "zone": "nowhere"}}),
@@ -103,7 +113,7 @@ async fn admins_manage_rules_with_validation_and_viewers_read_them() -> Result<(
 
     // Viewers read, never write.
     let listed = h.get_json("/api/v1/alarm-rules", viewer).await?;
-    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
     assert_eq!(
         h.get_json(&format!("/api/v1/alarm-rules/{id}"), viewer)
             .await?["name"],

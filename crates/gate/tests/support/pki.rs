@@ -59,7 +59,16 @@ impl Pki {
     }
 
     fn issue(issuer: &CertifiedIssuer<'static, KeyPair>, uri: Option<String>) -> ClientCert {
+        Self::issue_with(issuer, uri, |_| {})
+    }
+
+    fn issue_with(
+        issuer: &CertifiedIssuer<'static, KeyPair>,
+        uri: Option<String>,
+        tune: impl FnOnce(&mut CertificateParams),
+    ) -> ClientCert {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        tune(&mut params);
         params
             .distinguished_name
             .push(DnType::CommonName, "a gateway");
@@ -80,6 +89,24 @@ impl Pki {
         Self::issue(
             &self.ca,
             Some(format!("urn:beffroi:gateway:{tenant}:{gateway}")),
+        )
+    }
+
+    /// A gateway certificate from the platform CA that expires in `lifetime`.
+    pub fn short_lived_gateway(
+        &self,
+        tenant: &str,
+        gateway: &str,
+        lifetime: std::time::Duration,
+    ) -> ClientCert {
+        Self::issue_with(
+            &self.ca,
+            Some(format!("urn:beffroi:gateway:{tenant}:{gateway}")),
+            |params| {
+                let now = time::OffsetDateTime::now_utc();
+                params.not_before = now - time::Duration::minutes(1);
+                params.not_after = now + lifetime;
+            },
         )
     }
 

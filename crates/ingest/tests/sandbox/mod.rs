@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use beffroi_ingest::{Ingest, IngestConfig, IngestError};
+use beffroi_ingest::{Ingest, IngestConfig, IngestError, KeyCacheHandle};
 use beffroi_protocol::{
     Batch, CommitAck, Gap, GatewayId, Health, MetricName, Reading, SensorId, Signer, SigningKey,
     TenantId, Timestamp, Topic, Unit, Value,
@@ -141,6 +141,8 @@ impl Drop for Mosquitto {
 pub struct Instance {
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
+    /// Its key cache, as the platform holds it.
+    pub keys: KeyCacheHandle,
     config: IngestConfig,
     task: JoinHandle<Result<(), IngestError>>,
     _events: tokio::sync::mpsc::Receiver<beffroi_store::SecurityEvent>,
@@ -152,12 +154,13 @@ impl Instance {
         let metrics = Arc::new(Metrics::default());
         let (events, events_rx) = SecurityEvents::channel(metrics.clone());
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(
-            Ingest::new(config.clone(), store, events, metrics.clone()).run(shutdown.clone()),
-        );
+        let ingest = Ingest::new(config.clone(), store, events, metrics.clone());
+        let keys = ingest.key_cache();
+        let task = tokio::spawn(ingest.run(shutdown.clone()));
         Self {
             metrics,
             shutdown,
+            keys,
             config,
             task,
             _events: events_rx,
@@ -312,6 +315,23 @@ impl Sandbox {
         self.publish(&topic, envelope).await
     }
 
+    /// Publishes `batch` signed at `signed_at`, or with no signed time at all (as agents
+    /// before the signed time sealed) when `None`; `key` must be `signer`'s key.
+    pub async fn publish_batch_signed_at(
+        &self,
+        signer: &Signer,
+        key: &SigningKey,
+        batch: &Batch,
+        signed_at: Option<Timestamp>,
+    ) -> anyhow::Result<()> {
+        let topic = Topic::batch(batch.tenant(), batch.gateway());
+        let envelope = match signed_at {
+            Some(at) => signer.seal_at(&topic, batch.encode(), at)?,
+            None => seal_without_time(signer, key, &topic, batch.encode())?,
+        };
+        self.publish(&topic, envelope).await
+    }
+
     /// Waits for an ack of `gateway` matching `accept`.
     pub async fn wait_ack(
         &self,
@@ -448,6 +468,30 @@ impl Sandbox {
         }
         Ok(())
     }
+}
+
+/// An envelope whose protected header holds only `alg` and `kid`.
+fn seal_without_time(
+    signer: &Signer,
+    key: &SigningKey,
+    topic: &Topic,
+    payload: Vec<u8>,
+) -> anyhow::Result<Vec<u8>> {
+    use coset::{iana, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+    use ed25519_dalek::Signer as _;
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::EdDSA)
+        .key_id(signer.key_id().as_str().as_bytes().to_vec())
+        .build();
+    CoseSign1Builder::new()
+        .protected(protected)
+        .payload(payload)
+        .create_signature(topic.to_string().as_bytes(), |tbs| {
+            key.sign(tbs).to_bytes().to_vec()
+        })
+        .build()
+        .to_tagged_vec()
+        .map_err(|e| anyhow::anyhow!("seal: {e}"))
 }
 
 /// An MQTT client driven by its own task; with `filter`, it records the acks it receives.

@@ -22,6 +22,9 @@ struct Vector {
     name: &'static str,
     description: &'static str,
     seed: [u8; 32],
+    /// The signed time in the protected header; `None` for the vectors published before it
+    /// existed (envelopes of older agents, which decoders still accept).
+    signed_at: Option<Timestamp>,
     message: Message,
 }
 
@@ -59,6 +62,7 @@ fn vectors() -> Vec<Vector> {
             name: "batch-minimal",
             description: "One reading, a number exact in half precision (1.0 → f9 3c00).",
             seed: seed(0x00),
+            signed_at: None,
             message: Message::Batch(batch(
                 "lyon",
                 "gw-1",
@@ -72,6 +76,7 @@ fn vectors() -> Vec<Vector> {
                           double width (incl. -0.0 and subnormals); negative and zero times; \
                           an empty unit; multibyte UTF-8.",
             seed: seed(0x20),
+            signed_at: None,
             message: Message::Batch(batch(
                 "metropole-de-lyon",
                 "gw-part-dieu-01",
@@ -99,6 +104,7 @@ fn vectors() -> Vec<Vector> {
             description: "Longest ids (63 characters), seq = 2^64-1, a 256-byte multibyte \
                           string (2-byte length head) and 24 readings (1-byte array length head).",
             seed: seed(0x40),
+            signed_at: None,
             message: Message::Batch(batch(
                 &"t".repeat(63),
                 &format!("g{}", "-0".repeat(31)),
@@ -116,6 +122,7 @@ fn vectors() -> Vec<Vector> {
             description: "A health report with gaps of both reasons, an oldest-unacked age and counters \
                           (keys in deterministic order: shorter first, then bytewise).",
             seed: seed(0x60),
+            signed_at: None,
             message: Message::Health(Health {
                 tenant: TenantId::new("lyon").unwrap(),
                 gateway: GatewayId::new("gw-1").unwrap(),
@@ -143,6 +150,43 @@ fn vectors() -> Vec<Vector> {
             name: "health-minimal",
             description: "A health report with nothing pending: null oldest-unacked age, no gaps, no counters.",
             seed: seed(0x60),
+            signed_at: None,
+            message: Message::Health(Health {
+                tenant: TenantId::new("lyon").unwrap(),
+                gateway: GatewayId::new("gw-1").unwrap(),
+                time: Timestamp::from_unix_micros(T0),
+                uptime_s: 0,
+                agent_version: String::new(),
+                spool_batches: 0,
+                spool_bytes: 0,
+                oldest_unacked_age_s: None,
+                batches_dropped: 0,
+                readings_dropped: 0,
+                rss_bytes: 0,
+                next_seq: 1,
+                gaps: vec![],
+                counters: Default::default(),
+            }),
+        },
+        Vector {
+            name: "batch-signed-time",
+            description: "The minimal batch sealed with its signed time: protected header \
+                          {1: -8, 4: kid, 15 (CWT Claims): {6 (iat): 1795400833}}.",
+            seed: seed(0x00),
+            signed_at: Some(Timestamp::from_unix_micros(T0)),
+            message: Message::Batch(batch(
+                "lyon",
+                "gw-1",
+                1,
+                vec![reading("s1", "air.pm25", "ug/m3", T0, Number(1.0))],
+            )),
+        },
+        Vector {
+            name: "health-signed-time",
+            description: "A health report with nothing pending, sealed with its signed time \
+                          (a fraction of a second is truncated: iat 1795400833).",
+            seed: seed(0x60),
+            signed_at: Some(Timestamp::from_unix_micros(T0 + 999_999)),
             message: Message::Health(Health {
                 tenant: TenantId::new("lyon").unwrap(),
                 gateway: GatewayId::new("gw-1").unwrap(),
@@ -163,6 +207,26 @@ fn vectors() -> Vec<Vector> {
     ]
 }
 
+/// Seals as agents did before the signed time: a protected header of `alg` and `kid` only.
+fn seal_without_time(signer: &Signer, seed: &[u8; 32], topic: &Topic, payload: Vec<u8>) -> Vec<u8> {
+    use coset::{iana, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+    use ed25519_dalek::Signer as _;
+    let key = SigningKey::from_bytes(seed);
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::EdDSA)
+        .key_id(signer.key_id().as_str().as_bytes().to_vec())
+        .build();
+    CoseSign1Builder::new()
+        .protected(protected)
+        .payload(payload)
+        .create_signature(topic.to_string().as_bytes(), |tbs| {
+            key.sign(tbs).to_bytes().to_vec()
+        })
+        .build()
+        .to_tagged_vec()
+        .unwrap()
+}
+
 fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
@@ -171,9 +235,14 @@ fn vectors_dir() -> PathBuf {
 fn render(vector: &Vector) -> String {
     let signer = Signer::new(SigningKey::from_bytes(&vector.seed));
     let key = signer.verifying_key();
+    let seal = |topic: &Topic, payload: Vec<u8>| match vector.signed_at {
+        Some(at) => signer.seal_at(topic, payload, at).unwrap(),
+        None => seal_without_time(&signer, &vector.seed, topic, payload),
+    };
     let (topic, payload, envelope, message) = match &vector.message {
         Message::Batch(b) => {
-            let (topic, envelope) = signer.seal_batch(b).unwrap();
+            let topic = Topic::batch(b.tenant(), b.gateway());
+            let envelope = seal(&topic, b.encode());
             let opened = Opened::parse(&envelope).unwrap();
             assert_eq!(&opened.verify_batch(&topic, &key).unwrap(), b);
             (
@@ -184,7 +253,8 @@ fn render(vector: &Vector) -> String {
             )
         }
         Message::Health(h) => {
-            let (topic, envelope) = signer.seal_health(h).unwrap();
+            let topic = Topic::health(&h.tenant, &h.gateway);
+            let envelope = seal(&topic, h.encode().unwrap());
             let opened = Opened::parse(&envelope).unwrap();
             assert_eq!(&opened.verify_health(&topic, &key).unwrap(), h);
             (
@@ -195,7 +265,7 @@ fn render(vector: &Vector) -> String {
             )
         }
     };
-    let doc = json!({
+    let mut doc = json!({
         "description": vector.description,
         "private_key_seed_hex": hex::encode(vector.seed),
         "public_key_hex": hex::encode(key.as_bytes()),
@@ -205,6 +275,11 @@ fn render(vector: &Vector) -> String {
         "payload_cbor_hex": hex::encode(payload),
         "cose_sign1_hex": hex::encode(envelope),
     });
+    if let Some(at) = vector.signed_at {
+        // What the envelope carries: whole seconds.
+        let iat = at.unix_micros().div_euclid(1_000_000);
+        doc["signed_at_iat"] = json!(iat);
+    }
     serde_json::to_string_pretty(&doc).unwrap() + "\n"
 }
 
@@ -228,6 +303,11 @@ fn check_committed(name: &str, text: &str) {
     let topic = Topic::parse(&field("topic")).unwrap();
     let opened = Opened::parse(&envelope).unwrap();
     assert_eq!(opened.key_id().as_str(), field("kid"), "{name}");
+    assert_eq!(
+        opened.signed_at().map(|t| t.unix_micros() / 1_000_000),
+        doc["signed_at_iat"].as_i64(),
+        "{name}: signed time"
+    );
     assert_eq!(opened.verify(&topic, &key).unwrap(), &payload[..], "{name}");
     if name.starts_with("batch") {
         let message: Batch = serde_json::from_value(doc["message"].clone()).unwrap();
@@ -270,6 +350,7 @@ fn vectors_match_committed_files() {
                 "message",
                 "payload_cbor_hex",
                 "cose_sign1_hex",
+                "signed_at_iat",
                 "description",
             ]
             .into_iter()

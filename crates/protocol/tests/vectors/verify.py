@@ -4,7 +4,8 @@
 Uses only PyPI `cbor2` (CBOR) and `cryptography` (Ed25519), nothing from the Rust code:
 
 1. parses `cose_sign1_hex` as a tagged COSE_Sign1 (RFC 9052): tag 18, 4-element array,
-   protected header {1: -8 (EdDSA), 4: kid}, empty unprotected header;
+   protected header {1: -8 (EdDSA), 4: kid} or, with a signed time, {1: -8, 4: kid,
+   15 (CWT Claims): {6 (iat): signed_at_iat}}, empty unprotected header;
 2. rebuilds Sig_structure = ["Signature1", protected, external_aad = topic, payload] and
    verifies the Ed25519 signature with `public_key_hex`;
 3. checks the envelope and payload are in deterministic encoding (re-encoding with cbor2's
@@ -109,7 +110,11 @@ def verify(path):
     protected, unprotected, payload, signature = tagged.value
     assert unprotected == {}, f"unprotected header {unprotected!r}"
     header = cbor2.loads(protected)
-    assert header == {1: -8, 4: vector["kid"].encode("ascii")}, f"protected header {header!r}"
+    expected = {1: -8, 4: vector["kid"].encode("ascii")}
+    if "signed_at_iat" in vector:
+        expected[15] = {6: vector["signed_at_iat"]}
+    assert header == expected, f"protected header {header!r}"
+    check_canonical(protected, "protected header")
     assert payload == bytes.fromhex(vector["payload_cbor_hex"]), "payload differs from payload_cbor_hex"
 
     sig_structure = cbor2.dumps(["Signature1", protected, topic, payload])

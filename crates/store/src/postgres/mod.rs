@@ -14,6 +14,7 @@ mod alarms;
 mod audit;
 mod copy;
 mod governance;
+mod identity;
 mod ingest;
 mod pages;
 mod pseudonym_keys;

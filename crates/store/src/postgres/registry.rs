@@ -5,15 +5,14 @@ use sqlx::types::Json;
 use sqlx::{Executor, Postgres};
 
 use super::{ts, us, PostgresStore};
-use crate::decode::{is_foreign_key_violation, is_unique_violation};
+use crate::identity::{attach_keys, gateway_inserted, key_registered, GatewayKeyRow};
 use crate::on_conflict::OnConflict;
 use crate::outcome::{gateway_found, tenant_created, tenant_found};
 use crate::rows::{
-    gateway_from, gateway_key_from, revoked_gateway_from, sensor_from, tenant_from, zone_from,
+    gateway_from, gateway_key_from, gateway_key_record_from, revoked_gateway_from, sensor_from,
+    tenant_from, zone_from,
 };
-use crate::{
-    Error, GatewayKey, GatewayRecord, NewGateway, Result, RevokedGateway, Sensor, Tenant, Zone,
-};
+use crate::{GatewayKey, GatewayRecord, NewGateway, Result, RevokedGateway, Sensor, Tenant, Zone};
 
 impl PostgresStore {
     pub(super) async fn insert_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
@@ -39,29 +38,19 @@ impl PostgresStore {
     }
 
     pub(super) async fn insert_gateway(&self, gateway: &NewGateway) -> Result<()> {
-        let done = insert_gateway_row(&self.pool, gateway, false, Timestamp::now()).await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_foreign_key_violation(&e) => Err(Error::NotFound {
-                what: "tenant",
-                id: gateway.tenant.to_string(),
-            }),
-            Err(e) if is_unique_violation(&e) => {
-                let constraint = e.as_database_error().and_then(|d| d.constraint());
-                if constraint == Some("gateways_pkey") {
-                    Err(Error::AlreadyExists {
-                        what: "gateway",
-                        id: gateway.id.to_string(),
-                    })
-                } else {
-                    Err(Error::AlreadyExists {
-                        what: "key id",
-                        id: gateway.key_id.to_string(),
-                    })
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
+        let now = Timestamp::now();
+        let mut tx = self.pool.begin().await?;
+        let inserted = insert_gateway_row(&mut *tx, gateway, None, now).await;
+        gateway_inserted(inserted, gateway)?;
+        let key = GatewayKeyRow {
+            key_id: gateway.key_id.clone(),
+            public_key: gateway.public_key,
+            created_at: now,
+            retired_at: None,
+        };
+        let inserted = insert_gateway_key_row(&mut *tx, &gateway.tenant, &gateway.id, &key).await;
+        key_registered(inserted, &gateway.key_id)?;
+        Ok(tx.commit().await?)
     }
 
     pub(super) async fn update_certificate(
@@ -89,19 +78,27 @@ impl PostgresStore {
         &self,
         tenant: &TenantId,
         gateway: &GatewayId,
+        at: Timestamp,
     ) -> Result<()> {
-        let done = sqlx::query("UPDATE gateways SET revoked = TRUE WHERE tenant = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(gateway.as_str())
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(&format!(
+            "UPDATE gateways SET revoked = TRUE, revoked_at = coalesce(revoked_at, {}) \
+             WHERE tenant = $2 AND id = $3",
+            ts("$1")
+        ))
+        .bind(at.unix_micros())
+        .bind(tenant.as_str())
+        .bind(gateway.as_str())
+        .execute(&self.pool)
+        .await?;
         gateway_found(done.rows_affected(), gateway)
     }
 
     pub(super) async fn select_revoked_gateways(&self) -> Result<Vec<RevokedGateway>> {
-        let rows = sqlx::query(
-            "SELECT tenant, id, cert_fingerprint FROM gateways WHERE revoked ORDER BY tenant, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT tenant, id, cert_fingerprint, {} AS revoked_at FROM gateways WHERE revoked \
+             ORDER BY tenant, id",
+            us("revoked_at")
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(revoked_gateway_from).collect()
@@ -114,27 +111,58 @@ impl PostgresStore {
     ) -> Result<Vec<GatewayRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT tenant, id, key_id, public_key, cert_fingerprint, {} AS cert_not_after, \
-             revoked, {} AS created_at, {} AS last_seen, last_committed_seq, health, \
+             revoked, {} AS revoked_at, {} AS created_at, {} AS last_seen, last_committed_seq, \
+             health, \
              (SELECT count(*) FROM quarantine q WHERE q.tenant = g.tenant AND q.gateway = g.id) \
-             AS rejected_batches FROM gateways g \
+             AS rejected_batches, \
+             (SELECT {} FROM enrollment_tokens e WHERE e.tenant = g.tenant \
+              AND e.gateway = g.id AND e.used_at IS NULL AND e.expires_at > {}) \
+             AS pending_enrollment FROM gateways g \
              WHERE tenant = $1 AND ($2::text IS NULL OR id = $2) ORDER BY id",
             us("cert_not_after"),
+            us("revoked_at"),
             us("created_at"),
-            us("last_seen")
+            us("last_seen"),
+            us("max(e.expires_at)"),
+            ts("$3")
+        ))
+        .bind(tenant.as_str())
+        .bind(only.map(GatewayId::as_str))
+        .bind(Timestamp::now().unix_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut gateways = rows.iter().map(gateway_from).collect::<Result<Vec<_>>>()?;
+        let keys = sqlx::query(&format!(
+            "SELECT gateway, key_id, public_key, {} AS created_at, {} AS retired_at \
+             FROM gateway_keys WHERE tenant = $1 AND ($2::text IS NULL OR gateway = $2) \
+             ORDER BY gateway, gateway_keys.created_at DESC, \
+             (gateway_keys.retired_at IS NULL) DESC, key_id",
+            us("created_at"),
+            us("retired_at")
         ))
         .bind(tenant.as_str())
         .bind(only.map(GatewayId::as_str))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(gateway_from).collect()
+        let keys = keys
+            .iter()
+            .map(gateway_key_record_from)
+            .collect::<Result<_>>()?;
+        attach_keys(&mut gateways, keys);
+        Ok(gateways)
     }
 
     pub(super) async fn select_gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
-        let row =
-            sqlx::query("SELECT tenant, id, public_key, revoked FROM gateways WHERE key_id = $1")
-                .bind(key_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(&format!(
+            "SELECT k.tenant, k.gateway, k.public_key, {} AS retired_at, {} AS revoked_at \
+             FROM gateway_keys k JOIN gateways g ON g.tenant = k.tenant AND g.id = k.gateway \
+             WHERE k.key_id = $1",
+            us("k.retired_at"),
+            us("g.revoked_at")
+        ))
+        .bind(key_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(gateway_key_from).transpose()
     }
 
@@ -207,19 +235,22 @@ pub(super) async fn insert_tenant_row<'c>(
     tenant_created(done.rows_affected(), &tenant.id)
 }
 
-/// Inserts `gateway`, revoked or not, registered at `created_at`. The database's error is
-/// returned as is: the caller says what a violated constraint means.
+/// Inserts `gateway`, revoked at `revoked_at` or not, registered at `created_at`, without
+/// its key's `gateway_keys` row ([`insert_gateway_key_row`]). The database's error is returned as
+/// is: the caller says what a violated constraint means.
 pub(super) async fn insert_gateway_row<'c>(
     db: impl Executor<'c, Database = Postgres>,
     gateway: &NewGateway,
-    revoked: bool,
+    revoked_at: Option<Timestamp>,
     created_at: Timestamp,
 ) -> sqlx::Result<()> {
     sqlx::query(&format!(
         "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
-         cert_not_after, revoked, created_at) VALUES ($1, $2, $3, $4, $5, {}, $7, {})",
+         cert_not_after, revoked, revoked_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, {}, $7, {}, {})",
         ts("$6"),
-        ts("$8")
+        ts("$8"),
+        ts("$9")
     ))
     .bind(gateway.tenant.as_str())
     .bind(gateway.id.as_str())
@@ -227,8 +258,34 @@ pub(super) async fn insert_gateway_row<'c>(
     .bind(&gateway.public_key[..])
     .bind(gateway.cert_fingerprint.as_deref())
     .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
-    .bind(revoked)
+    .bind(revoked_at.is_some())
+    .bind(revoked_at.map(Timestamp::unix_micros))
     .bind(created_at.unix_micros())
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Inserts a signing key of the gateway. The database's error is returned as is (a unique
+/// violation: the key id is taken, see [`key_registered`]).
+pub(super) async fn insert_gateway_key_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    tenant: &TenantId,
+    gateway: &GatewayId,
+    key: &GatewayKeyRow,
+) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO gateway_keys (key_id, tenant, gateway, public_key, created_at, retired_at) \
+         VALUES ($1, $2, $3, $4, {}, {})",
+        ts("$5"),
+        ts("$6")
+    ))
+    .bind(key.key_id.as_str())
+    .bind(tenant.as_str())
+    .bind(gateway.as_str())
+    .bind(&key.public_key[..])
+    .bind(key.created_at.unix_micros())
+    .bind(key.retired_at.map(Timestamp::unix_micros))
     .execute(db)
     .await
     .map(drop)

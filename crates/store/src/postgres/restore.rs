@@ -10,11 +10,15 @@ use super::alarm_rules::insert_rule_row;
 use super::audit::{insert_entries, lock_head, set_head};
 use super::governance::insert_agreement_row;
 use super::pseudonym_keys::insert_key_row;
-use super::registry::{insert_gateway_row, insert_sensor_row, insert_tenant_row, insert_zone_row};
+use super::registry::{
+    insert_gateway_key_row, insert_gateway_row, insert_sensor_row, insert_tenant_row,
+    insert_zone_row,
+};
 use super::retention::insert_policy_row;
 use super::PostgresStore;
 use crate::decode::{id, seq_to_db, unsigned};
 use crate::governance::agreement_columns;
+use crate::identity::key_registered;
 use crate::on_conflict::OnConflict;
 use crate::restore::{
     check_continuation, gateway_restored, BatchKey, RestoredAgreement, TenantRestore,
@@ -30,10 +34,15 @@ impl PostgresStore {
         insert_tenant_row(&mut *tx, tenant).await?;
         for gateway in &restore.gateways {
             let registration = gateway.registration(&tenant.id)?;
+            let revoked_at = gateway.revocation(restore.restored_at)?;
             let inserted =
-                insert_gateway_row(&mut *tx, &registration, gateway.revoked, gateway.created_at)
-                    .await;
+                insert_gateway_row(&mut *tx, &registration, revoked_at, gateway.created_at).await;
             gateway_restored(inserted, gateway)?;
+            for key in gateway.key_rows()? {
+                let inserted =
+                    insert_gateway_key_row(&mut *tx, &tenant.id, &gateway.id, &key).await;
+                key_registered(inserted, &key.key_id)?;
+            }
         }
         for sensor in &restore.sensors {
             insert_sensor_row(&mut *tx, sensor, OnConflict::Fail).await?;

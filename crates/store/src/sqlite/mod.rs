@@ -17,6 +17,7 @@ mod alarm_rules;
 mod alarms;
 mod audit;
 mod governance;
+mod identity;
 mod ingest;
 mod pages;
 mod pseudonym_keys;

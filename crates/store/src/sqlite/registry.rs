@@ -4,11 +4,13 @@ use beffroi_protocol::{GatewayId, KeyId, SensorId, TenantId, Timestamp, Unit};
 use sqlx::{Executor, Sqlite};
 
 use super::SqliteStore;
-use crate::decode::{is_unique_violation, json_text};
+use crate::decode::json_text;
+use crate::identity::{attach_keys, gateway_inserted, key_registered, GatewayKeyRow};
 use crate::on_conflict::OnConflict;
 use crate::outcome::{gateway_found, tenant_created, tenant_found};
 use crate::rows::{
-    gateway_from, gateway_key_from, revoked_gateway_from, sensor_from, tenant_from, zone_from,
+    gateway_from, gateway_key_from, gateway_key_record_from, revoked_gateway_from, sensor_from,
+    tenant_from, zone_from,
 };
 use crate::{
     Error, GatewayKey, GatewayRecord, NewGateway, Result, RevokedGateway, Sensor, Tenant, Zone,
@@ -61,15 +63,18 @@ impl SqliteStore {
                 id: gateway.id.to_string(),
             });
         }
-        let inserted = insert_gateway_row(&mut *tx, gateway, false, Timestamp::now()).await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => Err(Error::AlreadyExists {
-                what: "key id",
-                id: gateway.key_id.to_string(),
-            }),
-            Err(e) => Err(e.into()),
-            Ok(_) => Ok(tx.commit().await?),
-        }
+        let now = Timestamp::now();
+        let inserted = insert_gateway_row(&mut *tx, gateway, None, now).await;
+        gateway_inserted(inserted, gateway)?;
+        let key = GatewayKeyRow {
+            key_id: gateway.key_id.clone(),
+            public_key: gateway.public_key,
+            created_at: now,
+            retired_at: None,
+        };
+        let inserted = insert_gateway_key_row(&mut *tx, &gateway.tenant, &gateway.id, &key).await;
+        key_registered(inserted, &gateway.key_id)?;
+        Ok(tx.commit().await?)
     }
 
     pub(super) async fn update_certificate(
@@ -97,19 +102,25 @@ impl SqliteStore {
         &self,
         tenant: &TenantId,
         gateway: &GatewayId,
+        at: Timestamp,
     ) -> Result<()> {
         let _w = self.write.lock().await;
-        let done = sqlx::query("UPDATE gateways SET revoked = 1 WHERE tenant = ? AND id = ?")
-            .bind(tenant.as_str())
-            .bind(gateway.as_str())
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE gateways SET revoked = 1, revoked_at = coalesce(revoked_at, ?) \
+             WHERE tenant = ? AND id = ?",
+        )
+        .bind(at.unix_micros())
+        .bind(tenant.as_str())
+        .bind(gateway.as_str())
+        .execute(&self.pool)
+        .await?;
         gateway_found(done.rows_affected(), gateway)
     }
 
     pub(super) async fn select_revoked_gateways(&self) -> Result<Vec<RevokedGateway>> {
         let rows = sqlx::query(
-            "SELECT tenant, id, cert_fingerprint FROM gateways WHERE revoked <> 0 ORDER BY tenant, id",
+            "SELECT tenant, id, cert_fingerprint, revoked_at FROM gateways WHERE revoked <> 0 \
+             ORDER BY tenant, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -123,24 +134,46 @@ impl SqliteStore {
     ) -> Result<Vec<GatewayRecord>> {
         let rows = sqlx::query(
             "SELECT tenant, id, key_id, public_key, cert_fingerprint, cert_not_after, revoked, \
-             created_at, last_seen, last_committed_seq, health, \
+             revoked_at, created_at, last_seen, last_committed_seq, health, \
              (SELECT count(*) FROM quarantine q WHERE q.tenant = g.tenant AND q.gateway = g.id) \
-             AS rejected_batches FROM gateways g \
+             AS rejected_batches, \
+             (SELECT max(expires_at) FROM enrollment_tokens e WHERE e.tenant = g.tenant \
+              AND e.gateway = g.id AND e.used_at IS NULL AND e.expires_at > ?3) \
+             AS pending_enrollment FROM gateways g \
              WHERE tenant = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id",
+        )
+        .bind(tenant.as_str())
+        .bind(only.map(GatewayId::as_str))
+        .bind(Timestamp::now().unix_micros())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut gateways = rows.iter().map(gateway_from).collect::<Result<Vec<_>>>()?;
+        let keys = sqlx::query(
+            "SELECT gateway, key_id, public_key, created_at, retired_at FROM gateway_keys \
+             WHERE tenant = ?1 AND (?2 IS NULL OR gateway = ?2) \
+             ORDER BY gateway, created_at DESC, retired_at IS NULL DESC, key_id",
         )
         .bind(tenant.as_str())
         .bind(only.map(GatewayId::as_str))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(gateway_from).collect()
+        let keys = keys
+            .iter()
+            .map(gateway_key_record_from)
+            .collect::<Result<_>>()?;
+        attach_keys(&mut gateways, keys);
+        Ok(gateways)
     }
 
     pub(super) async fn select_gateway_key(&self, key_id: &KeyId) -> Result<Option<GatewayKey>> {
-        let row =
-            sqlx::query("SELECT tenant, id, public_key, revoked FROM gateways WHERE key_id = ?")
-                .bind(key_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT k.tenant, k.gateway, k.public_key, k.retired_at, g.revoked_at \
+             FROM gateway_keys k JOIN gateways g ON g.tenant = k.tenant AND g.id = k.gateway \
+             WHERE k.key_id = ?",
+        )
+        .bind(key_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(gateway_key_from).transpose()
     }
 
@@ -213,17 +246,18 @@ pub(super) async fn insert_tenant_row<'c>(
     tenant_created(done.rows_affected(), &tenant.id)
 }
 
-/// Inserts `gateway`, revoked or not, registered at `created_at`. The database's error is
-/// returned as is: the caller says which key a unique violation means.
+/// Inserts `gateway`, revoked at `revoked_at` or not, registered at `created_at`, without
+/// its key's `gateway_keys` row ([`insert_gateway_key_row`]). The database's error is returned as
+/// is: the caller says which key a unique violation means.
 pub(super) async fn insert_gateway_row<'c>(
     db: impl Executor<'c, Database = Sqlite>,
     gateway: &NewGateway,
-    revoked: bool,
+    revoked_at: Option<Timestamp>,
     created_at: Timestamp,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO gateways (tenant, id, key_id, public_key, cert_fingerprint, \
-         cert_not_after, revoked, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         cert_not_after, revoked, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(gateway.tenant.as_str())
     .bind(gateway.id.as_str())
@@ -231,8 +265,32 @@ pub(super) async fn insert_gateway_row<'c>(
     .bind(&gateway.public_key[..])
     .bind(gateway.cert_fingerprint.as_deref())
     .bind(gateway.cert_not_after.map(Timestamp::unix_micros))
-    .bind(revoked)
+    .bind(revoked_at.is_some())
+    .bind(revoked_at.map(Timestamp::unix_micros))
     .bind(created_at.unix_micros())
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Inserts a signing key of the gateway. The database's error is returned as is (a unique
+/// violation: the key id is taken, see [`key_registered`]).
+pub(super) async fn insert_gateway_key_row<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    tenant: &TenantId,
+    gateway: &GatewayId,
+    key: &GatewayKeyRow,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO gateway_keys (key_id, tenant, gateway, public_key, created_at, retired_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key.key_id.as_str())
+    .bind(tenant.as_str())
+    .bind(gateway.as_str())
+    .bind(&key.public_key[..])
+    .bind(key.created_at.unix_micros())
+    .bind(key.retired_at.map(Timestamp::unix_micros))
     .execute(db)
     .await
     .map(drop)

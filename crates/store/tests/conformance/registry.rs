@@ -60,7 +60,7 @@ pub async fn round_trips(store: Arc<dyn Store>) {
         .expect("present");
     assert_eq!((k.tenant.as_str(), k.gateway.as_str()), ("lyon", "gw-1"));
     assert_eq!(k.public_key, [9; 32]);
-    assert!(!k.revoked);
+    assert_eq!((k.revoked_at, k.retired_at), (None, None));
     assert_eq!(store.gateway_key(&key("nope")).await.expect("key"), None);
 
     // Certificates expire on whole seconds; the store keeps microseconds anyway.
@@ -78,7 +78,7 @@ pub async fn round_trips(store: Arc<dyn Store>) {
     assert_eq!(record.cert_not_after, Some(not_after));
     assert!(store.revoked_gateways().await.expect("revoked").is_empty());
     store
-        .revoke_gateway(&tenant("lyon"), &gw("gw-1"))
+        .revoke_gateway(&tenant("lyon"), &gw("gw-1"), at(T0 + 7))
         .await
         .expect("revoke");
     assert_eq!(
@@ -87,6 +87,7 @@ pub async fn round_trips(store: Arc<dyn Store>) {
             tenant: tenant("lyon"),
             gateway: gw("gw-1"),
             cert_fingerprint: Some("ab12".into()),
+            revoked_at: at(T0 + 7),
         }]
     );
     let k = store
@@ -94,10 +95,15 @@ pub async fn round_trips(store: Arc<dyn Store>) {
         .await
         .expect("key")
         .expect("present");
-    assert!(k.revoked);
+    assert_eq!(k.revoked_at, Some(at(T0 + 7)));
     let listed = store.list_gateways(&tenant("lyon")).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert!(listed[0].revoked);
+    assert_eq!(listed[0].revoked_at, Some(at(T0 + 7)));
+    assert_eq!(listed[0].keys.len(), 1);
+    assert_eq!(listed[0].keys[0].key_id, key("k1"));
+    assert_eq!(listed[0].keys[0].public_key_hex, "09".repeat(32));
+    assert_eq!(listed[0].keys[0].retired_at, None);
     assert_eq!(listed[0].cert_fingerprint.as_deref(), Some("ab12"));
     assert_eq!(listed[0].cert_not_after, Some(not_after));
     assert!(store
@@ -239,7 +245,9 @@ pub async fn errors(store: Arc<dyn Store>) {
         })
     ));
     assert!(matches!(
-        store.revoke_gateway(&tenant("brest"), &gw("gw-1")).await,
+        store
+            .revoke_gateway(&tenant("brest"), &gw("gw-1"), at(T0))
+            .await,
         Err(Error::NotFound {
             what: "gateway",
             ..

@@ -1,6 +1,6 @@
 //! Reversibility cases (`beffroi export` / `beffroi import`): a restored tenant reads back
-//! exactly as given (creation times, revocation, alarm rules, agreement versions, pseudonym
-//! keys), a restore of an existing tenant, with a foreign record or with a record given twice
+//! exactly as given (creation times, revocation and its time, signing keys current and
+//! retired, alarm rules, agreement versions, pseudonym keys), a restore of an existing tenant, with a foreign record or with a record given twice
 //! writes nothing; imported audit
 //! entries keep their seqs and hashes and must continue the stored chain; batches are listed
 //! by gateway then seq, in pages, and readings counted per tenant.
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use beffroi_audit::{AuditActor, AuditHead, AuditKind, Chain, Digest, NewAuditEntry};
 use beffroi_policy::Agreement;
 use beffroi_store::{
-    AuditFilter, BatchKey, Error, RestoredAgreement, RestoredGateway, RetentionPolicy, Sensor,
-    Store, Tenant, TenantRestore, Zone,
+    AuditFilter, BatchKey, Error, GatewayKeyRecord, RestoredAgreement, RestoredGateway,
+    RetentionPolicy, Sensor, Store, Tenant, TenantRestore, Zone,
 };
 use serde_json::json;
 
@@ -34,15 +34,44 @@ fn restore(t: &str) -> TenantRestore {
             name: "Métropole, \"restored\"".into(),
             created_at: at(T0 - 86_400 * SEC),
         },
-        gateways: vec![RestoredGateway {
-            id: gw("gw-1"),
-            key_id: key(&format!("gw-1-{t}-key")),
-            public_key: "07".repeat(32),
-            cert_fingerprint: Some("ab".repeat(32)),
-            cert_not_after: Some(at(T0 + 86_400 * SEC)),
-            revoked: true,
-            created_at: at(T0 - 3600 * SEC),
-        }],
+        gateways: vec![
+            // As exported before signing keys and revocation times were kept.
+            RestoredGateway {
+                id: gw("gw-1"),
+                key_id: key(&format!("gw-1-{t}-key")),
+                public_key: "07".repeat(32),
+                cert_fingerprint: Some("ab".repeat(32)),
+                cert_not_after: Some(at(T0 + 86_400 * SEC)),
+                revoked: true,
+                revoked_at: None,
+                created_at: at(T0 - 3600 * SEC),
+                keys: Vec::new(),
+            },
+            RestoredGateway {
+                id: gw("gw-2"),
+                key_id: key(&format!("gw-2-{t}-new")),
+                public_key: "08".repeat(32),
+                cert_fingerprint: None,
+                cert_not_after: None,
+                revoked: true,
+                revoked_at: Some(at(T0 - 60 * SEC)),
+                created_at: at(T0 - 7200 * SEC),
+                keys: vec![
+                    GatewayKeyRecord {
+                        key_id: key(&format!("gw-2-{t}-new")),
+                        public_key_hex: "08".repeat(32),
+                        created_at: at(T0 - 600 * SEC),
+                        retired_at: None,
+                    },
+                    GatewayKeyRecord {
+                        key_id: key(&format!("gw-2-{t}-old")),
+                        public_key_hex: "06".repeat(32),
+                        created_at: at(T0 - 7200 * SEC),
+                        retired_at: Some(at(T0 - 600 * SEC)),
+                    },
+                ],
+            },
+        ],
         sensors: vec![Sensor {
             tenant: tenant(t),
             id: sensor("s1"),
@@ -86,11 +115,34 @@ pub async fn restored_tenant_reads_back(store: Arc<dyn Store>) {
         Some(given.tenant.clone())
     );
     let gateways = store.list_gateways(&lyon).await.expect("gateways");
-    assert_eq!(gateways.len(), 1);
+    assert_eq!(gateways.len(), 2);
     let g = &gateways[0];
     assert_eq!((g.revoked, g.created_at), (true, at(T0 - 3600 * SEC)));
     assert_eq!(g.public_key_hex, "07".repeat(32));
     assert_eq!(g.cert_not_after, Some(at(T0 + 86_400 * SEC)));
+    // An older export: revoked at the restore, its one key registered with the gateway.
+    assert_eq!(g.revoked_at, Some(given.restored_at));
+    assert_eq!(
+        g.keys,
+        [GatewayKeyRecord {
+            key_id: key("gw-1-lyon-key"),
+            public_key_hex: "07".repeat(32),
+            created_at: at(T0 - 3600 * SEC),
+            retired_at: None,
+        }]
+    );
+    let g = &gateways[1];
+    assert_eq!(g.revoked_at, Some(at(T0 - 60 * SEC)));
+    assert_eq!(g.keys, given.gateways[1].keys, "every key, newest first");
+    let retired = store
+        .gateway_key(&key("gw-2-lyon-old"))
+        .await
+        .expect("key")
+        .expect("a retired key is kept");
+    assert_eq!(
+        (retired.public_key, retired.retired_at, retired.revoked_at),
+        ([6; 32], Some(at(T0 - 600 * SEC)), Some(at(T0 - 60 * SEC)))
+    );
     assert_eq!(
         store.list_sensors(&lyon).await.expect("sensors"),
         given.sensors
@@ -146,6 +198,27 @@ pub async fn restored_tenant_reads_back(store: Arc<dyn Store>) {
             ..
         })
     ));
+    // A retired key id of another tenant's gateway is taken too.
+    let mut clash = restore("nice");
+    clash.gateways[1].keys[1].key_id = crate::fixtures::key("gw-2-lyon-old");
+    assert!(matches!(
+        store.restore_tenant(&clash).await,
+        Err(Error::AlreadyExists { what: "key id", .. })
+    ));
+    // Keys without exactly one current key (the gateway's), or a revocation time on a
+    // gateway that is not revoked: nothing is written.
+    let mut two_current = restore("rennes");
+    two_current.gateways[1].keys[1].retired_at = None;
+    assert!(matches!(
+        store.restore_tenant(&two_current).await,
+        Err(Error::Invalid { .. })
+    ));
+    let mut not_revoked = restore("rennes");
+    not_revoked.gateways[1].revoked = false;
+    assert!(matches!(
+        store.restore_tenant(&not_revoked).await,
+        Err(Error::Invalid { .. })
+    ));
     // A sensor given twice: a restore inserts, it does not replace, so nothing is written.
     let mut twice = restore("nantes");
     twice.sensors.push(twice.sensors[0].clone());
@@ -153,7 +226,7 @@ pub async fn restored_tenant_reads_back(store: Arc<dyn Store>) {
         store.restore_tenant(&twice).await,
         Err(Error::Database(_))
     ));
-    for absent in ["paris", "nice", "nantes"] {
+    for absent in ["paris", "nice", "nantes", "rennes"] {
         assert_eq!(store.tenant(&tenant(absent)).await.expect("tenant"), None);
     }
 }

@@ -239,49 +239,8 @@ pub async fn a_wrong_kek_is_refused(store: Arc<dyn Store>, db: Database) {
     without.close().await;
 }
 
-/// Applies the migrations before the one that seals keys, as an older version did.
-async fn old_schema(db: &Database) {
-    let backend = match db {
-        Database::Sqlite { .. } => "sqlite",
-        Database::Postgres { .. } => "postgres",
-    };
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend);
-    let old = tempfile::tempdir().expect("temp dir");
-    for entry in std::fs::read_dir(&source).expect("migrations") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        if name.as_str() < "0007" {
-            std::fs::copy(&path, old.path().join(&name)).expect("copy");
-        }
-    }
-    let migrator = sqlx::migrate::Migrator::new(old.path())
-        .await
-        .expect("old migrations");
-    match db {
-        Database::Sqlite { url } => {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
-            migrator.run(&mut conn).await.expect("old schema");
-            conn.close().await.expect("close");
-        }
-        Database::Postgres { options, .. } => {
-            let schema = options.schema.as_deref().expect("a test schema");
-            db.execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-                .await;
-            let mut conn = db.pg_connection().await;
-            migrator.run(&mut conn).await.expect("old schema");
-            conn.close().await.expect("close");
-        }
-    }
-}
-
 pub async fn clear_keys_are_sealed_at_open(db: Database) {
-    old_schema(&db).await;
+    db.migrate_before("0007").await;
     // The rows the previous version wrote: keys in clear.
     let time = match db {
         Database::Sqlite { .. } => "0",
