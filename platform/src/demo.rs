@@ -50,6 +50,10 @@ pub struct DemoArgs {
     /// HTTP API port (0: any free port).
     #[arg(long, default_value_t = 8080)]
     pub api_port: u16,
+    /// Enrollment endpoint port (0: any free port): a real agent can enroll into the demo
+    /// with the command the dashboard's Gateways page gives.
+    #[arg(long, default_value_t = 8443)]
+    pub enroll_port: u16,
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long)]
     pub duration: Option<u64>,
@@ -87,12 +91,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut toml = format!(
         "data_dir = {dir:?}\n[gate]\nlisten = \"127.0.0.1:{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
          [broker]\nlisten_v4 = \"127.0.0.1:{v4}\"\nlisten_v5 = \"127.0.0.1:{v5}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n\
-         [enroll]\nlisten = \"127.0.0.1:0\"\n",
+         [enroll]\nlisten = \"127.0.0.1:{enroll}\"\npublic_url = \"https://localhost:{enroll}\"\n",
         dir = data_dir.display().to_string(),
         gate = available_port(args.gate_port)?,
         v4 = available_port(0)?,
         v5 = available_port(0)?,
         api = available_port(args.api_port)?,
+        enroll = available_port(args.enroll_port)?,
     );
     if let Some(dist) = &dashboard {
         toml.push_str(&format!(
@@ -348,6 +353,15 @@ fn rules(tenant: &TenantId) -> anyhow::Result<Vec<AlarmRule>> {
             },
         )?,
         rule(
+            "certificate-expiry",
+            "Gateway certificate expiring within 7 days (renewal failing)",
+            Severity::Major,
+            RuleCondition::CertificateExpiry {
+                before_s: 7 * 86_400,
+                gateways: Vec::new(),
+            },
+        )?,
+        rule(
             "spool-gap",
             "Readings lost on a gateway",
             Severity::Major,
@@ -375,6 +389,7 @@ fn write_demo_file(
     let json = serde_json::json!({
         "api": format!("http://{}", running.api_addr),
         "gate": running.gate_addr.to_string(),
+        "enroll": running.enroll_addr.map(|a| format!("https://localhost:{}", a.port())),
         "token": token,
         "tenant": TENANT,
         "partner": PARTNER.0,
@@ -392,6 +407,12 @@ fn print_banner(running: &Running, token: &str, gateways: usize, dashboard: bool
         println!("  dashboard: http://{api}/#token={token}");
     }
     println!("  gate (MQTT over mutual TLS): {}", running.gate_addr);
+    if let Some(enroll) = running.enroll_addr {
+        println!(
+            "  enrollment: https://localhost:{} (one-time tokens: the dashboard's Gateways page)",
+            enroll.port()
+        );
+    }
     println!("  API:       http://{api}/api/v1/");
     println!("  OpenAPI:   http://{api}/api/v1/openapi.json");
     println!("  metrics:   http://{api}/metrics");

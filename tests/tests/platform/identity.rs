@@ -13,7 +13,8 @@
 //!   renewal, renews under it, drops the old one, and every reading is stored exactly once.
 //! - `revocation`: revoked through the API while an agent streams, the gateway's connection
 //!   is cut within 1 s and its reconnects refused; a batch signed after the revocation is
-//!   quarantined, one signed before it (arriving late, as from a spool) is still stored.
+//!   quarantined, one signed before it (arriving late, as from a spool) is still stored; after
+//!   a restart the gateway is still refused.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
@@ -369,7 +370,7 @@ async fn publish_on_broker(port: u16, topic: &str, payload: Vec<u8>) -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_under_load() -> anyhow::Result<()> {
     let scenario = Scenario::new("revocation")?;
-    let run = streaming(
+    let mut run = streaming(
         &scenario,
         &PlatformSpec::default(),
         "admin",
@@ -474,6 +475,23 @@ async fn revocation_under_load() -> anyhow::Result<()> {
     .await?;
     assert!(stored.len() >= stored_before + early.len());
     run.feeder.await??;
+
+    // The revocation is persisted: after a restart the gateway is still refused, and cannot
+    // renew its way back in.
+    run.platform.terminate(Duration::from_secs(10)).await?;
+    run.platform.start().await?;
+    let mut after_restart = GateClient::connect(run.platform.gate_port, run.gw.tls()?, "gw-1");
+    assert!(
+        after_restart.connected(CONNECT).await?.is_err(),
+        "a revoked gateway reconnected after a restart"
+    );
+    let record = run
+        .platform
+        .api_as(&run.token)
+        .get_json("/api/v1/gateways/gw-1")
+        .await?;
+    assert_eq!(record["revoked"], true, "{record}");
+    assert!(record["revoked_at"].is_string(), "{record}");
     scenario.pass();
     Ok(())
 }
