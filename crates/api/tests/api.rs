@@ -260,6 +260,8 @@ impl Harness {
         let ready = Arc::new(AtomicBool::new(true));
         let now_us = Arc::new(AtomicI64::new(0));
         let metrics = Arc::new(Metrics::default());
+        // The platform's ingest sets it once subscribed to the broker; here there is none.
+        metrics.ingest_broker_connected.set(1);
         let live = Hub::new(live_config, store.clone(), metrics.clone());
         let (alerts, alert_task) = Alerts::new(store.clone(), live.clone(), metrics.clone());
         let shutdown = CancellationToken::new();
@@ -1438,6 +1440,18 @@ async fn health_readiness_metrics_and_openapi() -> Result<()> {
         .problem(StatusCode::SERVICE_UNAVAILABLE);
     assert!(detail.contains("not up"), "{detail}");
     h.ready.store(true, Ordering::Release);
+    // The ingest lost the broker: not ready until it is subscribed again.
+    h.metrics.ingest_broker_connected.set(0);
+    let detail = h
+        .send(Method::GET, "/readyz", None, None)
+        .await?
+        .problem(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(detail.contains("broker"), "{detail}");
+    h.metrics.ingest_broker_connected.set(1);
+    assert_eq!(
+        h.send(Method::GET, "/readyz", None, None).await?.status,
+        StatusCode::OK
+    );
 
     // A 401 and a 404 so that several classes are counted.
     h.send(Method::GET, "/api/v1/tenant", None, None).await?;

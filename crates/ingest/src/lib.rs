@@ -154,7 +154,7 @@ impl Ingest {
             lanes: config.commit_lanes,
         });
         let (health_tx, health_rx) = mpsc::channel(health::QUEUE);
-        let (subscriber, mut inbound) = Subscriber::start(&config);
+        let (subscriber, mut inbound) = Subscriber::start(&config, metrics.clone());
         let mut ack_task = tokio::spawn(acks.clone().run(
             subscriber.client(),
             trackers.clone(),

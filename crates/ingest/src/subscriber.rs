@@ -17,9 +17,11 @@
 //! gateway's spool, not the broker, owns delivery, and a message lost in a crash after its
 //! PUBACK is sent again by the gateway because no commit ack covers it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use beffroi_protocol::{Timestamp, MAX_ENVELOPE_BYTES};
+use beffroi_telemetry::Metrics;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
@@ -63,7 +65,10 @@ fn no_delay() -> rumqttc::NetworkOptions {
 
 impl Subscriber {
     /// Starts connecting; messages arrive on the returned channel.
-    pub(crate) fn start(config: &IngestConfig) -> (Self, mpsc::Receiver<Inbound>) {
+    pub(crate) fn start(
+        config: &IngestConfig,
+        metrics: Arc<Metrics>,
+    ) -> (Self, mpsc::Receiver<Inbound>) {
         let mut options = MqttOptions::new(
             config.client_id.clone(),
             config.broker_host.clone(),
@@ -84,6 +89,7 @@ impl Subscriber {
             filters.clone(),
             tx,
             config.reconnect_max,
+            metrics,
         ));
         (
             Self {
@@ -134,7 +140,9 @@ async fn drive(
     filters: [String; 2],
     tx: mpsc::Sender<Inbound>,
     reconnect_max: Duration,
+    metrics: Arc<Metrics>,
 ) {
+    let connected = &metrics.ingest_broker_connected;
     let mut backoff = RECONNECT_MIN;
     let mut intake_open = true;
     let mut failures: u64 = 0;
@@ -166,11 +174,15 @@ async fn drive(
                     .iter()
                     .filter(|code| !matches!(code, SubscribeReasonCode::Success(_)))
                     .collect();
-                if !refused.is_empty() {
+                if refused.is_empty() {
+                    connected.set(1);
+                } else {
+                    connected.set(0);
                     tracing::error!(codes = ?refused, "broker refused the ingest subscription");
                 }
             }
             Ok(Event::Incoming(Packet::Disconnect(disconnect))) => {
+                connected.set(0);
                 tracing::warn!(reason = ?disconnect.reason_code, "broker disconnected ingest");
             }
             // Keep reading until the broker closes: closing with unread bytes (an UNSUBACK,
@@ -178,8 +190,12 @@ async fn drive(
             // DISCONNECT still in its receive buffer.
             Ok(Event::Outgoing(Outgoing::Disconnect)) => disconnecting = true,
             Ok(_) => {}
-            Err(_) if disconnecting => return,
+            Err(_) if disconnecting => {
+                connected.set(0);
+                return;
+            }
             Err(error) => {
+                connected.set(0);
                 failures += 1;
                 // One line per failure streak step, not per message: the backoff bounds it.
                 tracing::warn!(%error, retry_in = ?backoff, "broker connection failed");

@@ -274,6 +274,22 @@ async fn ingest_reconnects_and_resubscribes_after_a_broker_restart() -> anyhow::
     sb.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_connection_gauge_follows_the_broker() -> anyhow::Result<()> {
+    // What `/readyz` reads: a node whose ingest lost the broker is not ready.
+    let mut sb = Sandbox::start(1).await?;
+    let connected = |sb: &Sandbox| sb.ingests[0].metrics.ingest_broker_connected.get();
+    assert_eq!(connected(&sb), 1, "subscribed once ready");
+    sb.kill_broker();
+    sb.wait_until("the ingest to see the broker gone", || connected(&sb) == 0)
+        .await?;
+    sb.resume_broker().await?;
+    assert_eq!(connected(&sb), 1, "subscribed again");
+    sb.publish_batch(&sb.gw1, &batch(GW1, 1, 2, now())).await?;
+    sb.wait_ack(GW1, |ack| ack.contiguous == 1).await?;
+    sb.stop().await
+}
+
 /// `at` moved by `seconds` (negative: earlier).
 fn shifted(at: Timestamp, seconds: i64) -> Timestamp {
     Timestamp::from_unix_micros(at.unix_micros() + seconds * 1_000_000)

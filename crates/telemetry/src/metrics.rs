@@ -178,6 +178,7 @@ metrics! {
     ingest_commit_latency: Histogram => "beffroi_ingest_commit_latency_seconds", "Time from receipt of a batch to its commit.";
     ingest_acks: Counter => "beffroi_ingest_acks_total", "Commit acks published.";
     ingest_queue: Gauge => "beffroi_ingest_queue_batches", "Verified batches waiting for a commit.";
+    ingest_broker_connected: Gauge => "beffroi_ingest_broker_connected", "1 while this node's ingest is connected and subscribed to the broker, else 0 (readiness).";
     quarantine_errors: Counter => "beffroi_quarantine_write_errors_total", "Quarantine records that could not be written.";
     gate_connections: Gauge => "beffroi_gate_connections", "Open gateway connections.";
     gate_accepted: Counter => "beffroi_gate_connections_total", "Gateway connections accepted (TLS verified).";

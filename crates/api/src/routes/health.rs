@@ -1,5 +1,6 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (the platform is up and its store
-//! answers), both unauthenticated, for load balancers and orchestrators.
+//! `GET /healthz` (the process answers) and `GET /readyz` (the platform is up, its ingest is
+//! connected and subscribed to the broker, and its store answers), both unauthenticated, for
+//! load balancers and orchestrators.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,12 +20,18 @@ pub async fn healthz() -> ApiJson<Value> {
     ApiJson(json!({ "status": "ok" }))
 }
 
-/// 200 `{"status":"ready"}` when the ready flag is set and the store answers within
+/// 200 `{"status":"ready"}` when the ready flag is set, the ingest holds its broker
+/// subscription (`beffroi_ingest_broker_connected`) and the store answers within
 /// [`STORE_PROBE_TIMEOUT`]; 503 problem+json otherwise.
 pub async fn readyz(State(state): State<ApiState>) -> Result<ApiJson<Value>> {
     if !state.ready.load(Ordering::Acquire) {
         return Err(ApiError::NotReady(
             "the platform is starting or stopping: ingest and broker are not up".to_owned(),
+        ));
+    }
+    if state.metrics.ingest_broker_connected.get() != 1 {
+        return Err(ApiError::NotReady(
+            "the ingest is not connected to the broker (reconnecting)".to_owned(),
         ));
     }
     match tokio::time::timeout(STORE_PROBE_TIMEOUT, state.store.list_tenants()).await {

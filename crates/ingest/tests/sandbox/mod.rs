@@ -122,9 +122,18 @@ impl Mosquitto {
 
     /// Kills the broker (every connection drops) and starts it again on the same port.
     fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        std::thread::sleep(Duration::from_millis(200));
+        self.resume()
+    }
+
+    /// Kills the broker; [`Mosquitto::resume`] starts it again on the same port.
+    fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    fn resume(&mut self) -> anyhow::Result<()> {
         self.child = Self::spawn(&self._dir, self.port)?;
         Ok(())
     }
@@ -132,8 +141,7 @@ impl Mosquitto {
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -258,6 +266,17 @@ impl Sandbox {
     /// Kills the broker and starts it again on the same port.
     pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
         self._broker.restart()?;
+        self.wait_ready().await
+    }
+
+    /// Kills the broker (until [`Sandbox::resume_broker`]).
+    pub fn kill_broker(&mut self) {
+        self._broker.kill();
+    }
+
+    /// Starts the killed broker again on the same port.
+    pub async fn resume_broker(&mut self) -> anyhow::Result<()> {
+        self._broker.resume()?;
         self.wait_ready().await
     }
 
