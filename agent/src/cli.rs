@@ -1,6 +1,8 @@
-//! Subcommands: `run`, `check-config`, `enroll`, `rotate-key`, `keygen`, `spool stats`, `bench`.
+//! Subcommands: `run`, `check-config`, `status`, `enroll`, `rotate-key`, `keygen`, `spool stats`,
+//! `bench`, `config-reference`.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,7 +22,7 @@ const ENROLL_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// Log line format on standard error.
+    /// Log format: lines on standard error, or native journal fields.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     #[command(subcommand)]
@@ -34,6 +36,9 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+    /// Native systemd journal entries with structured fields (`journalctl -o json`); text on
+    /// standard error, with a warning, when the journal socket is absent.
+    Journald,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +54,16 @@ pub enum Command {
         /// Configuration file.
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+    /// Whether the agent runs, its connection, last ack, spool depth and certificate expiry.
+    /// Exits 0 when it runs, 3 when it does not, 4 when its status cannot be read.
+    Status {
+        /// Configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Enroll this gateway with a one-time token: generate its keys, get its certificate,
     /// write the configuration (see docs/gateway-identity.md).
@@ -103,6 +118,9 @@ pub enum Command {
     },
     /// Measure the agent's throughput and footprint (see docs/benchmarks.md).
     Bench(crate::bench::BenchArgs),
+    /// Print the reference of every configuration key (type, default, meaning) as markdown,
+    /// generated from the config types: docs/agent-configuration.md.
+    ConfigReference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,26 +133,46 @@ pub enum SpoolCommand {
     },
 }
 
-/// Logs to standard error; `RUST_LOG` overrides the default `info` filter.
+/// Logs to standard error or to the journal; `RUST_LOG` overrides the default `info` filter.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter())
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+        // Event fields become journal fields prefixed with `F_` (`F_GATEWAY`, `F_ERROR`), the
+        // crate's default, so they never collide with the journal's own (`MESSAGE`,
+        // `PRIORITY`, `CODE_FILE`…); levels map to priorities (info → notice).
+        LogFormat::Journald => match tracing_journald::layer() {
+            Ok(journal) => tracing_subscriber::registry()
+                .with(filter())
+                .with(journal)
+                .init(),
+            Err(error) => {
+                builder.init();
+                tracing::warn!(%error, "no systemd journal (socket /run/systemd/journal/socket): logging text to standard error");
+            }
+        },
     }
 }
 
-pub fn dispatch(command: Command) -> anyhow::Result<()> {
+/// Runs `command`; `status` gives its own exit code, the others succeed or fail.
+pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     // One crypto provider for the whole process, installed before any TLS is set up.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match command {
         Command::Run { config } => run(&config),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Status { config, json } => return status(&config, json),
         Command::Enroll {
             url,
             token,
@@ -162,7 +200,12 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
             command: SpoolCommand::Stats { config },
         } => spool_stats(&config),
         Command::Bench(args) => crate::bench::run(args),
+        Command::ConfigReference => {
+            println!("{}", beffroi_agent::config_reference::markdown());
+            Ok(())
+        }
     }
+    .map(|()| ExitCode::SUCCESS)
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -221,6 +264,18 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
         config.uplink.port
     );
     Ok(())
+}
+
+fn status(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    let now = beffroi_protocol::Timestamp::now();
+    let report = beffroi_agent::status::report::gather(&config, now);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text(now));
+    }
+    Ok(ExitCode::from(report.exit_code))
 }
 
 fn read_token(token: Option<String>, file: Option<&Path>) -> anyhow::Result<String> {

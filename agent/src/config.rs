@@ -49,34 +49,57 @@ impl ConfigError {
 }
 
 /// The configuration file as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Who this gateway is, as registered on the platform.
     identity: RawIdentity,
+    /// How to reach the platform's MQTT gate (mutual TLS). `beffroi-agent enroll` writes the host,
+    /// the port and the TLS files; renewals replace the files in place.
     uplink: RawUplink,
+    /// The durable on-disk queue of signed batches: a batch leaves it only when the platform's
+    /// commit ack covers it. When full, the oldest batches are dropped and the gap is reported.
     spool: RawSpool,
+    /// When the batcher cuts a batch.
     #[serde(default)]
     batch: RawBatch,
+    /// Signed health reports (spool depth, gaps, counters, RSS).
     #[serde(default)]
     health: RawHealth,
+    /// Where readings come from: one `[[sources]]` table each; a gateway may run several. With
+    /// none, the agent only keeps its certificate fresh and sends health reports (a freshly
+    /// enrolled gateway).
     #[serde(default)]
     sources: Vec<RawSource>,
+    /// Automatic certificate renewal with the platform's enrollment endpoint, written by
+    /// `beffroi-agent enroll`. The agent renews over its current mutual-TLS identity, with a new
+    /// TLS key each time, then reconnects with the new certificate; spooled batches are resent as
+    /// after any reconnect. Without this table (a gateway provisioned by hand) the certificate is
+    /// never renewed.
     #[serde(default)]
     enrollment: Option<RawEnrollment>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[enrollment]`: automatic certificate renewal.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawEnrollment {
+    /// The platform's enrollment endpoint, `https://HOST[:PORT]` (https only).
     url: String,
+    /// Renew after this fraction of the certificate's lifetime (0.1..=0.95).
     #[serde(default = "default_renew_at")]
     renew_at: f64,
+    /// Rotate the signing key at the first renewal after it is this many days old (0..=3650); 0:
+    /// only when `beffroi-agent rotate-key` prepared a new one.
     #[serde(default)]
     rotate_signing_key_days: u32,
+    /// First wait after a failed renewal, in milliseconds (jittered, doubling; 10..=3600000).
     #[serde(default = "default_retry_initial_ms")]
     retry_initial_ms: u64,
+    /// Longest wait between renewal attempts, in milliseconds (at least `retry_initial_ms`).
     #[serde(default = "default_retry_max_ms")]
     retry_max_ms: u64,
+    /// Time allowed for one renewal request, connect included, in seconds (1..=600).
     #[serde(default = "default_request_timeout_s")]
     request_timeout_s: u64,
 }
@@ -94,33 +117,53 @@ const fn default_request_timeout_s() -> u64 {
     30
 }
 
-#[derive(Debug, Deserialize)]
+/// `[identity]`: who this gateway is.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawIdentity {
+    /// The tenant (collectivity) the gateway belongs to, as registered on the platform: lowercase
+    /// letters, digits and `-`, up to 63 characters.
     tenant: String,
+    /// This gateway's id, as registered on the platform (same characters as `tenant`).
     gateway: String,
+    /// The Ed25519 key that signs the batches, PKCS#8 PEM, created by `beffroi-agent enroll` (or
+    /// `beffroi-agent keygen` for a gateway provisioned by hand). Must be mode 0600: the agent
+    /// refuses a key readable by group or others.
     signing_key: PathBuf,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[uplink]`: the platform's MQTT gate.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawUplink {
+    /// The platform gate's host; must match a name in the gate's TLS certificate.
     host: String,
+    /// The gate's port.
     #[serde(default = "default_port")]
     port: u16,
+    /// The platform CA certificate (PEM): the only trust anchor.
     ca: PathBuf,
+    /// This gateway's client certificate chain (PEM).
     certificate: PathBuf,
+    /// The client certificate's private key (PEM, mode 0600).
     private_key: PathBuf,
+    /// MQTT keep-alive, in seconds (5..=3600).
     #[serde(default = "default_keep_alive_s")]
     keep_alive_s: u64,
+    /// Time allowed for TCP + TLS + CONNACK, in seconds (1..=300).
     #[serde(default = "default_connect_timeout_s")]
     connect_timeout_s: u64,
+    /// First reconnect delay, in milliseconds (jittered, doubling after each failure; > 0).
     #[serde(default = "default_backoff_initial_ms")]
     backoff_initial_ms: u64,
+    /// Longest reconnect delay, in milliseconds (at least `backoff_initial_ms`).
     #[serde(default = "default_backoff_max_ms")]
     backoff_max_ms: u64,
+    /// A batch sent but not covered by the platform's commit ack within this many seconds is sent
+    /// again (1..=86400).
     #[serde(default = "default_ack_timeout_s")]
     ack_timeout_s: u64,
+    /// Batches sent and awaiting the platform's commit ack, at most (1..=1024).
     #[serde(default = "default_max_in_flight")]
     max_in_flight: usize,
 }
@@ -147,14 +190,21 @@ const fn default_max_in_flight() -> usize {
     32
 }
 
-#[derive(Debug, Deserialize)]
+/// `[spool]`: the on-disk queue of signed batches.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawSpool {
+    /// The spool directory.
     dir: PathBuf,
+    /// Most bytes the spool keeps; it must hold at least two full batches. An integer (bytes) or
+    /// text with a unit: `B`, `kB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`.
     #[serde(default = "default_max_bytes")]
     max_bytes: ByteSize,
+    /// Size of one segment file: an integer (bytes) or text with a unit.
     #[serde(default = "default_segment_bytes")]
     segment_bytes: ByteSize,
+    /// Group fsync period, in milliseconds: at most this much spooled data is at risk on power loss
+    /// (1..=60000).
     #[serde(default = "default_fsync_interval_ms")]
     fsync_interval_ms: u64,
 }
@@ -169,11 +219,14 @@ const fn default_fsync_interval_ms() -> u64 {
     200
 }
 
-#[derive(Debug, Deserialize)]
+/// `[batch]`: when a batch is cut.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawBatch {
+    /// Readings per batch, at most (1..=5000).
     #[serde(default = "default_max_readings")]
     max_readings: usize,
+    /// Longest a reading waits for its batch to be cut, in milliseconds (1..=600000).
     #[serde(default = "default_max_linger_ms")]
     max_linger_ms: u64,
 }
@@ -194,9 +247,11 @@ const fn default_max_linger_ms() -> u64 {
     1000
 }
 
-#[derive(Debug, Deserialize)]
+/// `[health]`: health reports.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawHealth {
+    /// Period of the signed health report, in seconds (1..=86400).
     #[serde(default = "default_health_interval_s")]
     interval_s: u64,
 }
@@ -233,6 +288,35 @@ impl<'de> Deserialize<'de> for ByteSize {
                 ))
             }),
         }
+    }
+}
+
+/// Written back as text with the largest binary unit that divides it (`"256 MiB"`), as the
+/// configuration reference shows defaults.
+impl serde::Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.0;
+        match [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+            .into_iter()
+            .find(|(_, scale)| n >= *scale && n.is_multiple_of(*scale))
+        {
+            Some((unit, scale)) => s.serialize_str(&format!("{} {unit}", n / scale)),
+            None => s.serialize_u64(n),
+        }
+    }
+}
+
+impl schemars::JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["integer", "string"] })
+    }
+
+    fn inline_schema() -> bool {
+        true
     }
 }
 

@@ -6,10 +6,11 @@
 //!                             syncer (group fsync)   health reporter
 //!          ▲ signer slot                                ▲ TLS config (watch)
 //!          └──────────────── renewal (when `[enrollment]` is set) ─┘
+//!   status writer: spool depth + uplink's connection state and last ack → status.json
 //! ```
 //! Shutdown, within [`SHUTDOWN_DEADLINE`]: stop the sources → the batcher seals what it holds
-//! → fsync the spool → stop the uplink and the health reporter → close the spool (which
-//! records the exact next seq, so a clean restart leaves no gap).
+//! → fsync the spool → stop the uplink and the health reporter → last status write (stopped)
+//! → close the spool (which records the exact next seq, so a clean restart leaves no gap).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +30,7 @@ use crate::health::HealthReporter;
 use crate::keys::{self, KeyError};
 use crate::signer_slot::SignerSlot;
 use crate::source::{ReadingSink, Source, SourceError};
+use crate::status::{self, StatusBoard, StatusWriter};
 use crate::telemetry::{Counter, Telemetry};
 use crate::uplink::mqtt::MqttConnector;
 use crate::uplink::tls::{self, TlsError};
@@ -106,6 +108,7 @@ impl Agent {
             sources,
         } = self;
         let started = Instant::now();
+        let started_at = beffroi_protocol::Timestamp::now();
         let tenant = config.identity.tenant.clone();
         let gateway = config.identity.gateway.clone();
         tracing::info!(%tenant, %gateway, key_id = %signer.current().key_id(), "agent starting");
@@ -156,6 +159,17 @@ impl Agent {
         };
         let mut background = JoinSet::new();
         background.spawn(reporter.run(config.health_interval, health_tx, stop_rest.clone()));
+        let board = Arc::new(StatusBoard::default());
+        let status_writer = StatusWriter {
+            path: status::file_path(&config),
+            board: board.clone(),
+            spool: spool.clone(),
+            certificate: config.uplink.certificate.clone(),
+            tenant: tenant.clone(),
+            gateway: gateway.clone(),
+            started_at,
+            telemetry: telemetry.clone(),
+        };
         background.spawn(sync_periodically(
             spool.clone(),
             telemetry.clone(),
@@ -203,8 +217,11 @@ impl Agent {
             telemetry.clone(),
             sealed,
             health_rx,
-        );
+        )
+        .reporting_to(board);
         background.spawn(uplink.run(stop_rest.clone()));
+        let stop_status = CancellationToken::new();
+        let status_task = tokio::spawn(status_writer.run(stop_status.clone()));
 
         shutdown.await;
         tracing::info!("shutting down");
@@ -216,6 +233,10 @@ impl Agent {
             }
             stop_rest.cancel();
             while background.join_next().await.is_some() {}
+            stop_status.cancel();
+            if let Err(error) = status_task.await {
+                tracing::error!(%error, "status writer task failed");
+            }
         };
         let in_time = tokio::time::timeout(SHUTDOWN_DEADLINE, ordered)
             .await

@@ -51,6 +51,7 @@ counters! {
     Renewals => "enroll.renewals": "Certificates renewed.",
     RenewalFailures => "enroll.renewal_failures": "Renewal attempts that failed (each is retried).",
     KeyRotations => "enroll.key_rotations": "Signing keys rotated.",
+    StatusWriteErrors => "status.write_errors": "Failed writes of the status file (`beffroi-agent status`).",
 }
 
 /// The agent's counters; cheap to update from any task.

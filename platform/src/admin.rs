@@ -37,6 +37,9 @@ pub enum AdminError {
     /// Certificate issuance failed.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// The node's PKI directory is incomplete or unusable.
+    #[error(transparent)]
+    NodePki(#[from] crate::node_pki::NodePkiError),
     /// A public key file is unreadable or not an Ed25519 SubjectPublicKeyInfo PEM.
     #[error("{path}: {reason}")]
     PublicKey {
@@ -204,11 +207,9 @@ pub async fn register_gateway(
 }
 
 /// The enrollment pin of this platform: the SHA-256 of the gate certificate in the PKI
-/// directory (created with the CA on first use, as the server would).
+/// directory (a managed directory is completed on first use, as the server would).
 pub fn enrollment_pin(config: &PlatformConfig) -> Result<String, AdminError> {
-    let pki_dir = config.pki_dir();
-    let ca = Ca::load_or_create(&pki_dir, crate::server::CA_NAME)?;
-    let (gate_cert, _) = ca.gate_certificate(&pki_dir, &config.gate.names)?;
+    let (_, (gate_cert, _)) = crate::node_pki::load_gate(config)?;
     Ok(crate::enroll::pin_of(&gate_cert)?)
 }
 

@@ -1,13 +1,13 @@
-//! Subcommands: `serve`, `demo`, administration (`tenant`, `gateway`, `token`, `partner`),
-//! `audit`, `retention`, `export`, `import`, `watch`, `probe` and `bench`.
+//! Subcommands: `serve`, `demo`, administration (`tenant`, `gateway`, `token`, `partner`,
+//! `pki`), `audit`, `retention`, `export`, `import`, `backup`, `restore`, `watch`, `probe`,
+//! `bench` and `config reference`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use beffroi::admin;
 use beffroi::config::PlatformConfig;
-use beffroi::pki::Ca;
+use beffroi::{admin, broker_logs};
 use beffroi_policy::PartnerId;
 use beffroi_protocol::{GatewayId, TenantId};
 use beffroi_store::{Role, Store};
@@ -47,7 +47,7 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// The platform CA: trust-anchor rollover.
+    /// The platform CA: the shared PKI directory of several nodes, trust-anchor rollover.
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
@@ -83,6 +83,12 @@ enum Command {
     /// Import an export into this instance, which must not have the tenant; verifies every
     /// file and the manifest's signature first.
     Import(beffroi::export::ImportArgs),
+    /// Back up the whole platform while it runs: database (SQLite copy or pg_dump), PKI
+    /// directory, configuration file, with a manifest of SHA-256s (see docs/backup.md).
+    Backup(beffroi::backup::BackupArgs),
+    /// Restore a backup into this configuration's database, which must be empty, and its PKI
+    /// directory; verifies every file against the manifest first.
+    Restore(beffroi::backup::RestoreArgs),
     /// Tail a live view (readings, alarms, security events or gateway states).
     Watch(beffroi::watch::WatchArgs),
     /// Exit 0 if `GET /readyz` at this address answers 200 (container health checks).
@@ -93,6 +99,18 @@ enum Command {
     /// Benchmarks (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(beffroi::bench::BenchCommand),
+    /// The configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the reference of every key (type, default, meaning) as markdown, generated from
+    /// the config types: docs/configuration.md.
+    Reference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +130,10 @@ enum TenantCommand {
 
 #[derive(Debug, Subcommand)]
 enum PkiCommand {
+    /// Make, once, the PKI directory every node of a deployment shares (`pki.dir`): root and
+    /// issuing CA, gate certificate, audit key, key-encryption key (docs/gateway-identity.md,
+    /// "Several nodes"). Needs no configuration file.
+    Init(beffroi::pki_init::InitArgs),
     /// Replace the root CA in three steps (docs/gateway-identity.md): begin, complete,
     /// retire; restart every node after each.
     Rollover {
@@ -215,21 +237,29 @@ fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| format!("unknown role {text:?}: viewer, operator or admin"))
 }
 
-/// rumqttd logs every ordinary client disconnect at ERROR level (`router-drop`), which would
-/// drown real errors; the broker's state is visible through the platform's own metrics.
-const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off,sqlx=warn";
+/// The log filter unless `RUST_LOG` gives one. rumqttd's events are written under the target
+/// `beffroi::broker` at their classified level (see `beffroi::broker_logs`).
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
 
 /// Logs to standard error; `RUST_LOG` overrides the default filter.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let installed = match format {
+        LogFormat::Text => {
+            broker_logs::subscriber(fmt, filter).map(tracing::subscriber::set_global_default)
+        }
+        LogFormat::Json => {
+            broker_logs::subscriber(fmt.json(), filter).map(tracing::subscriber::set_global_default)
+        }
+    };
+    match installed {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => eprintln!("beffroi: cannot install the logger: {error}"),
+        Err(error) => eprintln!("beffroi: cannot start the broker's log relay: {error}"),
     }
 }
 
@@ -250,8 +280,20 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Probe { address } => probe(&address),
         Command::Watch(args) => runtime()?.block_on(beffroi::watch::run(args)),
         Command::Bench(command) => beffroi::bench::run(command),
+        Command::Config {
+            command: ConfigCommand::Reference,
+        } => {
+            println!("{}", beffroi::config_reference::markdown());
+            Ok(())
+        }
         Command::Tenant { command } => runtime()?.block_on(tenant(config()?, command)),
         Command::Gateway { command } => runtime()?.block_on(gateway(config()?, command)),
+        Command::Pki {
+            command: PkiCommand::Init(args),
+        } => {
+            println!("{}", beffroi::pki_init::run(&args)?);
+            Ok(())
+        }
         Command::Pki {
             command: PkiCommand::Rollover { step },
         } => {
@@ -269,6 +311,24 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export(args) => runtime()?.block_on(beffroi::export::run_export(config()?, args)),
         Command::Import(args) => runtime()?.block_on(beffroi::export::run_import(config()?, args)),
+        Command::Backup(args) => {
+            let config = config()?;
+            let done = runtime()?.block_on(beffroi::backup::run_backup(
+                &config,
+                cli.config.as_deref(),
+                &args,
+            ))?;
+            println!("{done}");
+            Ok(())
+        }
+        Command::Restore(args) => {
+            let config = config()?;
+            println!(
+                "{}",
+                runtime()?.block_on(beffroi::backup::run_restore(&config, &args))?
+            );
+            Ok(())
+        }
         Command::Audit { command } => {
             Ok(runtime()?.block_on(beffroi::audit::run(config(), command))?)
         }
@@ -368,7 +428,7 @@ async fn gateway(config: PlatformConfig, command: GatewayCommand) -> anyhow::Res
             tls_key,
             cert_out,
         } => {
-            let ca = Ca::load_or_create(&config.pki_dir(), beffroi::server::CA_NAME)?;
+            let ca = beffroi::node_pki::load_ca(&config)?;
             let signing = admin::read_signing_public_key(&signing_key)?;
             let registration = admin::register_gateway(
                 store.as_ref(),

@@ -44,41 +44,71 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The platform's configuration file (`beffroi.toml`) as written. Every key is optional; unknown
+/// keys are errors.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+pub(crate) struct RawConfig {
+    /// Data directory: the embedded SQLite database and, unless `pki.dir` is set, the platform PKI
+    /// (CA key, gate certificate, audit key, key-encryption key). Unset: `data`, relative to the
+    /// working directory.
     data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH?mode=rwc` or `postgres://USER@HOST:PORT/DB`. On PostgreSQL,
+    /// TimescaleDB is used when the extension is available (see `store.timescale`); without it,
+    /// plain PostgreSQL gives the same query results. Unset: SQLite at `<data_dir>/beffroi.db`.
     database: Option<String>,
+    /// The gate: the only network-facing MQTT port. Mutual TLS, identity from the client
+    /// certificate, revocation checked at handshake, per-topic ACL.
     #[serde(default)]
     gate: RawGate,
+    /// The MQTT broker behind the gate: the embedded rumqttd on loopback (never exposed; the gate
+    /// forwards to it), or an external clustered broker for larger deployments.
     #[serde(default)]
     broker: RawBroker,
+    /// The ingest: which readings are accepted and how they are committed (group commits).
     #[serde(default)]
     ingest: RawIngest,
+    /// The HTTP API, which also serves the dashboard and the live views.
     #[serde(default)]
     api: RawApi,
+    /// Gateway certificates and where the platform's PKI material lives.
     #[serde(default)]
     pki: RawPki,
+    /// The enrollment endpoint (POST /enroll/v1/enroll, /enroll/v1/renew, GET /enroll/v1/trust;
+    /// docs/gateway-identity.md). HTTPS with the gate's certificate, whose SHA-256 every enrollment
+    /// token carries as its pin.
     #[serde(default)]
     enroll: RawEnroll,
+    /// How the database is used: TimescaleDB, pool size, compression, the key-encryption key of
+    /// pseudonym keys.
     #[serde(default)]
     store: RawStore,
+    /// Live views (websocket /api/v1/live, protocol in docs/live.md).
     #[serde(default)]
     live: RawLive,
+    /// The operators' web app, served at `/`.
     #[serde(default)]
     dashboard: RawDashboard,
+    /// The tamper-evident audit log (docs/audit.md). Its signing key is `audit.key` in the PKI
+    /// directory (mode 0600; every node of one deployment needs the same one).
     #[serde(default)]
     audit: RawAudit,
+    /// The retention task. Retention per tenant and metric class (raw and aggregated) is set by
+    /// each tenant's admins (PUT /api/v1/retention/{class} or `beffroi retention set`); this task
+    /// applies it, and every purge batch leaves a `purge` receipt in the tenant's audit log.
     #[serde(default)]
     retention: RawRetention,
 }
 
 /// `[retention]`: the retention task (per-tenant policies are set through the API or
 /// `beffroi retention set`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawRetention {
+    /// How often every tenant's retention policies are applied, in seconds (60..=86400).
     interval_s: u64,
+    /// Instance-wide cap on raw retention, in days (1..=36500), for every tenant and metric class;
+    /// on TimescaleDB also a `drop_chunks` retention policy. Unset: no cap.
     max_raw_days: Option<u64>,
 }
 
@@ -92,9 +122,10 @@ impl Default for RawRetention {
 }
 
 /// `[audit]`: the tamper-evident audit log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawAudit {
+    /// How often the head of every tenant's audit log that moved is signed, in seconds (1..=86400).
     checkpoint_interval_s: u64,
 }
 
@@ -107,13 +138,21 @@ impl Default for RawAudit {
 }
 
 /// `[live]`: live-view limits.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawLive {
+    /// Subscriptions per websocket connection, at most (1..=256).
     max_subscriptions: usize,
+    /// Highest frame rate a client may ask for, and the default, in frames per second (1..=1000).
     max_fps: u32,
+    /// Alarms and events waiting to be sent to one client, at most; past it the client is closed
+    /// with 4408 (16..=1000000).
     event_queue: usize,
+    /// A frame not written to a client within this many milliseconds closes it with 4408
+    /// (100..=120000).
     send_timeout_ms: u64,
+    /// A live aggregate bucket closes this many milliseconds after its end, waiting for late
+    /// readings (0..=3600000).
     bucket_grace_ms: u64,
 }
 
@@ -131,21 +170,36 @@ impl Default for RawLive {
 }
 
 /// `[dashboard]`: the operators' web app.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawDashboard {
+    /// Directory of the built web app (`npm ci && npm run build` in dashboards/), served at `/`.
+    /// Unset: no dashboard is served.
     dir: Option<PathBuf>,
+    /// Raster tiles behind the map: an http(s) URL template with `{z}`, `{x}` and `{y}`; the CSP
+    /// allows its origin for images only. Unset: zones and sensors on a plain background, and no
+    /// request leaves the platform.
     tile_url: Option<String>,
+    /// Attribution shown with the tiles (`© OpenStreetMap contributors`).
     tile_attribution: Option<String>,
 }
 
 /// `[store]`: how the database is used.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawStore {
+    /// PostgreSQL: whether to use TimescaleDB (hypertable, compression, continuous aggregates,
+    /// retention policy). Ignored on SQLite.
     timescale: RawTimescale,
+    /// Database connections in the pool: at least `ingest.commit_lanes` + 2 (API, quarantine and
+    /// health).
     max_connections: u32,
+    /// TimescaleDB: chunks older than this many days are compressed (> 0).
     compress_after_days: u64,
+    /// The key-encryption key sealing the agreements' pseudonym keys in the database
+    /// (docs/pseudonym-keys.md), created on first start (mode 0600). Every node on one database
+    /// needs a copy of the same file; back it up apart from the database dumps. Unset:
+    /// `pseudonym.kek` in the PKI directory.
     kek_file: Option<PathBuf>,
 }
 
@@ -162,22 +216,36 @@ impl Default for RawStore {
 }
 
 /// `store.timescale`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum RawTimescale {
+    /// Use it when the server has the extension (creating it if needed), else plain PostgreSQL with
+    /// a warning at start.
     Auto,
+    /// Never use it, even when available.
     Off,
+    /// Refuse to start on plain PostgreSQL.
     Required,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[gate]`: the TLS gate.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawGate {
+    /// Address the gate listens on for gateways (MQTT over mutual TLS).
     listen: SocketAddr,
+    /// DNS names and IP addresses in the gate's server certificate (at least one); an agent's
+    /// `uplink.host` must be one of them.
     names: Vec<String>,
+    /// A client that has not finished its TLS handshake within this many milliseconds is dropped,
+    /// never blocking others (100..=120000).
     handshake_timeout_ms: u64,
+    /// Open connections from one source address, at most (> 0).
     max_connections_per_address: usize,
+    /// Open connections of one tenant's gateways, at most (> 0).
     max_connections_per_tenant: usize,
+    /// Largest MQTT packet a gateway may send, in bytes: at least 300 KiB (a batch envelope is up
+    /// to 257 KiB).
     max_packet_bytes: usize,
 }
 
@@ -194,15 +262,27 @@ impl Default for RawGate {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `[broker]`: the MQTT broker behind the gate.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawBroker {
+    /// Embedded broker: its MQTT 3.1.1 listener (loopback only).
     listen_v4: SocketAddr,
+    /// Embedded broker: its MQTT 5 listener (loopback only).
     listen_v5: SocketAddr,
+    /// The external broker's MQTT 3.1.1 address; needs `external_v5`. Unset: `external_v5` (most
+    /// brokers serve both versions on one port).
     external_v4: Option<SocketAddr>,
+    /// An external broker's MQTT 5 address (EMQX, VerneMQ, BifroMQ, Mosquitto), used by the gate
+    /// and the ingest instead of the embedded broker. Unset: the embedded broker.
     external_v5: Option<SocketAddr>,
+    /// Embedded broker: connections it accepts, at most (gateways through the gate, plus the
+    /// platform's own clients).
     max_connections: usize,
+    /// Embedded broker: bytes of one commit-log segment per filter, which bounds the broker's
+    /// memory (at least 1 MiB).
     max_segment_size: usize,
+    /// Embedded broker: commit-log segments kept per filter (at least 1).
     max_segment_count: usize,
 }
 
@@ -220,13 +300,21 @@ impl Default for RawBroker {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `[ingest]`: validation and group commits.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawIngest {
+    /// Readings timestamped more than this many seconds in the future are quarantined.
     max_future_skew_s: u64,
+    /// Readings older than this many seconds are quarantined as stale (> 0).
     max_age_s: u64,
+    /// Longest wait for more batches before a group commit, in milliseconds (0..=1000; 0: no wait,
+    /// batches gather while a commit runs).
     commit_interval_ms: u64,
+    /// A group commit starts as soon as this many readings are pending (> 0).
     commit_max_readings: usize,
+    /// Group commits in flight at once, one database connection each; gateways are split between
+    /// them (1..=16).
     commit_lanes: usize,
 }
 
@@ -242,9 +330,12 @@ impl Default for RawIngest {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `[api]`: the HTTP API.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawApi {
+    /// Address of the HTTP API, dashboard and live views. Put a TLS reverse proxy in front for
+    /// remote access (it must pass websocket upgrades on /api/v1/live).
     listen: SocketAddr,
 }
 
@@ -256,16 +347,47 @@ impl Default for RawApi {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `[pki]`: gateway certificates and the PKI directory.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawPki {
+    /// Lifetime of issued gateway certificates, in seconds (10 s to 10 years); agents renew them at
+    /// two thirds of it.
     certificate_lifetime_s: u64,
+    /// Directory of PKI material made once by `beffroi pki init` and shared by every node of a
+    /// deployment (a mounted secret, a shared path); nodes only read it, and a missing file is an
+    /// error at start. Unset: `<data_dir>/pki`, where a single node creates what is missing at
+    /// start (CA, gate certificate, audit key, key-encryption key). Revocation needs no file: its
+    /// source is the shared database, which every node reloads every 500 ms.
+    dir: Option<PathBuf>,
 }
 
 impl Default for RawPki {
     fn default() -> Self {
         Self {
             certificate_lifetime_s: DEFAULT_CERTIFICATE_LIFETIME.as_secs(),
+            dir: None,
+        }
+    }
+}
+
+/// Where the PKI material lives and who makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PkiDir {
+    /// `<data_dir>/pki`, `pki.dir` unset: a single node creates what is missing there at
+    /// start (CA, gate certificate, audit key, KEK) and renews its gate certificate.
+    Managed(PathBuf),
+    /// `pki.dir` set: material made once by `beffroi pki init` and shared by every node of a
+    /// deployment (a mounted secret, a shared path). Nodes only read it; a missing file is an
+    /// error at start.
+    Provisioned(PathBuf),
+}
+
+impl PkiDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        match self {
+            PkiDir::Managed(path) | PkiDir::Provisioned(path) => path,
         }
     }
 }
@@ -278,12 +400,18 @@ pub const MIN_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(10);
 pub const MAX_CERTIFICATE_LIFETIME: Duration = Duration::from_secs(3650 * 86_400);
 
 /// `[enroll]`: the enrollment endpoint (`/enroll/v1/…`, HTTPS with the gate's certificate).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawEnroll {
+    /// Whether the enrollment endpoint runs.
     enabled: bool,
+    /// Address of the enrollment endpoint (HTTPS).
     listen: SocketAddr,
+    /// Lifetime of new one-time enrollment tokens unless their creator asks for another, in seconds
+    /// (1..=2592000, at most 30 days).
     token_ttl_s: u64,
+    /// The endpoint's URL as gateways reach it, `https://HOST[:PORT]`; printed with new tokens and
+    /// shown in the dashboard. Unset: tokens are given without it.
     public_url: Option<String>,
 }
 
@@ -376,15 +504,17 @@ pub struct IngestSettings {
 /// A validated platform configuration.
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
-    /// Data directory: SQLite database, PKI.
+    /// Data directory: SQLite database, and the PKI unless `pki.dir` says otherwise.
     pub data_dir: PathBuf,
+    /// The PKI directory (`pki.dir`, default `<data_dir>/pki`).
+    pub pki: PkiDir,
     /// Database URL (`sqlite://…` or `postgres://…`).
     pub database: String,
     /// How the store is opened (TimescaleDB use, pool size, compression); its key-encryption
     /// key is loaded from [`PlatformConfig::kek_file`] by [`crate::kek::store_options`].
     pub store: OpenOptions,
     /// The file of the key-encryption key that seals pseudonym keys in the database
-    /// (`store.kek_file`, default `<data_dir>/pki/pseudonym.kek`; see [`crate::kek`]). Every
+    /// (`store.kek_file`, default `<pki.dir>/pseudonym.kek`; see [`crate::kek`]). Every
     /// node on one database needs a copy of the same file.
     pub kek_file: PathBuf,
     /// The gate.
@@ -432,7 +562,7 @@ impl PlatformConfig {
 
     /// The PKI directory.
     pub fn pki_dir(&self) -> PathBuf {
-        self.data_dir.join("pki")
+        self.pki.path().to_owned()
     }
 }
 
@@ -448,10 +578,17 @@ impl RawConfig {
         if !(database.starts_with("sqlite:") || database.starts_with("postgres")) {
             return Err(invalid("database", "expected sqlite://… or postgres://…"));
         }
+        let pki = match self.pki.dir {
+            Some(dir) if dir.as_os_str().is_empty() => {
+                return Err(invalid("pki.dir", "must name a directory"))
+            }
+            Some(dir) => PkiDir::Provisioned(dir),
+            None => PkiDir::Managed(data_dir.join("pki")),
+        };
         let s = self.store;
         let kek_file = s
             .kek_file
-            .unwrap_or_else(|| data_dir.join("pki").join(crate::kek::KEK_FILE));
+            .unwrap_or_else(|| pki.path().join(crate::kek::KEK_FILE));
         if kek_file.as_os_str().is_empty() {
             return Err(invalid("store.kek_file", "must name a file"));
         }
@@ -629,6 +766,7 @@ impl RawConfig {
         };
         Ok(PlatformConfig {
             data_dir,
+            pki,
             database,
             store,
             kek_file,
@@ -693,10 +831,25 @@ mod tests {
         let example =
             PlatformConfig::from_toml(include_str!("../../deploy/platform/beffroi.toml")).unwrap();
         assert_eq!(example.ingest.commit_lanes, 2);
-        let compose =
-            PlatformConfig::from_toml(include_str!("../../deploy/platform/beffroi.compose.toml"))
-                .unwrap();
-        assert_eq!(compose.store.timescale, TimescaleMode::Required);
+        // The deployments' configurations (deploy/compose, deploy/k8s): TimescaleDB required,
+        // the shared PKI directory, and an external broker where several nodes share the ingest.
+        let deployments = [
+            (include_str!("../../deploy/compose/beffroi.toml"), false),
+            (
+                include_str!("../../deploy/compose/beffroi.external-broker.toml"),
+                true,
+            ),
+            (include_str!("../../deploy/k8s/beffroi.toml"), true),
+        ];
+        for (text, external) in deployments {
+            let config = PlatformConfig::from_toml(text).unwrap();
+            assert_eq!(config.store.timescale, TimescaleMode::Required);
+            assert!(matches!(config.pki, PkiDir::Provisioned(_)));
+            assert_eq!(
+                matches!(config.broker, BrokerMode::External { .. }),
+                external
+            );
+        }
     }
 
     #[test]
@@ -708,6 +861,16 @@ mod tests {
         assert_eq!(config.kek_file, Path::new("data/pki/pseudonym.kek"));
         let shared = PlatformConfig::from_toml("[store]\nkek_file = \"/etc/beffroi/kek\"").unwrap();
         assert_eq!(shared.kek_file, Path::new("/etc/beffroi/kek"));
+        assert_eq!(config.pki, PkiDir::Managed(PathBuf::from("data/pki")));
+        let provisioned = PlatformConfig::from_toml("[pki]\ndir = \"/run/secrets/pki\"").unwrap();
+        assert_eq!(
+            provisioned.pki,
+            PkiDir::Provisioned(PathBuf::from("/run/secrets/pki"))
+        );
+        assert_eq!(
+            provisioned.kek_file,
+            Path::new("/run/secrets/pki/pseudonym.kek")
+        );
         let required = PlatformConfig::from_toml(
             "[store]\ntimescale = \"required\"\nmax_connections = 12\ncompress_after_days = 2",
         )
@@ -740,6 +903,7 @@ mod tests {
             ),
             ("[store]\ntimescale = \"maybe\"", "unknown variant"),
             ("[store]\nkek_file = \"\"", "store.kek_file"),
+            ("[pki]\ndir = \"\"", "pki.dir"),
             ("[retention]\ninterval_s = 1", "retention.interval_s"),
             ("[retention]\nmax_raw_days = 0", "retention.max_raw_days"),
             (

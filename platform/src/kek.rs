@@ -1,18 +1,19 @@
 //! The key-encryption key (KEK) that seals the pseudonym keys of sharing agreements in the
 //! database ([`KeyEncryptionKey`]; why and how in `docs/pseudonym-keys.md`).
 //!
-//! One file, named by `store.kek_file` (default `<data_dir>/pki/pseudonym.kek`, next to the
-//! audit key): `#` comment lines (one gives the KEK's id), then the key as 64 hex digits.
-//! Mode 0600; the platform refuses it when the group or others may read it. Created on first
-//! start (or by the first command that opens the store) when absent, without ever replacing a
-//! file another process created at the same time. Never logged, never served.
+//! One file, named by `store.kek_file` (default `<pki.dir>/pseudonym.kek`, next to the audit
+//! key): `#` comment lines (one gives the KEK's id), then the key as 64 hex digits. Mode 0600;
+//! the platform refuses it when the group or others may read it. Created on first start (or
+//! by the first command that opens the store) when absent, without ever replacing a file
+//! another process created at the same time. Never logged, never served.
 //!
-//! Every platform node on one database must use the same KEK: point their `store.kek_file` at
-//! copies of one file. A node with another KEK warns at start and fails, naming the
-//! agreement, every read of a key sealed under the database's KEK. Back the file up apart
-//! from the database dumps: without it the current pseudonym keys cannot be opened (rotating
-//! them seals new ones under the new KEK), and with a dump it re-identifies every
-//! pseudonym.
+//! Every platform node on one database must use the same KEK: `beffroi pki init` puts it in
+//! the PKI directory the nodes share (`pki.dir` set: there it is read, never created), or
+//! point their `store.kek_file` at copies of one file. A node with another KEK warns at start
+//! and fails, naming the agreement, every read of a key sealed under the database's KEK. Back
+//! the file up apart from the database dumps: without it the current pseudonym keys cannot be
+//! opened (rotating them seals new ones under the new KEK), and with a dump it re-identifies
+//! every pseudonym.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt as _;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use beffroi_store::{KeyEncryptionKey, OpenOptions};
 
-use crate::config::PlatformConfig;
+use crate::config::{PkiDir, PlatformConfig};
 use crate::pki::{write_private, PkiError};
 
 /// The KEK's default file name in the PKI directory.
@@ -65,9 +66,13 @@ pub enum KekFileError {
     Generate(#[from] beffroi_store::Error),
 }
 
-/// The configured store options with the KEK of `config.kek_file`, loaded or created.
+/// The configured store options with the KEK of `config.kek_file`: loaded, or created when
+/// the PKI directory is managed by the node itself.
 pub fn store_options(config: &PlatformConfig) -> Result<OpenOptions, KekFileError> {
-    let kek = load_or_create(&config.kek_file)?;
+    let kek = match config.pki {
+        PkiDir::Managed(_) => load_or_create(&config.kek_file)?,
+        PkiDir::Provisioned(_) => read(&config.kek_file)?,
+    };
     tracing::info!(
         path = %config.kek_file.display(),
         kek_id = kek.id(),

@@ -8,16 +8,22 @@
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod bench;
 pub mod broker;
+pub mod broker_logs;
+pub mod cluster;
 pub mod config;
+pub mod config_reference;
 pub mod cutoff;
 pub mod demo;
 pub mod enroll;
 pub mod export;
 pub mod fanout;
 pub mod kek;
+pub mod node_pki;
 pub mod pki;
+pub mod pki_init;
 pub mod retention;
 pub mod rollover;
 pub mod server;

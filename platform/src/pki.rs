@@ -2,13 +2,13 @@
 //! certificate, whose URI SAN `urn:beffroi:gateway:{tenant}:{gateway}` is the gateway's
 //! identity at the gate.
 //!
-//! Files under `<data_dir>/pki/`: the root `ca.crt`, `ca.key` (mode 0600; may be kept
-//! offline once the issuing CA exists), the issuing CA `issuing.crt`, `issuing.key` (0600),
-//! `gate.crt` (chain), `gate.key` (0600). Leaves are issued by the issuing CA and sent with
-//! it (leaf first); agents and the gate trust the root. The CA keys never leave the platform
-//! host; gateways send only public keys
-//! (SubjectPublicKeyInfo PEM, as written by `beffroi-agent keygen`), so their private keys never
-//! leave the gateway.
+//! Files in the PKI directory (`pki.dir`, default `<data_dir>/pki/`; what a node loads from
+//! it is in [`crate::node_pki`]): the root `ca.crt`, `ca.key` (mode 0600; may be kept offline
+//! once the issuing CA exists), the issuing CA `issuing.crt`, `issuing.key` (0600), `gate.crt`
+//! (chain), `gate.key` (0600). Leaves are issued by the issuing CA and sent with it (leaf
+//! first); agents and the gate trust the root. The CA keys never leave the platform host;
+//! gateways send only public keys (SubjectPublicKeyInfo PEM, as written by `beffroi-agent
+//! keygen`), so their private keys never leave the gateway.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -130,6 +130,16 @@ impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ca").finish_non_exhaustive()
     }
+}
+
+/// What [`Ca::inspect_gate`] reads from a gate certificate.
+struct GateLeaf {
+    /// Signed by this issuing CA.
+    signed: bool,
+    /// Its expiry.
+    not_after: time::OffsetDateTime,
+    /// Its DNS names and IP addresses, sorted.
+    names: Vec<String>,
 }
 
 fn validity(params: &mut CertificateParams, lifetime: Duration) {
@@ -286,48 +296,116 @@ impl Ca {
     /// Whether `cert_pem` (a chain, leaf first) is signed by this issuing CA, names exactly
     /// `names` and is valid for more than [`GATE_RENEW_BEFORE`].
     fn still_serves(&self, cert_pem: &str, names: &[String]) -> bool {
-        use rustls::pki_types::pem::PemObject as _;
-        use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
-        let (Ok(der), Ok(ca_der)) = (
-            rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()),
-            rustls::pki_types::CertificateDer::from_pem_slice(self.issuer_pem.as_bytes()),
-        ) else {
-            return false;
-        };
-        let (Ok((_, cert)), Ok((_, ca))) = (
-            X509Certificate::from_der(&der),
-            X509Certificate::from_der(&ca_der),
-        ) else {
+        let Some(gate) = self.inspect_gate(cert_pem) else {
             return false;
         };
         let renew_at = time::OffsetDateTime::now_utc() + GATE_RENEW_BEFORE;
-        let fresh = cert.validity().not_after.timestamp() > renew_at.unix_timestamp();
-        let signed = cert.verify_signature(Some(ca.public_key())).is_ok();
-        let mut named: Vec<String> = match cert.subject_alternative_name() {
-            Ok(Some(san)) => san
-                .value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-                    GeneralName::IPAddress(ip) => match ip.len() {
-                        4 => <[u8; 4]>::try_from(*ip)
-                            .ok()
-                            .map(|b| std::net::IpAddr::from(b).to_string()),
-                        16 => <[u8; 16]>::try_from(*ip)
-                            .ok()
-                            .map(|b| std::net::IpAddr::from(b).to_string()),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect(),
-            _ => return false,
-        };
         let mut wanted = names.to_vec();
-        named.sort();
         wanted.sort();
-        fresh && signed && named == wanted
+        gate.signed && gate.not_after > renew_at && gate.names == wanted
+    }
+
+    /// The shared gate certificate and key of a provisioned PKI directory (`gate.crt`,
+    /// `gate.key` in `dir`), read and never replaced: every node behind one load balancer
+    /// serves it, since enrollment tokens pin it. Refused when it is not signed by this
+    /// issuing CA or has expired; a warning when it expires within [`GATE_RENEW_BEFORE`] or
+    /// does not name every one of `names` (this node's `gate.names`).
+    pub fn shared_gate_certificate(
+        &self,
+        dir: &Path,
+        names: &[String],
+    ) -> Result<(String, String), PkiError> {
+        let (cert_path, key_path) = (dir.join("gate.crt"), dir.join("gate.key"));
+        let (cert, key) = (read(&cert_path)?, read(&key_path)?);
+        let renew = format!(
+            "re-issue it with `beffroi pki init --dir {}` and the gate's names",
+            dir.display()
+        );
+        let gate = self.inspect_gate(&cert).ok_or_else(|| PkiError::Invalid {
+            what: "gate certificate",
+            reason: format!("{} is not a certificate chain", cert_path.display()),
+        })?;
+        if !gate.signed {
+            return Err(PkiError::Invalid {
+                what: "gate certificate",
+                reason: format!(
+                    "{} is not signed by {}: {renew}",
+                    cert_path.display(),
+                    dir.join("issuing.crt").display()
+                ),
+            });
+        }
+        let now = time::OffsetDateTime::now_utc();
+        if gate.not_after <= now {
+            return Err(PkiError::Invalid {
+                what: "gate certificate",
+                reason: format!(
+                    "{} expired at {}: {renew}",
+                    cert_path.display(),
+                    gate.not_after
+                ),
+            });
+        }
+        if gate.not_after <= now + GATE_RENEW_BEFORE {
+            tracing::warn!(
+                path = %cert_path.display(),
+                not_after = %gate.not_after,
+                "the shared gate certificate expires soon: {renew}, update the secret and restart every node"
+            );
+        }
+        let missing: Vec<&String> = names.iter().filter(|n| !gate.names.contains(n)).collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                path = %cert_path.display(),
+                missing = ?missing,
+                named = ?gate.names,
+                "the shared gate certificate does not name every gate.names of this node: \
+                 serving it as it is (gateways must connect by a name it holds)"
+            );
+        }
+        Ok((cert, key))
+    }
+
+    /// What a gate certificate chain's leaf says: whether this issuing CA signed it, its
+    /// expiry and its DNS names and IP addresses (sorted); `None` when it does not parse.
+    fn inspect_gate(&self, cert_pem: &str) -> Option<GateLeaf> {
+        use rustls::pki_types::pem::PemObject as _;
+        use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).ok()?;
+        let ca_der =
+            rustls::pki_types::CertificateDer::from_pem_slice(self.issuer_pem.as_bytes()).ok()?;
+        let (_, cert) = X509Certificate::from_der(&der).ok()?;
+        let (_, ca) = X509Certificate::from_der(&ca_der).ok()?;
+        let not_after =
+            time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
+                .ok()?;
+        let signed = cert.verify_signature(Some(ca.public_key())).is_ok();
+        let mut names: Vec<String> = cert
+            .subject_alternative_name()
+            .ok()??
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => <[u8; 4]>::try_from(*ip)
+                        .ok()
+                        .map(|b| std::net::IpAddr::from(b).to_string()),
+                    16 => <[u8; 16]>::try_from(*ip)
+                        .ok()
+                        .map(|b| std::net::IpAddr::from(b).to_string()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        Some(GateLeaf {
+            signed,
+            not_after,
+            names,
+        })
     }
 
     /// Issues a server certificate for the gate's names (DNS names or IP addresses) and
@@ -482,6 +560,38 @@ mod tests {
                 .0,
             other
         );
+    }
+
+    #[test]
+    fn a_shared_gate_certificate_is_served_as_it_is_or_refused_when_foreign() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::load_or_create(dir.path(), "test CA").unwrap();
+        let names = vec!["gate.example".to_owned()];
+        let (cert, key) = ca.gate_certificate(dir.path(), &names).unwrap();
+        // Other names on this node: served unchanged (with a warning), never re-issued.
+        let other = vec!["node-2.example".to_owned()];
+        assert_eq!(
+            ca.shared_gate_certificate(dir.path(), &other).unwrap(),
+            (cert.clone(), key)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("gate.crt")).unwrap(),
+            cert
+        );
+        // Signed by another CA: refused, with the command that re-issues it.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let foreign = Ca::load_or_create(elsewhere.path(), "another CA").unwrap();
+        let error = foreign
+            .shared_gate_certificate(dir.path(), &names)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("beffroi pki init"), "{error}");
+        std::fs::remove_file(dir.path().join("gate.key")).unwrap();
+        let error = ca
+            .shared_gate_certificate(dir.path(), &names)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("gate.key"), "{error}");
     }
 
     /// The certificates of a PEM chain, parsed.

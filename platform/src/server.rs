@@ -2,7 +2,7 @@
 //! stopped in order.
 //!
 //! ```text
-//! start: store → CA + gate certificate → audit key → broker → live hub, alerts and the
+//! start: PKI (CA + gate certificate + audit key) → store → broker → live hub, alerts and the
 //!        fan-out after commit → security-event writer → audit checkpointer → retention task
 //!        → ingest → gate → enrollment endpoint → API (with the dashboard)
 //! stop (deadline 5 s): retention task stops (a purge batch in flight rolls back with its
@@ -35,10 +35,11 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{Checkpointer, PlatformAuditKey};
+use crate::audit::Checkpointer;
 use crate::config::{BrokerMode, PlatformConfig};
 use crate::cutoff::Cutoff;
 use crate::enroll::{EnrollState, GateEndpoint};
+use crate::node_pki::NodePki;
 use crate::pki::Ca;
 
 /// The platform CA's common name.
@@ -67,9 +68,12 @@ pub enum StartError {
     /// The key-encryption key of the pseudonym keys could not be loaded or created.
     #[error("{0}")]
     Kek(#[from] crate::kek::KekFileError),
-    /// The CA or the gate certificate could not be set up.
+    /// The CA, the gate certificate or the audit key could not be set up.
+    #[error("{0}")]
+    Pki(#[from] crate::node_pki::NodePkiError),
+    /// The enrollment pin could not be computed from the gate certificate.
     #[error("PKI: {0}")]
-    Pki(#[from] crate::pki::PkiError),
+    Pin(#[from] crate::pki::PkiError),
     /// The gate's TLS configuration failed.
     #[error("gate: {0}")]
     Gate(#[from] beffroi_gate::Error),
@@ -88,9 +92,6 @@ pub enum StartError {
     /// The ingest configuration is invalid.
     #[error("ingest: {0}")]
     Ingest(#[from] beffroi_ingest::IngestError),
-    /// The audit signing key could not be loaded or created.
-    #[error("audit key: {0}")]
-    AuditKey(#[from] crate::audit::AuditKeyError),
 }
 
 /// A started platform.
@@ -132,6 +133,7 @@ pub struct Running {
     fanout: JoinHandle<()>,
     stop_background: CancellationToken,
     alert_task: JoinHandle<()>,
+    relay: Option<JoinHandle<()>>,
     hub_maintenance: JoinHandle<()>,
     stop_checkpointer: CancellationToken,
     checkpointer: JoinHandle<()>,
@@ -151,12 +153,17 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    // The PKI first: a provisioned directory missing a file is refused before anything opens.
+    let NodePki {
+        ca,
+        gate_cert,
+        gate_key,
+        audit_key,
+    } = crate::node_pki::load(&config)?;
+    let ca = Arc::new(ca);
     let store = beffroi_store::open(&config.database, crate::kek::store_options(&config)?).await?;
     tracing::info!(backend = ?store.backend(), "store open");
 
-    let pki_dir = config.pki_dir();
-    let ca = Arc::new(Ca::load_or_create(&pki_dir, CA_NAME)?);
-    let (gate_cert, gate_key) = ca.gate_certificate(&pki_dir, &config.gate.names)?;
     let tls = beffroi_gate::server_tls_config(
         ca.cert_pem().as_bytes(),
         gate_cert.as_bytes(),
@@ -168,7 +175,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         gate_key.as_bytes(),
     )?;
     let enroll_pin = crate::enroll::pin_of(&gate_cert)?;
-    let audit_key = Arc::new(PlatformAuditKey::load_or_create(&pki_dir)?);
+    let audit_key = Arc::new(audit_key);
     tracing::info!(key_id = %audit_key.key_id(), "audit signing key loaded");
 
     if let BrokerMode::Embedded(settings) = &config.broker {
@@ -176,6 +183,9 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     }
     let broker_v5 = config.broker.v5();
 
+    // Names this node in its MQTT client ids, its cluster relay topic and the alert lease.
+    let node = crate::cluster::node_name();
+    let clustered = matches!(config.broker, BrokerMode::External { .. });
     let metrics = Arc::new(Metrics::default());
     let live = Hub::new(config.live.clone(), store.clone(), metrics.clone());
     let (alerts, alert_task) = Alerts::new(store.clone(), live.clone(), metrics.clone());
@@ -189,7 +199,28 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         metrics.clone(),
     ));
     let stop_background = CancellationToken::new();
+    // With an external broker, other nodes may share the database: the one holding the lease
+    // runs the alert engine, and every node relays what it commits to the others.
+    let alert_task = if clustered {
+        alert_task.leased(node.clone())
+    } else {
+        alert_task
+    };
     let alert_task = tokio::spawn(alert_task.run(stop_background.clone()));
+    let relay = clustered.then(|| {
+        crate::cluster::spawn(
+            crate::cluster::RelayParts {
+                node: node.clone(),
+                broker: config.broker.v5(),
+                ingest: ingest_events.subscribe(),
+                security: security_events.subscribe(),
+                hub: live.clone(),
+                alerts: alerts.clone(),
+                metrics: metrics.clone(),
+            },
+            stop_background.clone(),
+        )
+    });
     let hub_maintenance = tokio::spawn(live.clone().maintain(stop_background.clone()));
 
     let (events, events_rx) = SecurityEvents::channel(metrics.clone());
@@ -222,7 +253,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     let ingest_config = IngestConfig {
         broker_host: broker_v5.ip().to_string(),
         broker_port: broker_v5.port(),
-        client_id: format!("beffroi-ingest-{}", std::process::id()),
+        client_id: format!("beffroi-ingest-{node}"),
         max_future_skew: config.ingest.max_future_skew,
         max_age: config.ingest.max_age,
         commit_interval: config.ingest.commit_interval,
@@ -320,7 +351,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     });
     let stop_api = CancellationToken::new();
     let api = tokio::spawn(beffroi_api::serve(api_listener, router, stop_api.clone()));
-    tracing::info!(%gate_addr, %api_addr, ?enroll_addr, %broker_v5, "platform started");
+    tracing::info!(%node, %gate_addr, %api_addr, ?enroll_addr, %broker_v5, "platform started");
 
     Ok(Running {
         gate_addr,
@@ -348,6 +379,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         fanout,
         stop_background,
         alert_task,
+        relay,
         hub_maintenance,
         stop_checkpointer,
         checkpointer,
@@ -442,6 +474,9 @@ impl Running {
             // The alert task applies what it was handed, then ends.
             self.stop_background.cancel();
             let _ = self.alert_task.await;
+            if let Some(relay) = self.relay {
+                let _ = relay.await;
+            }
             let _ = self.hub_maintenance.await;
         };
         self.revocation_refresher.abort();

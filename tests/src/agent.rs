@@ -489,6 +489,39 @@ impl AgentProcess {
         serde_json::from_slice(&output.stdout).context("spool stats printed invalid JSON")
     }
 
+    /// `beffroi-agent status --json`: its exit code and report (the agent may be running).
+    pub async fn status(&self) -> anyhow::Result<(Option<i32>, serde_json::Value)> {
+        let output = run_command(vec![
+            "status".into(),
+            "--json".into(),
+            "--config".into(),
+            self.paths.config.clone().into(),
+        ])
+        .await?;
+        let report = serde_json::from_slice(&output.stdout).with_context(|| {
+            format!(
+                "status printed invalid JSON ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+        Ok((output.status.code(), report))
+    }
+
+    /// `beffroi-agent status` as text: its exit code and what it printed.
+    pub async fn status_text(&self) -> anyhow::Result<(Option<i32>, String)> {
+        let output = run_command(vec![
+            "status".into(),
+            "--config".into(),
+            self.paths.config.clone().into(),
+        ])
+        .await?;
+        Ok((
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        ))
+    }
+
     /// Everything the agent wrote to standard error so far (all runs).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.paths.log).unwrap_or_default()

@@ -53,19 +53,8 @@ pub fn free_port() -> anyhow::Result<u16> {
 impl Broker {
     /// Writes the configuration into `dir` and starts the broker on a free port.
     pub async fn start(dir: &Path, pki: &Pki) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let port = free_port()?;
-        let config = dir.join("mosquitto.conf");
-        let text = format!(
-            "# Written by the beffroi-tests harness.\n\
-             per_listener_settings false\n\
-             persistence false\n\
-             allow_anonymous false\n\
-             user root\n\
-             log_dest stderr\n\
-             log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
-             connection_messages true\n\
-             listener {port} 127.0.0.1\n\
+        let listener = format!(
+            "allow_anonymous false\n\
              cafile {ca}\n\
              certfile {cert}\n\
              keyfile {key}\n\
@@ -74,6 +63,31 @@ impl Broker {
             ca = pki.ca.cert.display(),
             cert = pki.server.cert.display(),
             key = pki.server.key.display(),
+        );
+        Self::launch(dir, &listener).await
+    }
+
+    /// A broker of its own for one scenario's platform nodes (the external broker of a
+    /// cluster, `[broker] external_v5`): plain MQTT on 127.0.0.1, as on a private network, so
+    /// that scenarios running at once never share `$share` groups or relay topics.
+    pub async fn start_private(dir: &Path) -> anyhow::Result<Self> {
+        Self::launch(dir, "allow_anonymous true\n").await
+    }
+
+    async fn launch(dir: &Path, listener: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let config = dir.join("mosquitto.conf");
+        let text = format!(
+            "# Written by the beffroi-tests harness.\n\
+             per_listener_settings false\n\
+             persistence false\n\
+             user root\n\
+             log_dest stderr\n\
+             log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
+             connection_messages true\n\
+             listener {port} 127.0.0.1\n\
+             {listener}"
         );
         std::fs::write(&config, text)?;
         let mut broker = Self {
@@ -89,6 +103,11 @@ impl Broker {
     /// The listener's port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The listener's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        (Ipv4Addr::LOCALHOST, self.port).into()
     }
 
     /// Whether the process is running.

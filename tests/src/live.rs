@@ -94,8 +94,10 @@ impl LiveClient {
 
     /// The next frame or close, within `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<LiveEvent> {
+        // One deadline for the call: pings and pongs in between do not extend it.
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let message = tokio::time::timeout(timeout, self.socket.next())
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .context("no live frame in time")?;
             return Ok(match message {
@@ -123,6 +125,9 @@ impl LiveClient {
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("no wanted frame in {timeout:?}; last frames: {seen:?}");
+            }
             match self.next(left).await {
                 Ok(LiveEvent::Frame(frame)) if wanted(&frame) => return Ok(frame),
                 Ok(LiveEvent::Frame(frame)) => {

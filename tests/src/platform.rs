@@ -55,6 +55,11 @@ pub struct PlatformSpec {
     pub handshake_timeout_ms: u64,
     /// `pki.certificate_lifetime_s` (default: the platform's, 30 days).
     pub certificate_lifetime_s: Option<u64>,
+    /// `pki.dir`: a provisioned PKI directory shared with other nodes (made with
+    /// [`pki_init`]); default: the node's own `<data_dir>/pki`.
+    pub pki_dir: Option<PathBuf>,
+    /// `RUST_LOG` for the platform process (default: the platform's own filter).
+    pub log_filter: Option<String>,
 }
 
 impl Default for PlatformSpec {
@@ -64,6 +69,8 @@ impl Default for PlatformSpec {
             broker: BrokerSpec::Embedded,
             handshake_timeout_ms: 10_000,
             certificate_lifetime_s: None,
+            pki_dir: None,
+            log_filter: None,
         }
     }
 }
@@ -141,6 +148,30 @@ pub async fn run_platform(args: Vec<OsString>) -> anyhow::Result<Output> {
             .with_context(|| format!("running {} {args:?}", binary.display()))
     })
     .await?
+}
+
+/// `beffroi pki init --dir DIR --gate-name …` for the harness's gate names (`localhost`,
+/// 127.0.0.1): the PKI directory several nodes share (`PlatformSpec::pki_dir`). Returns what
+/// it printed.
+pub async fn pki_init(dir: &Path) -> anyhow::Result<String> {
+    let args: Vec<OsString> = vec![
+        "pki".into(),
+        "init".into(),
+        "--dir".into(),
+        dir.into(),
+        "--gate-name".into(),
+        "localhost".into(),
+        "--gate-name".into(),
+        "127.0.0.1".into(),
+    ];
+    let output = run_platform(args).await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "beffroi pki init failed with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// A gateway registered with the platform: its keys and certificates on disk.
@@ -225,6 +256,7 @@ pub struct Platform {
     /// The embedded broker's MQTT 5 listener on 127.0.0.1 (what the gate and the ingest use;
     /// gateways never reach it), `None` with an external broker.
     pub broker_v5_port: Option<u16>,
+    log_filter: Option<String>,
     child: Option<Child>,
     runs: u32,
     name: String,
@@ -266,8 +298,12 @@ impl Platform {
                 None
             }
         };
+        text.push_str("[pki]\n");
         if let Some(lifetime) = spec.certificate_lifetime_s {
-            text.push_str(&format!("[pki]\ncertificate_lifetime_s = {lifetime}\n"));
+            text.push_str(&format!("certificate_lifetime_s = {lifetime}\n"));
+        }
+        if let Some(pki) = &spec.pki_dir {
+            text.push_str(&format!("dir = {:?}\n", pki.display().to_string()));
         }
         text.push_str(&format!("[api]\nlisten = \"127.0.0.1:{api_port}\"\n"));
         text.push_str(&format!("[enroll]\nlisten = \"127.0.0.1:{enroll_port}\"\n"));
@@ -286,6 +322,7 @@ impl Platform {
             api_port,
             enroll_port,
             broker_v5_port,
+            log_filter: spec.log_filter.clone(),
             child: None,
             runs: 0,
         })
@@ -317,7 +354,11 @@ impl Platform {
         self.runs += 1;
         let mut log = File::options().create(true).append(true).open(&self.log)?;
         writeln!(log, "==== run {} ====", self.runs)?;
-        let child = Command::new(platform_binary()?)
+        let mut command = Command::new(platform_binary()?);
+        if let Some(filter) = &self.log_filter {
+            command.env("RUST_LOG", filter);
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
@@ -596,6 +637,22 @@ pub async fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(())
+}
+
+/// The database several nodes of `scenario` share: a fresh PostgreSQL database when
+/// `TEST_DATABASE_URL` is set (keep the returned handle: it drops the database), else the
+/// SQLite file `sqlite_file` (outside CI only, see [`test_database_url`]).
+pub async fn shared_database(
+    scenario: &str,
+    sqlite_file: &Path,
+) -> anyhow::Result<(String, Option<TestDatabase>)> {
+    match test_database_url(scenario)? {
+        Some(url) => {
+            let database = TestDatabase::create(&url).await?;
+            Ok((database.url.clone(), Some(database)))
+        }
+        None => Ok((format!("sqlite://{}?mode=rwc", sqlite_file.display()), None)),
+    }
 }
 
 impl TestDatabase {

@@ -762,3 +762,141 @@ async fn graceful_shutdown_keeps_pending_readings() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The fields of one native journal protocol datagram: `NAME=value\n`, or for values with a
+/// newline `NAME\n`, the length as 64-bit little endian, the value, `\n`.
+fn journal_fields(mut data: &[u8]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use anyhow::Context as _;
+    let mut fields = std::collections::BTreeMap::new();
+    while !data.is_empty() {
+        let end = data
+            .iter()
+            .position(|&b| b == b'\n')
+            .context("unterminated field")?;
+        let line = &data[..end];
+        data = &data[end + 1..];
+        let (name, value) = match line.iter().position(|&b| b == b'=') {
+            Some(eq) => (&line[..eq], line[eq + 1..].to_vec()),
+            None => {
+                let len = data
+                    .get(..8)
+                    .context("truncated length")?
+                    .try_into()
+                    .map(u64::from_le_bytes)?;
+                let len = usize::try_from(len)?;
+                let value = data.get(8..8 + len).context("truncated value")?.to_vec();
+                data = data.get(8 + len + 1..).context("unterminated value")?;
+                (line, value)
+            }
+        };
+        fields.insert(
+            String::from_utf8(name.to_vec())?,
+            String::from_utf8_lossy(&value).into_owned(),
+        );
+    }
+    Ok(fields)
+}
+
+/// 6a. `--log-format journald` (issue #10): events reach the journal as native fields. The agent
+/// runs in a private mount namespace whose `/run/systemd/journal` is a directory of this test,
+/// holding the socket it reads. Needs root and `unshare`: skipped with a notice elsewhere,
+/// except in CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journald_log_format_sends_structured_fields() -> anyhow::Result<()> {
+    use std::process::{Command, Stdio};
+
+    let sandbox = Sandbox::start().await?;
+    let agent = sandbox
+        .agent(AgentSpec::new("gw-journal", SourceSpec::JsonlStdin))
+        .await?;
+    let journal = sandbox.path("journal");
+    std::fs::create_dir_all(&journal)?;
+    let socket = tokio::net::UnixDatagram::bind(journal.join("socket"))?;
+    let log = std::fs::File::create(agent.paths.dir.join("journald-run.log"))?;
+    // `unshare` without --fork execs: the child is the agent itself once `sh` execs it.
+    let script = r#"mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal \
+        && mount --bind "$1" /run/systemd/journal \
+        && exec "$2" --log-format journald run --config "$3""#;
+    let child = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&journal)
+        .arg(beffroi_tests::agent::agent_binary()?)
+        .arg(&agent.paths.config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) if std::env::var_os("CI").is_none() => {
+            eprintln!("NOTICE: journald test skipped: cannot run unshare: {error}");
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let received = tokio::time::timeout(DEFAULT_TIMEOUT, async {
+        loop {
+            let n = socket.recv(&mut buf).await?;
+            let fields = journal_fields(&buf[..n])?;
+            if fields.get("MESSAGE").map(String::as_str) == Some("agent starting") {
+                return anyhow::Ok(fields);
+            }
+        }
+    })
+    .await;
+    let exited = child.try_wait()?;
+    let _ = child.kill();
+    let _ = child.wait();
+    let run_log = std::fs::read_to_string(agent.paths.dir.join("journald-run.log"))?;
+    let fields = match (received, exited) {
+        (Ok(fields), _) => fields?,
+        (Err(_), Some(status)) if std::env::var_os("CI").is_none() && !status.success() => {
+            eprintln!("NOTICE: journald test skipped: no private mount namespace here ({status}): {run_log}");
+            return Ok(());
+        }
+        (Err(_), _) => anyhow::bail!("no `agent starting` entry in the journal; output: {run_log}"),
+    };
+    assert_eq!(fields["F_GATEWAY"], "gw-journal", "{fields:?}");
+    assert_eq!(fields["F_TENANT"], "acme", "{fields:?}");
+    assert!(fields.contains_key("F_KEY_ID"), "{fields:?}");
+    assert_eq!(fields["PRIORITY"], "5", "info is notice: {fields:?}");
+    assert_eq!(fields["SYSLOG_IDENTIFIER"], "beffroi-agent", "{fields:?}");
+    assert!(
+        !run_log.contains("agent starting"),
+        "logged to standard error as well: {run_log}"
+    );
+    Ok(())
+}
+
+/// 6b. Without a journal socket, `--log-format journald` falls back to text on standard error
+/// with a warning (outside the mount namespace above, this machine has no journald).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journald_log_format_falls_back_to_text() -> anyhow::Result<()> {
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        eprintln!("NOTICE: journald fallback test skipped: this machine runs journald");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let output = run_command(vec![
+        "--log-format".into(),
+        "journald".into(),
+        "rotate-key".into(),
+        "--config".into(),
+        dir.path().join("absent.toml").into(),
+    ])
+    .await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no systemd journal"), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    Ok(())
+}

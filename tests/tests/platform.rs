@@ -22,11 +22,23 @@
 //! 10. `retention`: per-class retention purges with receipts in the audit log (issue #8).
 //! 11. `identity`: enrollment with one-time tokens, certificates renewed under load,
 //!     revocation under load (issue #9).
+//! 12. `shared_pki`: two nodes share one read-only PKI directory made by `beffroi pki init`
+//!     (issue #10).
+//! 13. `backup`: a running platform backed up, restored into a fresh database and data
+//!     directory, and its agent taken back (issue #10).
+//! 14. `observability`: the metrics reference and the Grafana dashboard match `/metrics`;
+//!     the embedded broker's events are logged at their level (issue #10).
+//! 15. `agent_status`: `beffroi-agent status` of a running, stopped and killed agent
+//!     (issue #10).
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "platform/agent_status.rs"]
+mod agent_status;
 #[path = "platform/audit.rs"]
 mod audit;
+#[path = "platform/backup.rs"]
+mod backup;
 #[path = "platform/cluster.rs"]
 mod cluster;
 #[path = "platform/common.rs"]
@@ -45,7 +57,11 @@ mod identity;
 mod isolation;
 #[path = "platform/live.rs"]
 mod live;
+#[path = "platform/observability.rs"]
+mod observability;
 #[path = "platform/rejections.rs"]
 mod rejections;
 #[path = "platform/retention.rs"]
 mod retention;
+#[path = "platform/shared_pki.rs"]
+mod shared_pki;

@@ -43,11 +43,17 @@ const FOLLOW_POLL: Duration = Duration::from_millis(200);
 const SENML_RELATIVE_TIME_LIMIT: f64 = 268_435_456.0;
 
 /// The `kind = "jsonl"` fields as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawJsonl {
+    /// Name of the source in logs (1 to 64 printable characters). Unset: the kind.
     name: Option<String>,
+    /// `-` for standard input, else a file (relative to the config file's directory). One JSON
+    /// reading per line, `{"sensor":"s-1","metric":"air.pm25","unit":"ug/m3","value":12.5}`
+    /// with an optional RFC 3339 `time`, or SenML records; malformed lines are counted (health
+    /// counter `source.malformed`) and skipped.
     path: PathBuf,
+    /// Keep reading the file as it grows, like `tail -f` (a file only, not standard input).
     #[serde(default)]
     follow: bool,
 }

@@ -61,26 +61,40 @@ const REQUEST_CHANNEL_CAPACITY: usize = 16;
 const DISCONNECT_GRACE: Duration = Duration::from_millis(200);
 
 /// The `kind = "mqtt"` fields as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMqtt {
+    /// Name of the source in logs (1 to 64 printable characters). Unset: the kind.
     name: Option<String>,
+    /// Host of the gateway's local MQTT broker (plain TCP, on the gateway itself).
     #[serde(default = "default_host")]
     host: String,
+    /// Its port.
     #[serde(default = "default_port")]
     port: u16,
+    /// MQTT client id (1 to 128 printable characters). Unset: `beffroi-agent-<random>`.
     client_id: Option<String>,
+    /// User name, if the broker wants one.
     username: Option<String>,
+    /// File holding the password (its first line); needs `username`. Never inline passwords.
     password_file: Option<PathBuf>,
+    /// MQTT keep-alive, in seconds (5..=3600).
     #[serde(default = "default_keep_alive_s")]
     keep_alive_s: u64,
+    /// First reconnect delay, in milliseconds (> 0).
     #[serde(default = "default_backoff_initial_ms")]
     backoff_initial_ms: u64,
+    /// Longest reconnect delay, in milliseconds (at least `backoff_initial_ms`).
     #[serde(default = "default_backoff_max_ms")]
     backoff_max_ms: u64,
+    /// Largest MQTT message accepted (1 KiB..=16 MiB): an integer (bytes) or text with a unit.
     #[serde(default = "default_max_message_bytes")]
     max_message_bytes: ByteSize,
+    /// ChirpStack v4 uplink events (JSON marshaler): every decoded `object` field is a reading. A
+    /// source needs this table or at least one `[[sources.mappings]]`.
     chirpstack: Option<RawChirpstack>,
+    /// Custom JSON messages from other local publishers: a topic filter and JSON pointers (RFC
+    /// 6901) from a message to readings.
     #[serde(default)]
     mappings: Vec<RawMapping>,
 }

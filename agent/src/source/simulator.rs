@@ -52,7 +52,7 @@ const MIN_RATE_PER_S: f64 = 0.001;
 const MAX_RATE_PER_S: f64 = 1_000_000.0;
 
 /// A kind of simulated sensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SensorKind {
     /// Air quality station: PM2.5, PM10, NO2.
@@ -99,20 +99,28 @@ impl SensorKind {
 }
 
 /// The `kind = "simulator"` fields as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSimulator {
+    /// Name of the source in logs (1 to 64 printable characters). Unset: the kind.
     name: Option<String>,
+    /// Seed of every per-sensor parameter and noise value: the same seed gives the same readings.
     #[serde(default = "default_seed")]
     seed: u64,
+    /// Number of simulated sensors, split round-robin across `kinds` (1..=100000).
     #[serde(default = "default_sensors")]
     sensors: usize,
+    /// Total readings per second, evenly paced (0.001..=1000000).
     #[serde(default = "default_rate_per_s")]
     rate_per_s: f64,
+    /// Kinds of sensors simulated, each at most once. Unset: all four.
     kinds: Option<Vec<SensorKind>>,
+    /// Prefix of the sensor ids: `<prefix>-air-001`, `<prefix>-noise-001`, … Unset: `sim`.
     sensor_prefix: Option<String>,
+    /// Local time of the daily cycles (rush hours at 8h and 18h), in hours from UTC (-12..=14).
     #[serde(default)]
     utc_offset_hours: f64,
+    /// Stop after this many readings (> 0). Unset: never.
     limit: Option<u64>,
 }
 

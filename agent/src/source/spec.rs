@@ -75,7 +75,7 @@ use super::{Source, SourceError};
 use crate::config::ConfigError;
 
 /// One `[[sources]]` entry as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RawSource {
     /// `kind = "simulator"`: synthetic city sensors.

@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
 
+use crate::status::StatusBoard;
 use crate::telemetry::{Counter, Telemetry};
 
 /// A network failure; the uplink reconnects after a backoff.
@@ -121,6 +122,8 @@ pub struct Uplink<C: Connector> {
     health: watch::Receiver<Option<Vec<u8>>>,
     /// Highest seq ever published, to tell first sends from resends.
     highest_sent: u64,
+    /// Where the connection state and the last ack are reported.
+    status: Arc<StatusBoard>,
 }
 
 /// Why a connected session ended.
@@ -156,7 +159,14 @@ impl<C: Connector> Uplink<C> {
             sealed,
             health,
             highest_sent: 0,
+            status: Arc::default(),
         }
+    }
+
+    /// Reports the connection state and the last ack on `board` (for the status file).
+    pub fn reporting_to(mut self, board: Arc<StatusBoard>) -> Self {
+        self.status = board;
+        self
     }
 
     fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
@@ -181,23 +191,30 @@ impl<C: Connector> Uplink<C> {
             match result {
                 Ok(link) => {
                     self.telemetry.incr(Counter::Connects);
+                    self.status.connected();
                     backoff.reset();
                     tracing::info!(gateway = %self.gateway, "connected to the platform");
                     match self.session(link, &stop).await {
-                        SessionEnd::Stopped => return,
+                        SessionEnd::Stopped => {
+                            self.status.disconnected(&"the agent is stopping");
+                            return;
+                        }
                         SessionEnd::Renewed => {
                             self.telemetry.incr(Counter::CredentialReconnects);
+                            self.status.reconnecting();
                             tracing::info!("reconnecting with the renewed certificate");
                             continue;
                         }
                         SessionEnd::Lost(error) => {
                             self.telemetry.incr(Counter::Disconnects);
+                            self.status.disconnected(&error);
                             tracing::warn!(%error, "lost the platform connection");
                         }
                     }
                 }
                 Err(error) => {
                     self.telemetry.incr(Counter::ConnectFailures);
+                    self.status.disconnected(&error);
                     tracing::warn!(%error, "cannot connect to the platform");
                 }
             }
@@ -327,6 +344,7 @@ impl<C: Connector> Uplink<C> {
             }
         };
         self.telemetry.incr(Counter::AcksReceived);
+        self.status.acked(&ack);
         match self.spool().ack(ack.contiguous, &ack.above) {
             Ok(outcome) => self
                 .telemetry

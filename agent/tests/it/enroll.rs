@@ -121,7 +121,7 @@ async fn enroll_updates_an_existing_config_and_keeps_the_rest() {
         assert!(text.contains(kept), "lost {kept:?}:\n{text}");
     }
     let config = Config::from_toml(&text, Path::new("/etc/beffroi-agent")).unwrap();
-    assert_eq!(config.sources.len(), 3);
+    assert!(config.sources.is_empty(), "the examples stay commented out");
     assert_eq!(config.uplink.host, "localhost");
     assert_eq!(config.uplink.certificate, dir.path().join("state/tls.crt"));
     assert_eq!(

@@ -18,4 +18,4 @@ mod runner;
 mod threshold;
 
 pub use engine::{Action, Engine};
-pub use runner::{AlertTask, Alerts, Clock, MAX_RETRIES, QUEUE, RELOAD, TICK};
+pub use runner::{AlertTask, Alerts, Clock, LEASE, LEASE_NAME, MAX_RETRIES, QUEUE, RELOAD, TICK};

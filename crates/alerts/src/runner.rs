@@ -34,6 +34,11 @@ pub const MAX_RETRIES: usize = 10_000;
 pub const TICK: Duration = Duration::from_secs(1);
 /// How often every tenant's rules and sensors are reloaded (changes made on another node).
 pub const RELOAD: Duration = Duration::from_secs(30);
+/// The name of the store lease that elects the one node of a cluster running the engine.
+pub const LEASE_NAME: &str = "alerts";
+/// How long the engine's lease lasts unless renewed (its holder renews it every [`TICK`]):
+/// the longest a cluster goes without an engine after its node dies.
+pub const LEASE: Duration = Duration::from_secs(5);
 
 /// A wall clock that follows tokio's time (paused in tests).
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +94,9 @@ pub struct AlertTask {
     store: Arc<dyn Store>,
     hub: Hub,
     metrics: Arc<Metrics>,
+    /// This node's name as the holder of the engine's lease; `None`: a single node, which
+    /// always runs the engine.
+    holder: Option<String>,
 }
 
 impl Alerts {
@@ -105,6 +113,7 @@ impl Alerts {
                 store,
                 hub,
                 metrics,
+                holder: None,
             },
         )
     }
@@ -142,6 +151,16 @@ impl Alerts {
 }
 
 impl AlertTask {
+    /// Runs the engine only while this node holds the store's [`LEASE_NAME`] lease as
+    /// `holder`: of the nodes of a cluster, which all hear of every batch and health report
+    /// through the cluster relay, one evaluates the rules, so that each condition raises its
+    /// alarm once. A node that takes the lease over resumes from the active alarms; a
+    /// threshold's pending duration starts afresh there.
+    pub fn leased(mut self, holder: String) -> Self {
+        self.holder = Some(holder);
+        self
+    }
+
     /// Runs until `shutdown` fires (or every handle is dropped).
     pub async fn run(self, shutdown: CancellationToken) {
         self.run_with_clock(shutdown, Clock::start()).await;
@@ -151,7 +170,8 @@ impl AlertTask {
     pub async fn run_with_clock(mut self, shutdown: CancellationToken, clock: Clock) {
         let mut engine = Engine::default();
         let mut retries: VecDeque<Action> = VecDeque::new();
-        let mut loaded = self.load_all(&mut engine).await;
+        let mut leading = self.lead(false).await;
+        let mut loaded = leading && self.load_all(&mut engine).await;
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reload = tokio::time::interval(RELOAD);
@@ -162,16 +182,33 @@ impl AlertTask {
                 () = shutdown.cancelled() => {
                     // Apply what was already handed over, then stop.
                     while let Ok(input) = self.rx.try_recv() {
-                        let actions = self.evaluate(&mut engine, input, &clock).await;
-                        self.apply_all(actions, &mut retries).await;
+                        if leading {
+                            let actions = self.evaluate(&mut engine, input, &clock).await;
+                            self.apply_all(actions, &mut retries).await;
+                        }
                     }
+                    self.resign(leading).await;
                     return;
                 }
                 input = self.rx.recv() => match input {
                     None => return,
-                    Some(input) => self.evaluate(&mut engine, input, &clock).await,
+                    Some(input) if leading => self.evaluate(&mut engine, input, &clock).await,
+                    // Another node runs the engine: it hears of the same inputs.
+                    Some(_) => Vec::new(),
                 },
                 _ = ticker.tick() => {
+                    let was_leading = leading;
+                    leading = self.lead(leading).await;
+                    if leading != was_leading {
+                        // Taken over: resume from the store. Lost: forget, so that a later
+                        // take-over starts from the store again.
+                        engine = Engine::default();
+                        retries.clear();
+                        loaded = false;
+                    }
+                    if !leading {
+                        continue;
+                    }
                     if !loaded {
                         loaded = self.load_all(&mut engine).await;
                     }
@@ -179,13 +216,54 @@ impl AlertTask {
                     due.extend(engine.tick(clock.now()));
                     due
                 }
-                _ = reload.tick() => {
+                _ = reload.tick(), if leading => {
                     loaded = self.load_all(&mut engine).await;
                     Vec::new()
                 }
             };
             self.apply_all(actions, &mut retries).await;
         }
+    }
+
+    /// Whether this node runs the engine now: always without a lease; otherwise after
+    /// taking or renewing it (a store error counts as not holding it, since another node may
+    /// take it over meanwhile). `was` is the previous answer, for the log.
+    async fn lead(&self, was: bool) -> bool {
+        let Some(holder) = &self.holder else {
+            self.metrics.alerts_leader.set(1);
+            return true;
+        };
+        let now = Timestamp::now();
+        let held = match self
+            .store
+            .renew_lease(LEASE_NAME, holder, now, now.saturating_add(LEASE))
+            .await
+        {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::warn!(%error, "cannot renew the alert engine's lease");
+                false
+            }
+        };
+        if held != was {
+            if held {
+                tracing::info!(node = %holder, "this node runs the alert engine");
+            } else if was {
+                tracing::warn!(node = %holder, "this node no longer runs the alert engine");
+            }
+        }
+        self.metrics.alerts_leader.set(i64::from(held));
+        held
+    }
+
+    /// Gives the lease up at shutdown, so that another node takes the engine over at once.
+    async fn resign(&self, leading: bool) {
+        if let (Some(holder), true) = (&self.holder, leading) {
+            if let Err(error) = self.store.release_lease(LEASE_NAME, holder).await {
+                tracing::warn!(%error, "cannot release the alert engine's lease");
+            }
+        }
+        self.metrics.alerts_leader.set(0);
     }
 
     /// What one input asks of alarms.

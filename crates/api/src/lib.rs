@@ -89,6 +89,13 @@ impl ApiState {
         self.live.registry_changed(tenant);
         self.alerts.registry_changed(tenant.clone());
     }
+
+    /// A tenant's alarm rules changed: the alert engine reloads them (and, in a cluster, the
+    /// other nodes' engines hear of it through the live hub's notices).
+    pub fn rules_changed(&self, tenant: &beffroi_protocol::TenantId) {
+        self.live.rules_changed(tenant);
+        self.alerts.rules_changed(tenant.clone());
+    }
 }
 
 impl std::fmt::Debug for ApiState {

@@ -1098,7 +1098,9 @@ async fn a_tenant_never_sees_another_tenants_data() -> Result<()> {
         .await?;
     let b_text = serde_json::to_string(&b_page)?;
     assert!(b_text.contains(B) && carries_b_value(&b_text), "{b_text}");
-    assert!(!carries_b_value("{\"id\":\"tok-a9000f\",\"at\":\"2026-12-04T09:00:00Z\"}"));
+    assert!(!carries_b_value(
+        "{\"id\":\"tok-a9000f\",\"at\":\"2026-12-04T09:00:00Z\"}"
+    ));
 
     // Every GET route, with B's ids substituted into paths and named in parameters (the live
     // websocket has its own isolation tests).
@@ -1179,7 +1181,10 @@ async fn a_tenant_never_sees_another_tenants_data() -> Result<()> {
                     !text.contains(B),
                     "GET {path} leaked tenant B's data: {text}"
                 );
-                assert!(!carries_b_value(&text), "GET {path} leaked B's values: {text}");
+                assert!(
+                    !carries_b_value(&text),
+                    "GET {path} leaked B's values: {text}"
+                );
             } else {
                 assert_eq!(
                     response.status,

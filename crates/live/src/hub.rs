@@ -24,12 +24,14 @@ use beffroi_store::{
     TokenScope,
 };
 use beffroi_telemetry::Metrics;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::config::LiveConfig;
 use crate::filter::SensorInfo;
 use crate::frames::{Event, EventKind};
+use crate::notice::{Notice, NOTICES};
 use crate::protocol::{close, to_json, StreamKind};
 use crate::queue::{ClientQueue, Close};
 use crate::series::{BucketValue, SeriesMeta};
@@ -61,6 +63,8 @@ struct Inner {
     activation: tokio::sync::Mutex<()>,
     next_client: AtomicU64,
     next_series: AtomicU32,
+    /// Changes made on this node, for a cluster relay ([`Hub::notices`]).
+    notices: broadcast::Sender<Notice>,
 }
 
 #[derive(Default)]
@@ -101,6 +105,7 @@ impl Hub {
                 activation: tokio::sync::Mutex::new(()),
                 next_client: AtomicU64::new(1),
                 next_series: AtomicU32::new(1),
+                notices: broadcast::channel(NOTICES).0,
             }),
         }
     }
@@ -334,13 +339,57 @@ impl Hub {
         }
     }
 
-    /// Sends an alarm's new state to its tenant's followers.
+    /// Sends an alarm's new state to its tenant's followers (and offers it to the relay).
     pub fn alarm_changed(&self, alarm: &Alarm) {
         self.publish(&alarm.tenant, StreamKind::Alarms, EventKind::Alarm, alarm);
+        self.offer(|| Notice::Alarm {
+            alarm: Box::new(alarm.clone()),
+        });
     }
 
-    /// Sends a gateway's state to its tenant's followers.
+    /// Sends a gateway's state to its tenant's followers (and offers it to the relay).
     pub fn gateway_changed(&self, gateway: &GatewayRecord) {
+        self.publish_gateway(gateway);
+        self.offer(|| Notice::Gateway {
+            gateway: Box::new(gateway.clone()),
+        });
+    }
+
+    /// A tenant's alarm rules changed: nothing live changes on this node (the alert engine is
+    /// told by the API), but other nodes' alert engines must hear of it (offered to the relay).
+    pub fn rules_changed(&self, tenant: &TenantId) {
+        self.offer(|| Notice::Rules {
+            tenant: tenant.clone(),
+        });
+    }
+
+    /// Changes made on this node, as they happen, for a relay to the other nodes of a
+    /// cluster. Nothing is kept when no relay listens.
+    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.inner.notices.subscribe()
+    }
+
+    /// Applies a notice relayed from another node, without offering it again. Rule changes
+    /// concern the alert engine only (the relay tells it).
+    pub fn apply_notice(&self, notice: &Notice) {
+        match notice {
+            Notice::Alarm { alarm } => {
+                self.publish(&alarm.tenant, StreamKind::Alarms, EventKind::Alarm, alarm);
+            }
+            Notice::Gateway { gateway } => self.publish_gateway(gateway),
+            Notice::Registry { tenant } => self.mark_registry_dirty(tenant),
+            Notice::Rules { .. } => {}
+        }
+    }
+
+    fn offer(&self, notice: impl FnOnce() -> Notice) {
+        if self.inner.notices.receiver_count() > 0 {
+            // Only fails when the last receiver left meanwhile: nobody to tell.
+            let _ = self.inner.notices.send(notice());
+        }
+    }
+
+    fn publish_gateway(&self, gateway: &GatewayRecord) {
         self.publish(
             &gateway.tenant,
             StreamKind::Gateways,
@@ -369,8 +418,16 @@ impl Hub {
         }
     }
 
-    /// A tenant's sensors or zones changed: its views are matched again on the next tick.
+    /// A tenant's sensors or zones changed: its views are matched again on the next tick
+    /// (and the change is offered to the relay).
     pub fn registry_changed(&self, tenant: &TenantId) {
+        self.mark_registry_dirty(tenant);
+        self.offer(|| Notice::Registry {
+            tenant: tenant.clone(),
+        });
+    }
+
+    fn mark_registry_dirty(&self, tenant: &TenantId) {
         if let Some(entry) = self.lock().tenants.get_mut(tenant) {
             entry.state.registry_dirty = true;
         }

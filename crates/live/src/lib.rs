@@ -32,6 +32,7 @@ mod filter;
 mod frames;
 mod grant;
 mod hub;
+mod notice;
 mod protocol;
 mod queue;
 mod series;
@@ -45,6 +46,7 @@ pub use filter::{Filter, SensorInfo};
 pub use frames::MAX_ITEMS_PER_FRAME;
 pub use grant::{Governor, Grant, GrantRequest, Refusal, RECHECK};
 pub use hub::Hub;
+pub use notice::{Notice, NOTICES};
 pub use protocol::{
     close, ClientMessage, ErrorCode, FilterSpec, Granularity, Reply, StreamKind, SubscribeRequest,
     PROTOCOL_VERSION,

@@ -120,6 +120,7 @@
 mod config;
 mod error;
 mod gaps;
+mod inspect;
 mod lock;
 mod record;
 mod recovery;
@@ -131,6 +132,7 @@ pub use beffroi_protocol::{Gap, GapReason};
 pub use config::{SpoolConfig, MAX_SEQ_BLOCK, MIN_SEGMENT_BYTES};
 pub use error::{Error, Result};
 pub use gaps::MAX_PENDING_GAPS;
+pub use inspect::{inspect, DiskView};
 pub use record::HEADER_LEN;
 pub use recovery::{Recovery, StateRecovery};
 pub use spool::{AckOutcome, RecordInfo, Spool, SpoolStats};

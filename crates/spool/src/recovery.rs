@@ -176,7 +176,7 @@ impl Spool {
 }
 
 /// Segment files in `dir`, sorted by first seq. Other files are ignored.
-fn segment_paths(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+pub(crate) fn segment_paths(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut paths = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(Error::io("list spool directory", dir))?;
     for entry in entries {

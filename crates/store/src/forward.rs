@@ -439,6 +439,18 @@ macro_rules! forward_store {
                 async fn bulk_load_baseline(&self, batches: &[CommitBatch]) -> Result<u64> {
                     self.load_readings_only(batches).await
                 }
+                async fn renew_lease(
+                    &self,
+                    name: &str,
+                    holder: &str,
+                    now: Timestamp,
+                    until: Timestamp,
+                ) -> Result<bool> {
+                    self.upsert_lease(name, holder, now, until).await
+                }
+                async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+                    self.delete_lease(name, holder).await
+                }
                 async fn close(&self) {
                     self.pool.close().await;
                 }

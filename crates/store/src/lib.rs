@@ -574,6 +574,31 @@ pub trait Store: Send + Sync {
         Err(Error::Unsupported("bulk load baseline".into()))
     }
 
+    // ---- cluster ----
+
+    /// Takes or renews the lease `name` for `holder` until `until`: granted when nobody holds
+    /// it, when `holder` already does, or when its holder let it run out before `now`. True
+    /// when `holder` holds it now. Of the nodes of one deployment, the holder alone runs what
+    /// the lease guards (the alert engine); nodes' clocks are assumed to agree within a small
+    /// fraction of the lease.
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let _ = (name, holder, now, until);
+        Err(Error::Unsupported("leases".into()))
+    }
+
+    /// Gives the lease up if `holder` holds it (a node stopping in order), so that another
+    /// node takes it over at once.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let _ = (name, holder);
+        Err(Error::Unsupported("leases".into()))
+    }
+
     /// Closes the connection pool (SQLite: checkpoints the WAL). Call once, at shutdown, after
     /// the last commit; later calls fail.
     async fn close(&self) {}

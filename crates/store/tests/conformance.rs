@@ -5,6 +5,9 @@
 //!
 //! Without `TEST_DATABASE_URL` the PostgreSQL runs are skipped with a notice, except when `CI`
 //! is set: then they fail, because a missing database in CI is a failure, not a pass.
+//!
+//! Beside the cases, `migration_files` checks the migration sets themselves (numbering,
+//! forward-only, released checksums), without a database.
 
 #[path = "conformance/alarms.rs"]
 mod alarms;
@@ -22,6 +25,10 @@ mod harness;
 mod identity;
 #[path = "conformance/ingest.rs"]
 mod ingest;
+#[path = "conformance/leases.rs"]
+mod leases;
+#[path = "conformance/migration_files.rs"]
+mod migration_files;
 #[path = "conformance/pushdown.rs"]
 mod pushdown;
 #[path = "conformance/query.rs"]
@@ -36,6 +43,8 @@ mod restore;
 mod sealing;
 #[path = "conformance/timescale.rs"]
 mod timescale;
+#[path = "conformance/upgrade.rs"]
+mod upgrade;
 
 /// Declares, for each case, one test per backend. Cases listed after `with_sql:` also get the
 /// store's [`harness::Database`] (raw SQL, other nodes); cases listed after `unopened:` get
@@ -97,6 +106,8 @@ conformance! {
     tokens_by_hash => crate::records::tokens_by_hash,
     platform_tokens => crate::records::platform_tokens,
     alarm_rules_crud => crate::alarms::rules_crud,
+    lease_one_holder_at_a_time => crate::leases::one_holder_at_a_time,
+    lease_racing_nodes_get_one => crate::leases::racing_nodes_get_one_lease,
     alarm_raise_counts_occurrences => crate::alarms::raise_counts_occurrences,
     alarm_acknowledge_and_clear => crate::alarms::acknowledge_and_clear,
     alarm_tenant_isolation => crate::alarms::alarm_tenant_isolation,
@@ -123,6 +134,13 @@ conformance! {
     unopened:
     gateway_identity_migration_keeps_existing_gateways =>
         crate::identity::migration_keeps_existing_gateways,
+}
+
+conformance! {
+    unopened:
+    upgrade_previous_release_reads_back => crate::upgrade::previous_release_reads_back,
+    upgrade_a_changed_migration_is_refused => crate::upgrade::a_changed_migration_is_refused,
+    upgrade_a_newer_schema_is_refused => crate::upgrade::a_newer_schema_is_refused,
 }
 
 conformance! {

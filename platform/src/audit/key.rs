@@ -1,7 +1,7 @@
 //! The platform's audit signing key: an Ed25519 key that signs the checkpoints of every
 //! tenant's audit log (`beffroi_audit::sign_checkpoint`).
 //!
-//! Files under `<data_dir>/pki/`, next to the CA:
+//! Files in the PKI directory (`pki.dir`, default `<data_dir>/pki/`), next to the CA:
 //! - `audit.key`: the current private key, PKCS#8 PEM, mode 0600. Created on first start (or by
 //!   the first `beffroi audit` command that needs it); the platform refuses to use it when the
 //!   group or others may read it. Never logged, never served.
@@ -12,8 +12,9 @@
 //! [`PlatformAuditKey::rotate`] makes a new key current and keeps the old public key in
 //! `audit-keys.pem`, so checkpoints signed before stay verifiable; the old private key is
 //! overwritten. Running platforms keep signing with the key they loaded until restarted. The
-//! nodes of one deployment share the key as they share the CA: copy both files with
-//! `ca.crt` and `ca.key`.
+//! nodes of one deployment share the key as they share the CA: both files are part of the
+//! provisioned PKI directory `beffroi pki init` makes ([`PlatformAuditKey::load`] reads it
+//! without writing).
 
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt as _;
@@ -120,6 +121,30 @@ impl PlatformAuditKey {
         if known.first() != Some(&current) {
             // First start, or a key file put in place by hand: it becomes the first listed.
             write_public_keys(&public_path, current, &known)?;
+        }
+        Ok(Self {
+            signing,
+            keys: AuditKeys::new(current, known),
+        })
+    }
+
+    /// Loads the key from `dir` without writing anything (a provisioned PKI directory,
+    /// shared by several nodes): `audit.key` and `audit-keys.pem`, which must list that key
+    /// first. Fails if the private key is readable by group or others.
+    pub fn load(dir: &Path) -> Result<Self, AuditKeyError> {
+        let signing = read_private(&dir.join(KEY_FILE))?;
+        let current = signing.verifying_key();
+        let public_path = dir.join(PUBLIC_KEYS_FILE);
+        let known = read_public_keys(&public_path)?;
+        if known.first() != Some(&current) {
+            return Err(malformed(
+                &public_path,
+                format!(
+                    "does not list the key of {} first: put the audit-keys.pem made with that \
+                     key beside it",
+                    dir.join(KEY_FILE).display()
+                ),
+            ));
         }
         Ok(Self {
             signing,
@@ -274,6 +299,10 @@ mod tests {
         let first = PlatformAuditKey::load_or_create(dir.path()).unwrap();
         let again = PlatformAuditKey::load_or_create(dir.path()).unwrap();
         assert_eq!(first.key_id(), again.key_id());
+        assert_eq!(
+            PlatformAuditKey::load(dir.path()).unwrap().keys(),
+            first.keys()
+        );
         assert!(again.keys().retired().is_empty());
         let mode = std::fs::metadata(dir.path().join(KEY_FILE))
             .unwrap()

@@ -38,7 +38,9 @@ pub const DEFAULT_UP_TOPIC: &str = "application/+/device/+/event/up";
 const MAX_DEPTH: usize = 4;
 
 /// What to do with `object` fields absent from the `fields` table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Unmapped {
     /// Readings with metric `lorawan.<field>` and no unit.
@@ -49,23 +51,32 @@ pub enum Unmapped {
 }
 
 /// The `[sources.chirpstack]` table as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawChirpstack {
+    /// The uplink topic filter. Unset: `application/+/device/+/event/up`.
     topic: Option<String>,
+    /// Sensor ids are `<prefix>-<devEui>`. Unset: just the devEui.
     sensor_prefix: Option<String>,
+    /// What to do with decoded fields absent from `fields`.
     #[serde(default)]
     unmapped: Unmapped,
+    /// Decoded fields never turned into readings.
     #[serde(default)]
     ignore: Vec<String>,
+    /// Metric and unit of each decoded field, by name (a dotted path for nested objects):
+    /// `pm25 = { metric = "air.pm25", unit = "ug/m3" }`.
     #[serde(default)]
     fields: BTreeMap<String, RawField>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[sources.chirpstack.fields]`: the metric and unit of one decoded field.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawField {
+    /// The reading's metric (`air.pm25`).
     metric: String,
+    /// The reading's unit (`ug/m3`, `Cel`); empty: none.
     #[serde(default)]
     unit: String,
 }

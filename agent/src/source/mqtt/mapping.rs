@@ -63,7 +63,9 @@ impl JsonPointer {
 }
 
 /// How numeric times are counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 pub enum EpochUnit {
     /// Seconds since the Unix epoch (may be fractional).
     #[default]
@@ -75,32 +77,49 @@ pub enum EpochUnit {
 }
 
 /// A `[[sources.mappings]]` entry as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMapping {
+    /// MQTT topic filter of the messages (`+` and `#` wildcards).
     filter: String,
+    /// Where the sensor id comes from; it is lowercased and must then be a valid sensor id.
     sensor: RawSensorRule,
+    /// Sensor ids are `<prefix>-<id>`. Unset: just the id.
     sensor_prefix: Option<String>,
+    /// JSON pointer to the reading time: RFC 3339 text or an epoch number (see `epoch_unit`).
+    /// Unset: the time the message is received.
     time: Option<String>,
+    /// Unit of numeric times.
     #[serde(default)]
     epoch_unit: EpochUnit,
+    /// The readings of one message: one per value rule.
     values: Vec<RawValueRule>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `sensor`: set exactly one of `topic_level` and `pointer`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawSensorRule {
+    /// The sensor id is this level of the topic, 0-based.
     topic_level: Option<usize>,
+    /// The sensor id is the string or integer at this JSON pointer (`/id`).
     pointer: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `[[sources.mappings.values]]`: one reading per message.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawValueRule {
+    /// The reading's metric (`air.pm25`).
     metric: String,
+    /// JSON pointer to the value: a number, bool or string (`"12.5"` stays a string).
     value: String,
+    /// The unit, literally (`ug/m3`). Unset, with no `unit_pointer`: none.
     unit: Option<String>,
+    /// JSON pointer to the unit, a string in the message (instead of `unit`).
     unit_pointer: Option<String>,
+    /// When the value is absent or null: `true`, no reading; `false`, the message counts as
+    /// malformed (the other rules' readings are still sent).
     #[serde(default)]
     optional: bool,
 }

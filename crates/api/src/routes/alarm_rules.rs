@@ -91,7 +91,7 @@ pub async fn create(
         Ok::<_, ApiError>(state.store.create_alarm_rule(&rule).await?)
     })
     .await?;
-    state.alerts.rules_changed(caller.tenant);
+    state.rules_changed(&caller.tenant);
     Ok((StatusCode::CREATED, ApiJson(rule)))
 }
 
@@ -121,7 +121,7 @@ pub async fn update(
         Ok::<_, ApiError>(state.store.update_alarm_rule(&rule).await?)
     })
     .await?;
-    state.alerts.rules_changed(caller.tenant.clone());
+    state.rules_changed(&caller.tenant);
     // Read back: the store keeps the original `created_at`.
     state
         .store
@@ -149,7 +149,7 @@ pub async fn delete(
         Ok::<_, ApiError>(state.store.delete_alarm_rule(&caller.tenant, &id).await?)
     })
     .await?;
-    state.alerts.rules_changed(caller.tenant);
+    state.rules_changed(&caller.tenant);
     Ok(StatusCode::NO_CONTENT)
 }
 

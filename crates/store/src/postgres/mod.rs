@@ -16,6 +16,7 @@ mod copy;
 mod governance;
 mod identity;
 mod ingest;
+mod leases;
 mod pages;
 mod pseudonym_keys;
 mod query;

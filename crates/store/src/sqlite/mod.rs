@@ -19,6 +19,7 @@ mod audit;
 mod governance;
 mod identity;
 mod ingest;
+mod leases;
 mod pages;
 mod pseudonym_keys;
 mod query;

@@ -127,7 +127,7 @@ async fn read_log(
 }
 
 /// Verifies `t`'s log as stored, streaming it page by page, against its stored checkpoints.
-async fn verify_stored(store: &Arc<dyn Store>, t: &str) -> VerifyReport {
+pub async fn verify_stored(store: &Arc<dyn Store>, t: &str) -> VerifyReport {
     let checkpoints = store
         .audit_checkpoints(&tenant(t))
         .await
