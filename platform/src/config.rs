@@ -270,12 +270,14 @@ struct RawBroker {
     listen_v4: SocketAddr,
     /// Embedded broker: its MQTT 5 listener (loopback only).
     listen_v5: SocketAddr,
-    /// The external broker's MQTT 3.1.1 address; needs `external_v5`. Unset: `external_v5` (most
-    /// brokers serve both versions on one port).
-    external_v4: Option<SocketAddr>,
-    /// An external broker's MQTT 5 address (EMQX, VerneMQ, BifroMQ, Mosquitto), used by the gate
-    /// and the ingest instead of the embedded broker. Unset: the embedded broker.
-    external_v5: Option<SocketAddr>,
+    /// The external broker's MQTT 3.1.1 address (`host:port`); needs `external_v5`. Unset:
+    /// `external_v5` (most brokers serve both versions on one port).
+    external_v4: Option<String>,
+    /// An external broker's MQTT 5 address, `host:port` with a host name (a Kubernetes Service,
+    /// a compose service) or an IP address, resolved when the node starts (EMQX, VerneMQ,
+    /// BifroMQ, Mosquitto), used by the gate, the ingest and the cluster relay instead of the
+    /// embedded broker. Unset: the embedded broker.
+    external_v5: Option<String>,
     /// Embedded broker: connections it accepts, at most (gateways through the gate, plus the
     /// platform's own clients).
     max_connections: usize,
@@ -444,28 +446,59 @@ pub enum BrokerMode {
     Embedded(crate::broker::BrokerSettings),
     /// An external broker (Mosquitto, EMQX, VerneMQ…): its v5 listener and, if separate, v4.
     External {
-        /// MQTT 5 address (gate for v5 clients, ingest).
-        v5: SocketAddr,
-        /// MQTT 3.1.1 address (defaults to `v5`: most brokers serve both on one port).
-        v4: SocketAddr,
+        /// MQTT 5 address (gate for v5 clients, ingest, cluster relay).
+        v5: BrokerAddress,
+        /// MQTT 3.1.1 address; `None`: the v5 one (most brokers serve both on one port).
+        v4: Option<BrokerAddress>,
     },
 }
 
 impl BrokerMode {
-    /// The v5 address.
-    pub fn v5(&self) -> SocketAddr {
+    /// The broker's v5 and v4 addresses, host names resolved now (the first address of each).
+    pub async fn resolve(&self) -> Result<(SocketAddr, SocketAddr), ConfigError> {
         match self {
-            BrokerMode::Embedded(s) => s.listen_v5,
-            BrokerMode::External { v5, .. } => *v5,
+            BrokerMode::Embedded(s) => Ok((s.listen_v5, s.listen_v4)),
+            BrokerMode::External { v5, v4 } => {
+                let v5 = v5.resolve().await?;
+                let v4 = match v4 {
+                    Some(v4) => v4.resolve().await?,
+                    None => v5,
+                };
+                Ok((v5, v4))
+            }
         }
     }
+}
 
-    /// The v4 address.
-    pub fn v4(&self) -> SocketAddr {
-        match self {
-            BrokerMode::Embedded(s) => s.listen_v4,
-            BrokerMode::External { v4, .. } => *v4,
+/// An external broker's `host:port`, checked when the config loads and resolved when the
+/// node starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    field: &'static str,
+    text: String,
+}
+
+impl BrokerAddress {
+    fn parse(field: &'static str, text: String) -> Result<Self, ConfigError> {
+        let port_ok = text.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !port_ok {
+            return Err(invalid(
+                field,
+                "expected host:port, e.g. emqx:1883 or 10.0.0.5:1883",
+            ));
         }
+        Ok(Self { field, text })
+    }
+
+    async fn resolve(&self) -> Result<SocketAddr, ConfigError> {
+        let mut addrs = tokio::net::lookup_host(&self.text)
+            .await
+            .map_err(|e| invalid(self.field, format!("cannot resolve {}: {e}", self.text)))?;
+        addrs
+            .next()
+            .ok_or_else(|| invalid(self.field, format!("{} resolves to no address", self.text)))
     }
 }
 
@@ -657,8 +690,11 @@ impl RawConfig {
         let b = self.broker;
         let broker = match (b.external_v5, b.external_v4) {
             (Some(v5), v4) => BrokerMode::External {
-                v5,
-                v4: v4.unwrap_or(v5),
+                v5: BrokerAddress::parse("broker.external_v5", v5)?,
+                v4: match v4 {
+                    Some(v4) => Some(BrokerAddress::parse("broker.external_v4", v4)?),
+                    None => None,
+                },
             },
             (None, Some(_)) => {
                 return Err(invalid("broker.external_v4", "needs broker.external_v5"))
@@ -945,8 +981,34 @@ mod tests {
             short.enroll.public_url.as_deref(),
             Some("https://p.example:8443")
         );
+    }
+
+    #[tokio::test]
+    async fn an_external_broker_is_named_by_host_and_port() {
         let external =
             PlatformConfig::from_toml("[broker]\nexternal_v5 = \"127.0.0.1:1883\"").unwrap();
-        assert_eq!(external.broker.v4(), external.broker.v5());
+        let (v5, v4) = external.broker.resolve().await.unwrap();
+        assert_eq!((v5, v4), ("127.0.0.1:1883".parse().unwrap(), v5));
+        let named = PlatformConfig::from_toml(
+            "[broker]\nexternal_v5 = \"localhost:1883\"\nexternal_v4 = \"127.0.0.1:1884\"",
+        )
+        .unwrap();
+        let (v5, v4) = named.broker.resolve().await.unwrap();
+        assert!(v5.ip().is_loopback() && v5.port() == 1883, "{v5}");
+        assert_eq!(v4, "127.0.0.1:1884".parse().unwrap());
+        for bad in ["emqx", "emqx:", ":1883", "emqx:0", "emqx:99999"] {
+            let error = PlatformConfig::from_toml(&format!("[broker]\nexternal_v5 = \"{bad}\""))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("broker.external_v5"), "{bad}: {error}");
+        }
+        let unknown =
+            PlatformConfig::from_toml("[broker]\nexternal_v5 = \"no-such-broker.invalid:1883\"")
+                .unwrap();
+        let error = unknown.broker.resolve().await.unwrap_err().to_string();
+        assert!(
+            error.contains("cannot resolve no-such-broker.invalid:1883"),
+            "{error}"
+        );
     }
 }

@@ -92,6 +92,9 @@ pub enum StartError {
     /// The ingest configuration is invalid.
     #[error("ingest: {0}")]
     Ingest(#[from] beffroi_ingest::IngestError),
+    /// The external broker's address could not be resolved.
+    #[error("{0}")]
+    BrokerAddress(#[from] crate::config::ConfigError),
 }
 
 /// A started platform.
@@ -181,7 +184,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     if let BrokerMode::Embedded(settings) = &config.broker {
         crate::broker::start(settings)?;
     }
-    let broker_v5 = config.broker.v5();
+    let (broker_v5, broker_v4) = config.broker.resolve().await?;
 
     // Names this node in its MQTT client ids, its cluster relay topic and the alert lease.
     let node = crate::cluster::node_name();
@@ -211,7 +214,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         crate::cluster::spawn(
             crate::cluster::RelayParts {
                 node: node.clone(),
-                broker: config.broker.v5(),
+                broker: broker_v5,
                 ingest: ingest_events.subscribe(),
                 security: security_events.subscribe(),
                 hub: live.clone(),
@@ -282,7 +285,7 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     let gate_addr = local_addr(&gate_listener, config.gate.listen);
     let gate_config = GateConfig {
         upstream: broker_v5,
-        upstream_v311: Some(config.broker.v4()),
+        upstream_v311: Some(broker_v4),
         handshake_timeout: config.gate.handshake_timeout,
         max_connections_per_address: config.gate.max_connections_per_address,
         max_connections_per_tenant: config.gate.max_connections_per_tenant,
