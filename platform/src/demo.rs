@@ -88,17 +88,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
     let dashboard = dashboard(&args);
+    let mut ports = PortPicker::default();
     let mut toml = format!(
         "data_dir = {dir:?}\n[gate]\nlisten = \"127.0.0.1:{gate}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
          [broker]\nlisten_v4 = \"127.0.0.1:{v4}\"\nlisten_v5 = \"127.0.0.1:{v5}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n\
          [enroll]\nlisten = \"127.0.0.1:{enroll}\"\npublic_url = \"https://localhost:{enroll}\"\n",
         dir = data_dir.display().to_string(),
-        gate = available_port(args.gate_port)?,
-        v4 = available_port(0)?,
-        v5 = available_port(0)?,
-        api = available_port(args.api_port)?,
-        enroll = available_port(args.enroll_port)?,
+        gate = ports.pick(args.gate_port)?,
+        v4 = ports.pick(0)?,
+        v5 = ports.pick(0)?,
+        api = ports.pick(args.api_port)?,
+        enroll = ports.pick(args.enroll_port)?,
     );
+    drop(ports);
     if let Some(dist) = &dashboard {
         toml.push_str(&format!(
             "[dashboard]\ndir = {:?}\n",
@@ -158,12 +160,34 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `port` if it is free (or 0), else any free port.
-fn available_port(port: u16) -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
-        .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
-        .context("no free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
+/// Ports the demo picks from when the one asked for is taken (or 0): below Linux's ephemeral
+/// range (32768–60999), so that the platform's own outgoing connections (ingest to broker,
+/// agents to gate), opened between the pick and the bind, never take them.
+const SPARE_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// Free ports on 127.0.0.1, each held until the picker is dropped so that no two picks give
+/// the same port.
+#[derive(Default)]
+struct PortPicker {
+    held: Vec<std::net::TcpListener>,
+}
+
+impl PortPicker {
+    /// `port` if it is free (and not 0), else a free port of [`SPARE_PORTS`], starting from a
+    /// point that differs between processes.
+    fn pick(&mut self, port: u16) -> anyhow::Result<u16> {
+        let bind = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).ok();
+        let spare = SPARE_PORTS.end - SPARE_PORTS.start;
+        let offset = (std::process::id() as u16).wrapping_mul(7919) % spare;
+        let listener = (port != 0)
+            .then(|| bind(port))
+            .flatten()
+            .or_else(|| (0..spare).find_map(|i| bind(SPARE_PORTS.start + (offset + i) % spare)))
+            .context("no free port on 127.0.0.1")?;
+        let picked = listener.local_addr()?.port();
+        self.held.push(listener);
+        Ok(picked)
+    }
 }
 
 fn zone(tenant: &TenantId, id: &str, name: &str, (dx, dy): (f64, f64)) -> anyhow::Result<Zone> {
