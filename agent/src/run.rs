@@ -146,7 +146,8 @@ impl Agent {
             telemetry.clone(),
             sealed.clone(),
         );
-        let batcher = tokio::spawn(Batcher::new(config.batch, sealer).run(readings_rx));
+        let batcher =
+            tokio::spawn(Batcher::new(config.batch, sealer).run(readings_rx, stop_sources.clone()));
 
         let (health_tx, health_rx) = watch::channel(None);
         let reporter = HealthReporter {

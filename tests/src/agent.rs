@@ -75,6 +75,10 @@ pub struct AgentSpec {
     pub rogue_certificate: bool,
     /// `enrollment.url`: renew the certificate there (an enrolled gateway).
     pub enrollment_url: Option<String>,
+    /// `uplink.host` (default `localhost`).
+    pub uplink_host: String,
+    /// Run the agent inside this network namespace (`ip netns exec`; needs root).
+    pub netns: Option<String>,
 }
 
 impl AgentSpec {
@@ -95,6 +99,8 @@ impl AgentSpec {
             max_in_flight: 32,
             rogue_certificate: false,
             enrollment_url: None,
+            uplink_host: "localhost".to_owned(),
+            netns: None,
         }
     }
 }
@@ -235,7 +241,7 @@ pub fn config_table(
             signing_key: paths.signing_key.clone(),
         },
         uplink: UplinkSection {
-            host: "localhost".to_owned(),
+            host: spec.uplink_host.clone(),
             port,
             ca: paths.ca.clone(),
             certificate: paths.certificate.clone(),
@@ -381,7 +387,16 @@ impl AgentProcess {
             .sources
             .iter()
             .any(|s| matches!(s, SourceSpec::JsonlStdin));
-        let mut child = Command::new(agent_binary()?)
+        let mut command = match &self.spec.netns {
+            Some(netns) => {
+                // `ip netns exec` execs the agent: the child's pid is the agent's.
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(agent_binary()?);
+                command
+            }
+            None => Command::new(agent_binary()?),
+        };
+        let mut child = command
             .arg("run")
             .arg("--config")
             .arg(&self.paths.config)

@@ -178,6 +178,15 @@ impl Broker {
         exited.map(|_| ())
     }
 
+    /// `kill -9`, and reaps the process; [`Broker::restart`] starts it again on the port.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("kill -9 mosquitto")?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
     /// The broker's log so far.
     pub fn log(&self) -> String {
         tail(&self.log, 16 * 1024)

@@ -7,7 +7,8 @@
 //! and [`record`] holds what the consumer saw. The platform's scenarios run the real `beffroi`
 //! binary instead of the stand-in ([`platform`]), enroll gateways with its CLI, read its API
 //! with [`http`], follow its live views with [`live`] and play hostile gateways with
-//! [`gate_client`]. Every wait is bounded
+//! [`gate_client`]; the chaos scenarios inject faults with a private PostgreSQL ([`postgres`]),
+//! a network namespace ([`netns`]) and a small tmpfs ([`tmpfs`]). Every wait is bounded
 //! ([`wait`]) and fails with what it waited for and the state it saw; every process is killed
 //! when its handle is dropped, and a failing test prints the logs of the processes it started
 //! and keeps its directory.
@@ -20,11 +21,14 @@ pub mod gate_client;
 pub mod http;
 pub mod input;
 pub mod live;
+pub mod netns;
 pub mod pki;
 pub mod platform;
+pub mod postgres;
 pub mod process;
 pub mod record;
 pub mod sandbox;
+pub mod tmpfs;
 pub mod wait;
 
 pub use agent::{AgentProcess, AgentSpec, SourceSpec};

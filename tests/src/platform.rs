@@ -60,6 +60,8 @@ pub struct PlatformSpec {
     pub pki_dir: Option<PathBuf>,
     /// `RUST_LOG` for the platform process (default: the platform's own filter).
     pub log_filter: Option<String>,
+    /// The address the gate listens on, also named in its certificate (default 127.0.0.1).
+    pub gate_ip: std::net::IpAddr,
 }
 
 impl Default for PlatformSpec {
@@ -71,6 +73,7 @@ impl Default for PlatformSpec {
             certificate_lifetime_s: None,
             pki_dir: None,
             log_filter: None,
+            gate_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         }
     }
 }
@@ -247,8 +250,10 @@ pub struct Platform {
     pub config: PathBuf,
     /// Standard output and error of every run, appended.
     pub log: PathBuf,
-    /// The gate's port on 127.0.0.1.
+    /// The gate's port on [`Platform::gate_ip`].
     pub gate_port: u16,
+    /// The gate's address (`PlatformSpec::gate_ip`).
+    pub gate_ip: std::net::IpAddr,
     /// The API's port on 127.0.0.1.
     pub api_port: u16,
     /// The enrollment endpoint's port on 127.0.0.1 (HTTPS).
@@ -279,9 +284,16 @@ impl Platform {
         if let Some(database) = &spec.database {
             text.push_str(&format!("database = {database:?}\n"));
         }
+        let gate_ip = spec.gate_ip;
+        let extra_name = if gate_ip.is_loopback() {
+            String::new()
+        } else {
+            format!(", \"{gate_ip}\"")
+        };
         text.push_str(&format!(
-            "[gate]\nlisten = \"127.0.0.1:{gate_port}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
+            "[gate]\nlisten = \"{}\"\nnames = [\"localhost\", \"127.0.0.1\"{extra_name}]\n\
              handshake_timeout_ms = {}\n",
+            SocketAddr::new(gate_ip, gate_port),
             spec.handshake_timeout_ms
         ));
         let broker_v5_port = match spec.broker {
@@ -319,6 +331,7 @@ impl Platform {
             config,
             log: dir.join("platform.log"),
             gate_port,
+            gate_ip,
             api_port,
             enroll_port,
             broker_v5_port,
@@ -335,7 +348,7 @@ impl Platform {
 
     /// The gate address.
     pub fn gate_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.gate_port))
+        SocketAddr::new(self.gate_ip, self.gate_port)
     }
 
     /// Anonymous API calls.

@@ -30,15 +30,23 @@
 //!     the embedded broker's events are logged at their level (issue #10).
 //! 15. `agent_status`: `beffroi-agent status` of a running, stopped and killed agent
 //!     (issue #10).
+//! 16. `chaos`: platform, broker, PostgreSQL and agent crashes, a network cut and a full disk
+//!     while agents stream: nothing lost or duplicated, recovery times printed (issue #11).
+//! 17. `api_schema`: Schemathesis sends generated requests to every operation of the OpenAPI
+//!     document: no 5xx, every response as documented (issue #11).
 
 #![allow(clippy::unwrap_used)]
 
 #[path = "platform/agent_status.rs"]
 mod agent_status;
+#[path = "platform/api_schema.rs"]
+mod api_schema;
 #[path = "platform/audit.rs"]
 mod audit;
 #[path = "platform/backup.rs"]
 mod backup;
+#[path = "platform/chaos.rs"]
+mod chaos;
 #[path = "platform/cluster.rs"]
 mod cluster;
 #[path = "platform/common.rs"]

@@ -1,9 +1,15 @@
 //! RFC 4180 CSV: records end with CRLF; a field containing a comma, a double quote, CR or LF
 //! is enclosed in double quotes, with its double quotes doubled; other fields are written
 //! as they are. The reader accepts exactly that (CRLF line ends, quotes only around whole
-//! fields) and reads one record at a time, so that memory stays flat.
+//! fields) and reads one record at a time, so that memory stays flat: a record longer than
+//! [`MAX_RECORD_BYTES`] is refused before more of it is buffered.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read as _, Write};
+
+/// Longest record the reader accepts, line ends and quotes included. Beffroi's files have
+/// records of a few hundred bytes (a string value holds at most 256); without a bound, a file
+/// without a line end would be buffered whole.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// Writes one record: `fields` separated by commas, quoted where needed, then CRLF.
 pub fn write_record<W: Write, S: AsRef<str>>(out: &mut W, fields: &[S]) -> io::Result<()> {
@@ -76,14 +82,24 @@ impl<R: BufRead> CsvReader<R> {
         let mut quoted = false;
         let mut closed = false;
         let mut started = false;
+        let mut record_bytes = 0;
         loop {
             self.line.clear();
-            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
+            // One byte over the limit tells a record at the limit from a longer one.
+            let allowed = (MAX_RECORD_BYTES - record_bytes + 1) as u64;
+            let read = (&mut self.inner)
+                .take(allowed)
+                .read_until(b'\n', &mut self.line)?;
+            if read == 0 {
                 return match (started, quoted) {
                     (false, _) => Ok(false),
                     (true, true) => Err(malformed("a quoted field is not closed")),
                     (true, false) => Err(malformed("the last record does not end with CRLF")),
                 };
+            }
+            record_bytes += read;
+            if record_bytes > MAX_RECORD_BYTES {
+                return Err(malformed("the record is longer than 65536 bytes"));
             }
             started = true;
             let mut bytes = self.line.iter().copied().peekable();
@@ -194,5 +210,29 @@ mod tests {
         }
         let error = read_all(b"a\r\n\xff\r\n").unwrap_err();
         assert!(error.to_string().contains("record 2"), "{error}");
+    }
+
+    #[test]
+    fn refuses_a_record_over_the_limit_without_buffering_the_rest() {
+        let field = |len: usize| "x".repeat(len);
+        // At the limit: the field, CRLF.
+        let at_limit = format!("{}\r\n", field(MAX_RECORD_BYTES - 2));
+        assert_eq!(
+            read_all(at_limit.as_bytes()).unwrap()[0][0].len(),
+            MAX_RECORD_BYTES - 2
+        );
+        // One byte over, on one line or across the lines of a quoted field.
+        for text in [
+            format!("{}\r\n", field(MAX_RECORD_BYTES - 1)),
+            format!("\"{}\r\n{}\"\r\n", field(40_000), field(40_000)),
+        ] {
+            let error = read_all(text.as_bytes()).unwrap_err().to_string();
+            assert!(error.contains("longer than 65536 bytes"), "{error}");
+        }
+        // An endless line is refused after reading just over the limit.
+        let mut endless = CsvReader::new(io::BufReader::new(io::repeat(b'x')));
+        let error = endless.next_record(&mut Vec::new()).unwrap_err();
+        assert!(error.to_string().contains("longer than"), "{error}");
+        assert!(endless.line.capacity() < 4 * MAX_RECORD_BYTES);
     }
 }

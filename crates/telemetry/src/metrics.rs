@@ -202,6 +202,7 @@ metrics! {
     alert_errors: Counter => "beffroi_alert_store_errors_total", "Alarm writes that failed (retried at the next evaluation).";
     alerts_leader: Gauge => "beffroi_alerts_leader", "1 while this node runs the alert engine (the one node holding the cluster's alerts lease; always 1 on a single node), else 0.";
     cluster_relayed: Labeled ["direction"] => "beffroi_cluster_relayed_total", "Events relayed between the nodes of a cluster, by direction (sent, received, dropped: not sent because the relay fell behind or the broker refused).";
+    cluster_relayed_bytes: Labeled ["direction"] => "beffroi_cluster_relayed_bytes_total", "Bytes of the events relayed between the nodes of a cluster (their JSON payloads), by direction (sent, received).";
     cluster_relay_connected: Gauge => "beffroi_cluster_relay_connected", "1 while this node's cluster relay is connected and subscribed to the broker, else 0 (0 on a single node).";
     audit_write_failures: Counter => "beffroi_audit_write_failures_total", "Audit entries that could not be written after the fact (the end of a grantee's live view); reads that need an entry first fail closed instead.";
     audit_checkpoints: Counter => "beffroi_audit_checkpoints_total", "Audit checkpoints signed and stored.";

@@ -26,6 +26,7 @@ use beffroi_agent::keys;
 use beffroi_agent::uplink::mqtt::{MqttConnector, MqttLink};
 use beffroi_agent::uplink::{Connector as _, Inbound, Link as _, TransportError};
 use beffroi_protocol::{CommitAck, GatewayId, Signer, TenantId, Topic};
+use beffroi_store::Store;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use super::generator::Envelope;
 use crate::admin;
 use crate::config::PlatformConfig;
+use crate::pki::Ca;
 use crate::server::Running;
 
 /// Delay before reconnecting after a lost connection.
@@ -82,71 +84,97 @@ pub(crate) struct Phase {
     pub measuring: AtomicBool,
 }
 
-/// Registers gateway `gateway` of `tenant` with fresh keys in `dir`, and builds its
-/// connector. Returns it with its signer (for the generator).
-pub(crate) async fn enroll(
-    running: &Running,
-    config: &PlatformConfig,
-    tenant: &TenantId,
-    gateway: GatewayId,
-    dir: &Path,
-    window: usize,
-    ack_timeout: Duration,
-) -> anyhow::Result<(SimGateway, Signer)> {
-    let dir = dir.join(gateway.as_str());
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (signing_path, tls_path) = (dir.join("signing.key"), dir.join("tls.key"));
-    keys::generate(&signing_path, true)?;
-    keys::generate(&tls_path, true)?;
-    let signing = keys::load_signing_key(&signing_path)?;
-    let tls_public = std::fs::read_to_string(dir.join("tls.key.pub"))?;
-    let registration = admin::register_gateway(
-        running.store.as_ref(),
-        &running.ca,
-        config,
-        tenant,
-        &gateway,
-        &signing.verifying_key(),
-        &tls_public,
-    )
-    .await?;
-    let (cert_path, ca_path) = (dir.join("gateway.crt"), dir.join("platform-ca.pem"));
-    std::fs::write(&cert_path, &registration.certificate.cert_pem)?;
-    std::fs::write(&ca_path, running.ca.cert_pem())?;
-    let uplink = UplinkConfig {
-        host: "127.0.0.1".into(),
-        port: running.gate_addr.port(),
-        ca: ca_path,
-        certificate: cert_path,
-        private_key: tls_path,
-        keep_alive: Duration::from_secs(30),
-        connect_timeout: CONNECT_TIMEOUT,
-        backoff_initial: RECONNECT_DELAY,
-        backoff_max: RECONNECT_DELAY,
-        ack_timeout,
-        max_in_flight: window,
-    };
-    let tls = beffroi_agent::uplink::tls::client_config(&uplink)?;
-    let connector = MqttConnector::new(
-        uplink.host.clone(),
-        uplink.port,
-        gateway.to_string(),
-        uplink.keep_alive,
-        tls,
-        &Topic::ack(tenant, &gateway),
-        window,
-    );
-    Ok((
-        SimGateway {
-            topic: Topic::batch(tenant, &gateway),
-            tenant: tenant.clone(),
-            gateway,
-            connector,
-            window,
+/// What enrolling a simulated gateway needs: the store and CA it is registered with, and the
+/// gate it connects to (a cluster's nodes share the store and CA, each has its gate).
+#[derive(Clone, Copy)]
+pub(crate) struct Registrar<'a> {
+    /// The platform's store.
+    pub store: &'a dyn Store,
+    /// The platform's CA.
+    pub ca: &'a Ca,
+    /// The platform's configuration (certificate lifetime).
+    pub config: &'a PlatformConfig,
+    /// The gate's port on 127.0.0.1.
+    pub gate_port: u16,
+}
+
+impl<'a> Registrar<'a> {
+    /// Enrolls through a platform running in this process.
+    pub(crate) fn of(running: &'a Running, config: &'a PlatformConfig) -> Self {
+        Self {
+            store: running.store.as_ref(),
+            ca: &running.ca,
+            config,
+            gate_port: running.gate_addr.port(),
+        }
+    }
+
+    /// Registers gateway `gateway` of `tenant` with fresh keys in `dir`, and builds its
+    /// connector. Returns it with its signer (for the generator).
+    pub(crate) async fn enroll(
+        &self,
+        tenant: &TenantId,
+        gateway: GatewayId,
+        dir: &Path,
+        window: usize,
+        ack_timeout: Duration,
+    ) -> anyhow::Result<(SimGateway, Signer)> {
+        let dir = dir.join(gateway.as_str());
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let (signing_path, tls_path) = (dir.join("signing.key"), dir.join("tls.key"));
+        keys::generate(&signing_path, true)?;
+        keys::generate(&tls_path, true)?;
+        let signing = keys::load_signing_key(&signing_path)?;
+        let tls_public = std::fs::read_to_string(dir.join("tls.key.pub"))?;
+        let registration = admin::register_gateway(
+            self.store,
+            self.ca,
+            self.config,
+            tenant,
+            &gateway,
+            &signing.verifying_key(),
+            &tls_public,
+        )
+        .await?;
+        let (cert_path, ca_path) = (dir.join("gateway.crt"), dir.join("platform-ca.pem"));
+        std::fs::write(&cert_path, &registration.certificate.cert_pem)?;
+        std::fs::write(&ca_path, self.ca.cert_pem())?;
+        let uplink = UplinkConfig {
+            host: "127.0.0.1".into(),
+            port: self.gate_port,
+            ca: ca_path,
+            certificate: cert_path,
+            private_key: tls_path,
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: CONNECT_TIMEOUT,
+            backoff_initial: RECONNECT_DELAY,
+            backoff_max: RECONNECT_DELAY,
             ack_timeout,
-        },
-        Signer::new(signing),
-    ))
+            max_in_flight: window,
+        };
+        let tls = beffroi_agent::uplink::tls::client_config(&uplink)?;
+        let connector = MqttConnector::new(
+            uplink.host.clone(),
+            uplink.port,
+            gateway.to_string(),
+            uplink.keep_alive,
+            tls,
+            &Topic::ack(tenant, &gateway),
+            window,
+        );
+        Ok((
+            SimGateway {
+                topic: Topic::batch(tenant, &gateway),
+                tenant: tenant.clone(),
+                gateway,
+                connector,
+                window,
+                ack_timeout,
+            },
+            Signer::new(signing),
+        ))
+    }
 }
 
 /// A batch published and not yet acknowledged.

@@ -1,6 +1,7 @@
-//! Benchmarks: `beffroi bench ingest`, `bench broker`, `bench live` and `bench governance` (see
-//! docs/benchmarks.md). Figures are printed with their budgets and the baseline measured in
-//! the same run; a run fails only when it breaks (lost readings, a process that does not start).
+//! Benchmarks: `beffroi bench ingest`, `bench broker`, `bench live`, `bench governance`, `bench
+//! identity` and `bench cluster` (see docs/benchmarks.md). Figures are printed with their
+//! budgets and the baseline measured in the same run; a run fails only when it breaks (lost
+//! readings, a process that does not start).
 //!
 //! `beffroi bench ingest` (issue #3): sustained ingest through the full path —
 //! simulated gateways over mTLS → gate → embedded broker → verify → group commit → store →
@@ -21,7 +22,7 @@
 //! `--compare-live` each mode runs without them, then with them, or the other way round with
 //! `--live-first` (`ingest_live`).
 //! `beffroi bench live` (issue #7) is in `live`; `beffroi bench governance` (issue #8) in
-//! `governance`.
+//! `governance`; `beffroi bench cluster` (issue #10) in `cluster`.
 //! The platform and the simulated gateways share the process, so the CPU figures are split
 //! by thread name: the platform's runtime ([`PLATFORM_THREAD`]), the embedded broker and the
 //! database driver on one side; the gateways' runtime ([`GATEWAY_THREAD`]) and the signers
@@ -30,12 +31,15 @@
 mod baseline;
 mod broker;
 mod city;
+mod cluster;
 mod database;
 mod fd_limit;
+mod fleet;
 mod gateways;
 mod generator;
 mod governance;
 mod histogram;
+mod http;
 mod identity;
 mod ingest_live;
 mod live;
@@ -55,12 +59,11 @@ use anyhow::Context as _;
 use beffroi_protocol::{GatewayId, TenantId, Timestamp};
 use beffroi_store::{ReadingFilter, Store};
 use beffroi_telemetry::Metrics;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
+pub use self::cluster::ClusterBenchArgs;
 use self::database::BenchDatabase;
-use self::gateways::{GatewayReport, Phase};
-use self::generator::{Feed, Generator};
+use self::fleet::{Fleet, FleetPlan};
+use self::gateways::{GatewayReport, Phase, Registrar};
 pub use self::governance::GovernanceBenchArgs;
 pub use self::identity::IdentityBenchArgs;
 use self::ingest_live::IngestLive;
@@ -96,6 +99,9 @@ pub enum BenchCommand {
     /// Enrollments and renewals per second, mutual-TLS handshakes per second at the gate
     /// (issue #9).
     Identity(IdentityBenchArgs),
+    /// The same ingest on 1, 2 and 3 nodes sharing one broker and one PostgreSQL: cluster and
+    /// per-node ingest, relay cost, write ceiling, disk per million readings (issue #10).
+    Cluster(ClusterBenchArgs),
     /// The websocket clients of `bench live` and `bench ingest --live-clients`, run by
     /// those benchmarks in a process of their own (internal).
     #[command(hide = true)]
@@ -272,6 +278,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Live(args) => return live::run(args),
         BenchCommand::Governance(args) => return governance::run(args),
         BenchCommand::Identity(args) => return identity::run(args),
+        BenchCommand::Cluster(args) => return cluster::run(args),
         BenchCommand::LiveClients(args) => return ws_clients::run(args),
     };
     args.validate()?;
@@ -371,17 +378,8 @@ impl Counts {
     }
 }
 
-/// Envelope bytes per reading (CBOR of a reading, measured ≈ 45–55) plus room, and the
-/// per-envelope overhead (COSE, batch header, allocation): for sizing the prefill only.
-const BYTES_PER_READING: usize = 64;
-const BYTES_PER_ENVELOPE: usize = 384;
-/// Rates the prefill is sized for (a run faster than this signs the rest live).
-const EXPECTED_READINGS_PER_S: usize = 400_000;
-const EXPECTED_MESSAGES_PER_S: usize = 40_000;
 /// Raw bulk loads made; the fastest is the baseline (the ratio is then conservative).
 const BASELINE_RUNS: usize = 2;
-/// From this many readings per message, envelopes are signed live rather than all ahead.
-const LIVE_SIGNING_FROM: usize = 100;
 
 #[allow(clippy::too_many_lines)]
 async fn run_mode(
@@ -412,26 +410,14 @@ async fn run_mode(
     let ack_timeout = Duration::from_secs(args.ack_timeout_s);
 
     // Enrollment and generator: outside every measurement.
-    let run_seconds = (args.warmup + args.seconds + 10) as usize;
-    let envelope_bytes = BYTES_PER_ENVELOPE + per_message * BYTES_PER_READING;
-    let expected_messages = match mode {
-        Mode::Batched => EXPECTED_READINGS_PER_S / per_message,
-        Mode::Unbatched => EXPECTED_MESSAGES_PER_S,
-    } * run_seconds
-        / args.gateways;
-    let affordable = args.presign_mib * 1024 * 1024 / args.gateways / envelope_bytes;
-    let capacity = if per_message >= LIVE_SIGNING_FROM {
-        // One signature per many readings: signing live costs little (reported as the
-        // signer threads' CPU), and keeps the generator's memory out of the peak RSS.
-        (window * 4).max(32)
-    } else {
-        expected_messages.min(affordable)
-    }
-    .max(window * 2)
-    .max(4);
-    let mut sims = Vec::with_capacity(args.gateways);
-    let mut feeds = Vec::with_capacity(args.gateways);
-    let mut receivers = Vec::with_capacity(args.gateways);
+    let plan = FleetPlan::sized(
+        per_message,
+        window,
+        args.gateways,
+        args.warmup + args.seconds + 10,
+        args.presign_mib,
+    )
+    .with(ack_timeout, args.signer_threads);
     let keys_dir = scratch
         .join("gateways")
         .join(format!("{}{live_suffix}", mode.as_str()));
@@ -440,42 +426,18 @@ async fn run_mode(
         &mode.as_str()[..1],
         &live_suffix.get(1..2).unwrap_or("")
     );
-    for n in 1..=args.gateways {
-        let gateway = GatewayId::new(format!("{prefix}-gw-{n:03}"))?;
-        let (sim, signer) = gateways::enroll(
-            running,
-            config,
-            &tenant,
-            gateway.clone(),
-            &keys_dir,
-            window,
-            ack_timeout,
-        )
-        .await?;
-        let (tx, rx) = mpsc::channel(capacity);
-        feeds.push(Feed::new(signer, tenant.clone(), gateway, per_message, tx)?);
-        receivers.push(rx);
-        sims.push(sim);
-    }
-    eprintln!(
-        "bench {}: {} gateways enrolled; signing {} envelopes ahead ({} per gateway)…",
-        mode.as_str(),
-        args.gateways,
-        capacity * args.gateways,
-        capacity
-    );
-    let signer_threads = args.signer_threads;
-    let generator = tokio::task::spawn_blocking(move || {
-        Generator::start(feeds, signer_threads, (capacity / 4).max(1))
-    })
-    .await??;
-    let (gen_msgs, gen_readings) = generator.stats().max_rate();
-    eprintln!(
-        "bench {}: generator signs {gen_msgs:.0} messages/s ({gen_readings:.0} readings/s); warming up {} s",
-        mode.as_str(),
-        args.warmup
-    );
-    let names: Vec<GatewayId> = sims.iter().map(|s| s.gateway.clone()).collect();
+    let names = (1..=args.gateways)
+        .map(|n| GatewayId::new(format!("{prefix}-gw-{n:03}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fleet = Fleet::enroll(
+        &[Registrar::of(running, config)],
+        &tenant,
+        names.clone(),
+        &keys_dir,
+        plan,
+    )
+    .await?;
+    eprintln!("bench {}: warming up {} s", mode.as_str(), args.warmup);
     // Sensors in zones whenever clients are asked for, so that the runs compared do the same
     // work but for the clients.
     let city = if args.live_clients > 0 {
@@ -492,16 +454,8 @@ async fn run_mode(
 
     // Run.
     let phase = Arc::new(Phase::default());
-    let stop = CancellationToken::new();
-    let abort = CancellationToken::new();
     let start_counts = Counts::of(&running.metrics);
-    let tasks: Vec<_> = sims
-        .into_iter()
-        .zip(receivers)
-        .map(|(sim, rx)| {
-            gateway_runtime.spawn(sim.run(rx, phase.clone(), stop.clone(), abort.clone()))
-        })
-        .collect();
+    let flying = fleet.start(gateway_runtime, phase.clone());
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let (before, cpu_before, opened) = (
         Counts::of(&running.metrics),
@@ -542,41 +496,11 @@ async fn run_mode(
         "bench {}: window closed; waiting for every ack…",
         mode.as_str()
     );
-    stop.cancel();
-    let drain_deadline = tokio::time::Instant::now() + ack_timeout * 2 + Duration::from_secs(30);
-    let mut reports = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        let report = match tokio::time::timeout_at(drain_deadline, task).await {
-            Ok(joined) => joined.context("simulated gateway task")?,
-            Err(_) => {
-                abort.cancel();
-                GatewayReport {
-                    unacked: u64::MAX,
-                    ..GatewayReport::default()
-                }
-            }
-        };
-        reports.push(report);
-    }
-    let generator = tokio::task::spawn_blocking(move || generator.stop()).await??;
+    let mut landed = flying.land().await?;
     let end_counts = Counts::of(&running.metrics);
 
     // Verify through the store.
-    let mut gateways_complete = 0;
-    for (gateway, report) in names.iter().zip(&reports) {
-        let state = store.seq_state(&tenant, gateway).await?;
-        if state.contiguous == report.published && state.above.is_empty() {
-            gateways_complete += 1;
-        } else {
-            eprintln!(
-                "bench {}: {gateway}: published 1..={}, store has contiguous {} and {} above",
-                mode.as_str(),
-                report.published,
-                state.contiguous,
-                state.above.len()
-            );
-        }
-    }
+    let gateways_complete = landed.complete_in(store.as_ref(), &tenant).await?;
     let stored_readings = count_readings(store.as_ref(), &tenant).await?;
     let window_readings = after.readings - before.readings;
 
@@ -603,11 +527,8 @@ async fn run_mode(
     }
     let baseline = baseline.context("no baseline run")?;
 
-    let mut latencies: Vec<u32> = reports
-        .iter_mut()
-        .flat_map(|r| std::mem::take(&mut r.latencies_us))
-        .collect();
-    let sum = |f: fn(&GatewayReport) -> u64| reports.iter().map(f).fold(0u64, u64::saturating_add);
+    let mut latencies = landed.take_latencies();
+    let sum = |f: fn(&GatewayReport) -> u64| landed.sum(f);
     Ok(PhaseResult {
         mode,
         readings_per_message: per_message,
@@ -621,7 +542,7 @@ async fn run_mode(
         cpu: cpu_before.usage_until(&cpu_after),
         server_cpu,
         peak_rss: usage::peak_rss(),
-        generator,
+        generator: landed.generator,
         stalls: sum(|r| r.stalls),
         resends: sum(|r| r.resends),
         reconnects: sum(|r| r.reconnects),

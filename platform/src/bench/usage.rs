@@ -151,9 +151,22 @@ pub(crate) fn ticks_pct(ticks: u64, seconds: f64) -> f64 {
     ticks as f64 / TICKS_PER_SECOND / seconds.max(1e-9) * 100.0
 }
 
-/// A `kB` field of `/proc/self/status`, in bytes.
-fn status_bytes(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// CPU ticks so far of process `pid` (0 when it is gone).
+pub(crate) fn ticks_of_pid(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|line| parse_stat(&line))
+        .map_or(0, |(_, ticks)| ticks)
+}
+
+/// Resident set size of process `pid` now, in bytes.
+pub(crate) fn resident_of(pid: u32) -> Option<u64> {
+    status_bytes(&pid.to_string(), "VmRSS:")
+}
+
+/// A `kB` field of `/proc/{process}/status`, in bytes.
+fn status_bytes(process: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
@@ -161,12 +174,12 @@ fn status_bytes(field: &str) -> Option<u64> {
 
 /// Resident set size of the process now, in bytes.
 pub(crate) fn resident() -> Option<u64> {
-    status_bytes("VmRSS:")
+    status_bytes("self", "VmRSS:")
 }
 
 /// Peak resident set size of the process so far, in bytes.
 pub(crate) fn peak_rss() -> Option<u64> {
-    status_bytes("VmHWM:")
+    status_bytes("self", "VmHWM:")
 }
 
 #[cfg(test)]

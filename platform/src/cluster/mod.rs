@@ -158,8 +158,12 @@ async fn send(parts: RelayParts, client: &AsyncClient, shutdown: CancellationTok
                 continue;
             }
         };
+        let bytes = payload.len() as u64;
         match client.try_publish(&topic, QoS::AtLeastOnce, false, payload) {
-            Ok(()) => metrics.cluster_relayed.incr("sent"),
+            Ok(()) => {
+                metrics.cluster_relayed.incr("sent");
+                metrics.cluster_relayed_bytes.add("sent", bytes);
+            }
             Err(_) => metrics.cluster_relayed.incr("dropped"),
         }
     }
@@ -190,6 +194,9 @@ async fn receive(
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 metrics.cluster_relayed.incr("received");
+                metrics
+                    .cluster_relayed_bytes
+                    .add("received", publish.payload.len() as u64);
                 match serde_json::from_slice::<Relayed>(&publish.payload) {
                     Ok(event) => apply(event, &hub, &alerts),
                     Err(error) => tracing::warn!(%error, "ignored a malformed relayed event"),

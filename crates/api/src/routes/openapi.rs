@@ -382,6 +382,30 @@ mod tests {
         }
     }
 
+    /// Every operation behind a token documents 401, and every operation that takes a
+    /// parameter or a body documents 400: the answers any client can provoke (Schemathesis
+    /// found `/api/v1/agreements/{id}/odrl` without them, issue #11).
+    #[test]
+    fn every_operation_documents_the_errors_it_can_answer() {
+        let doc = document();
+        let paths = doc["paths"].as_object().expect("paths object");
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                let responses = &op["responses"];
+                let secured = op.get("security").unwrap_or(&doc["security"]);
+                if secured.as_array().is_some_and(|s| !s.is_empty()) {
+                    assert!(responses.get("401").is_some(), "{method} {path}: no 401");
+                }
+                let takes_input = path.contains('{')
+                    || op.get("requestBody").is_some()
+                    || op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+                if takes_input {
+                    assert!(responses.get("400").is_some(), "{method} {path}: no 400");
+                }
+            }
+        }
+    }
+
     fn collect_refs(value: &Value, out: &mut Vec<String>) {
         match value {
             Value::Object(map) => {

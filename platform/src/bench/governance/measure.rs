@@ -25,7 +25,7 @@ use beffroi_store::{CellQuery, CellUnit, ReadingFilter, Store};
 use hyper::body::Bytes;
 use serde_json::Value;
 
-use super::http::{Client, Reply};
+use super::super::http::{Client, Reply};
 use super::seed::{Query, Seeded, AGGREGATE_AGREEMENT, AUDIT_TENANT};
 use crate::bench::histogram::{Histogram, Summary};
 

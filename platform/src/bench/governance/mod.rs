@@ -19,7 +19,6 @@
 //! ```
 //! The run fails if a query does not answer 200 or the governed answer is empty.
 
-mod http;
 mod measure;
 mod report;
 mod seed;
@@ -140,7 +139,7 @@ async fn measure_all(
         seeded.elapsed.as_secs_f64()
     );
     let window = Duration::from_secs(args.seconds);
-    let mut client = http::Client::connect(running.api_addr).await?;
+    let mut client = super::http::Client::connect(running.api_addr).await?;
     let aggregate = measure::http_pair(
         &mut client,
         &seeded.direct_aggregate(),

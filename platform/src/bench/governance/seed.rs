@@ -19,7 +19,7 @@ use beffroi_protocol::{
 use beffroi_store::{CommitBatch, Role, Store};
 use serde_json::json;
 
-use super::http::Client;
+use super::super::http::Client;
 use super::GovernanceBenchArgs;
 use crate::admin;
 use crate::bench::city::City;

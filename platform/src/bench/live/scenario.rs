@@ -186,16 +186,9 @@ pub(crate) async fn run(
     let mut feeds = Vec::with_capacity(args.gateways);
     for g in 0..args.gateways {
         let gateway = GatewayId::new(format!("{}-gw-{:03}", plan.prefix, g + 1))?;
-        let (sim, signer) = gateways::enroll(
-            running,
-            config,
-            &tenant,
-            gateway.clone(),
-            &keys_dir,
-            WINDOW,
-            ACK_TIMEOUT,
-        )
-        .await?;
+        let (sim, signer) = gateways::Registrar::of(running, config)
+            .enroll(&tenant, gateway.clone(), &keys_dir, WINDOW, ACK_TIMEOUT)
+            .await?;
         let mut series = Vec::with_capacity(per_gateway * SERIES.len());
         for i in 0..per_gateway {
             let n = g * per_gateway + i;

@@ -157,7 +157,10 @@ pub(super) fn paths() -> Map<String, Value> {
             "parameters": [ id ],
             "responses": { "200": { "description": "ODRL 2.2 JSON-LD.",
                 "content": { "application/ld+json": { "schema": { "type": "object" } } } },
-                "404": { "$ref": "#/components/responses/NotFound" } } } },
+                "400": { "$ref": "#/components/responses/BadRequest" },
+                "401": { "$ref": "#/components/responses/Unauthorized" },
+                "404": { "$ref": "#/components/responses/NotFound" },
+                "default": { "$ref": "#/components/responses/Error" } } } },
         "/api/v1/agreements/{id}/keys/rotate": { "post": {
             "operationId": "rotateAgreementKey",
             "summary": "New pseudonym key (admin): every pseudonym of the agreement changes. The key never leaves the server.",

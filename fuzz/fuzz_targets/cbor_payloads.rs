@@ -1,4 +1,5 @@
-//! Fuzzes the payload decoders (batch, health, commit ack) on arbitrary bytes.
+//! Fuzzes the CBOR payload decoders (batch, health report, commit acknowledgement) on
+//! arbitrary bytes.
 //!
 //! Besides "never panics", it checks determinism: whatever a decoder accepts must re-encode
 //! to exactly the input, since signatures cover those bytes and one value must have one

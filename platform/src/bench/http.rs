@@ -37,7 +37,7 @@ impl Client {
             .context("HTTP handshake")?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                eprintln!("bench governance: HTTP connection closed: {error}");
+                eprintln!("bench: HTTP connection closed: {error}");
             }
         });
         Ok(Self {
