@@ -8,17 +8,21 @@
 //!    that it is stripped.
 //! 2. **Throughput**: runs that binary's `bench` subcommand (batch → sign → spool against a
 //!    raw write of the same bytes).
-//! 3. **Footprint at 1,000 readings/s**: the harness's sandbox (Mosquitto with mutual TLS, the
-//!    verifying and commit-acking consumer) and the agent with a simulator source; after a
-//!    warm-up, RSS and CPU time of the agent process over a fixed window (see
-//!    [`support::footprint`]), then a check that every generated reading reached the consumer
-//!    exactly once.
-//! 4. **Baseline**: ThingsBoard IoT Gateway from PyPI forwarding 1,000 msgs/s from a local
-//!    Mosquitto to a ThingsBoard stand-in, measured the same way (see [`support::tb_gateway`]).
-//!    Skipped with a message when Python or pip is unavailable or
+//! 3. **Footprint at 100 and 1,000 readings/s** (issue #11): a plain local Mosquitto plays the
+//!    gateway's sensor bus, where a publisher sends one JSON reading per message at the rate
+//!    (one topic per metric). The agent forwards it with its `mqtt` source to the harness's
+//!    sandbox (Mosquitto with mutual TLS, the verifying and commit-acking consumer); after a
+//!    warm-up, RSS, CPU time and disk writes of the agent process over a fixed window (see
+//!    [`support::footprint`]), then a check that every message the bus accepted reached the
+//!    consumer exactly once.
+//! 4. **Baseline**: ThingsBoard IoT Gateway from PyPI forwarding the same input from the same
+//!    kind of bus to a ThingsBoard stand-in, measured the same way (see
+//!    [`support::tb_gateway`]). Skipped with a message when Python or pip is unavailable or
 //!    `BEFFROI_BENCH_BASELINE=skip`.
 //!
-//! `BEFFROI_BENCH_WINDOW_S` changes the measurement window (default 30 s).
+//! `BEFFROI_BENCH_WINDOW_S` changes the measurement window (default 30 s);
+//! `BEFFROI_BENCH_JSON=PATH` also writes the figures as a `beffroi-bench-record` record (what
+//! `bench/report` plots).
 
 mod support;
 
@@ -27,24 +31,22 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use beffroi_bench_record::{Goal, Record};
 use beffroi_tests::wait::poll_until;
-use beffroi_tests::{AgentSpec, Sandbox, SourceSpec};
+use beffroi_tests::{AgentSpec, MqttMapping, Sandbox, SourceSpec};
 
 use support::footprint::{self, Footprint};
-use support::mqtt_load::{Publisher, ThingsBoardStandIn, SENSOR_TOPIC};
+use support::mqtt_load::{sensor_topic, Publisher, ThingsBoardStandIn, METRICS, SENSOR_TOPICS};
 use support::plain_broker::PlainBroker;
-use support::report::{megabytes, percent, print_table, Row, MB};
+use support::report::{kilobytes_per_s, megabytes, percent, print_table, Row, MB};
 use support::tb_gateway::{Installation, TbGateway, CONNECTOR_CLIENT_ID, VERSION};
 
-/// Readings (agent) or messages (baseline) per second.
-const RATE_PER_S: f64 = 1000.0;
+/// The input rates compared: readings per second, one per message on the sensor bus.
+const RATES: [f64; 2] = [100.0, 1000.0];
 /// Time between the first delivery and the start of the window.
 const WARM_UP: Duration = Duration::from_secs(5);
 /// Default measurement window.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
-/// The simulator keeps generating this long after the window ends, so the window never
-/// sees the source stop.
-const SOURCE_MARGIN: Duration = Duration::from_secs(10);
 /// How long the last readings may take to arrive after the source stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -56,6 +58,8 @@ const BINARY_BUDGET_BYTES: f64 = 8.0 * MB;
 /// The gateway identity the benchmark's agent uses.
 const TENANT: &str = "acme";
 const GATEWAY: &str = "gw-footprint";
+/// The agent's MQTT client id on the sensor bus.
+const AGENT_CLIENT_ID: &str = "beffroi-agent-bench";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -175,8 +179,18 @@ fn throughput(binary: &Path) -> anyhow::Result<()> {
 }
 
 /// The agent as the footprint benchmark runs it: production batching, spool and health
-/// settings, a simulator at [`RATE_PER_S`] that stops after `limit` readings.
-fn agent_spec(limit: u64) -> AgentSpec {
+/// settings, an `mqtt` source on the sensor bus at `port` with one mapping per metric.
+fn agent_spec(port: u16) -> AgentSpec {
+    let mappings = METRICS
+        .iter()
+        .map(|(metric, unit)| MqttMapping {
+            filter: sensor_topic(metric),
+            sensor: "/sensor".to_owned(),
+            metric: (*metric).to_owned(),
+            unit: (*unit).to_owned(),
+            value: "/value".to_owned(),
+        })
+        .collect();
     AgentSpec {
         max_readings: 1000,
         max_linger_ms: 1000,
@@ -186,11 +200,10 @@ fn agent_spec(limit: u64) -> AgentSpec {
         max_in_flight: 32,
         ..AgentSpec::new(
             GATEWAY,
-            SourceSpec::Simulator {
-                seed: 42,
-                sensors: 24,
-                rate_per_s: RATE_PER_S,
-                limit: Some(limit),
+            SourceSpec::Mqtt {
+                port,
+                client_id: AGENT_CLIENT_ID.to_owned(),
+                mappings,
             },
         )
     }
@@ -198,8 +211,9 @@ fn agent_spec(limit: u64) -> AgentSpec {
 
 fn describe_spec(spec: &AgentSpec) -> String {
     format!(
-        "simulator (24 sensors, {RATE_PER_S} readings/s); batch max_readings {}, max_linger_ms \
-         {}; spool fsync_interval_ms {}; health interval_s {}; uplink max_in_flight {}, \
+        "mqtt source on a plain local Mosquitto ({SENSOR_TOPICS}, QoS 1, one JSON reading per \
+         message, 24 sensors, one mapping per metric); batch max_readings {}, max_linger_ms {}; \
+         spool fsync_interval_ms {}; health interval_s {}; uplink max_in_flight {}, \
          ack_timeout_s {}; mutual TLS to Mosquitto on 127.0.0.1, consumer verifying every \
          signature and commit-acking",
         spec.max_readings,
@@ -211,19 +225,32 @@ fn describe_spec(spec: &AgentSpec) -> String {
     )
 }
 
-/// Runs the agent at [`RATE_PER_S`], measures it over `window`, then checks delivery.
-async fn measure_agent(window: Duration) -> anyhow::Result<Footprint> {
+/// Runs the agent forwarding `rate` readings/s, measures it over `window`, then checks that
+/// every message the sensor bus accepted was delivered once.
+async fn measure_agent(rate: f64, window: Duration) -> anyhow::Result<Footprint> {
     let sandbox = Sandbox::start().await?;
-    let generating = WARM_UP + window + SOURCE_MARGIN;
-    let total = (RATE_PER_S * generating.as_secs_f64()) as u64;
-    let spec = agent_spec(total);
-    println!("\n== agent at {RATE_PER_S} readings/s ==");
+    let dir = tempfile::Builder::new()
+        .prefix("beffroi-bench-agent-")
+        .tempdir()?;
+    let sensors = PlainBroker::start(dir.path(), "sensors").await?;
+    let spec = agent_spec(sensors.port());
+    println!("\n== agent at {rate} readings/s ==");
     println!("  config: {}", describe_spec(&spec));
     let mut agent = sandbox.agent(spec).await?;
     agent.start()?;
     let pid = agent.pid().context("the agent is not running")?;
-    sandbox
-        .consumer
+    for (metric, _) in METRICS {
+        sensors
+            .wait_subscribed(
+                AGENT_CLIENT_ID,
+                &sensor_topic(metric),
+                Duration::from_secs(30),
+            )
+            .await?;
+    }
+    let publisher = Publisher::start(sensors.port(), rate);
+    let consumer = &sandbox.consumer;
+    consumer
         .wait_readings(TENANT, GATEWAY, 1, beffroi_tests::DEFAULT_TIMEOUT)
         .await?;
     println!(
@@ -232,20 +259,15 @@ async fn measure_agent(window: Duration) -> anyhow::Result<Footprint> {
         window.as_secs()
     );
     tokio::time::sleep(WARM_UP).await;
-    let consumer = &sandbox.consumer;
     let measured = footprint::measure(pid, window, || {
         consumer.with(|s| s.reading_count(TENANT, GATEWAY) as u64)
     })
     .await?;
+    let published = publisher.stop(Duration::from_secs(5)).await;
     consumer
-        .wait_readings(
-            TENANT,
-            GATEWAY,
-            total as usize,
-            DRAIN_TIMEOUT + SOURCE_MARGIN,
-        )
+        .wait_readings(TENANT, GATEWAY, published as usize, DRAIN_TIMEOUT)
         .await
-        .context("not every generated reading reached the consumer")?;
+        .context("not every message the sensor bus accepted reached the consumer")?;
     let record = consumer
         .snapshot()
         .gateway(TENANT, GATEWAY)
@@ -253,13 +275,13 @@ async fn measure_agent(window: Duration) -> anyhow::Result<Footprint> {
         .context("nothing recorded for the agent")?;
     let uncovered = record.uncovered(record.max_seq()).len();
     anyhow::ensure!(
-        record.reading_count() as u64 == total && uncovered == 0 && record.conflicts.is_empty(),
+        record.reading_count() as u64 == published && uncovered == 0 && record.conflicts.is_empty(),
         "delivery is not exact: {}",
         record.describe()
     );
     println!(
-        "  delivered: all {total} generated readings, once each ({} batches, {} duplicate \
-         copies discarded, {} verification failures)",
+        "  delivered: all {published} messages the sensor bus accepted, once each ({} batches, \
+         {} duplicate copies discarded, {} verification failures)",
         record.batches.len(),
         record.duplicates,
         record.failures.len()
@@ -272,12 +294,14 @@ async fn measure_agent(window: Duration) -> anyhow::Result<Footprint> {
 
 fn print_footprint(measured: &Footprint, items: &str) {
     println!(
-        "  window {:.1} s, {} RSS samples: delivered {} {items} = {:.0}/s; CPU time {:.2} s",
+        "  window {:.1} s, {} RSS samples: delivered {} {items} = {:.0}/s; CPU time {:.2} s; \
+         disk writes {} B",
         measured.wall.as_secs_f64(),
         measured.samples,
         measured.delivered,
         measured.delivered_per_s(),
-        measured.cpu_s
+        measured.cpu_s,
+        measured.disk_written
     );
 }
 
@@ -302,38 +326,46 @@ fn dir_size(path: &Path) -> u64 {
     })
 }
 
-/// Installs (once) and runs ThingsBoard IoT Gateway at [`RATE_PER_S`] messages/s and measures
-/// it like the agent. `Ok(None)`: skipped, with the reason printed.
-async fn measure_baseline(window: Duration) -> anyhow::Result<Option<Baseline>> {
-    println!("\n== baseline: ThingsBoard IoT Gateway {VERSION} (PyPI) at {RATE_PER_S} msgs/s ==");
+/// Installs ThingsBoard IoT Gateway once. `Ok(None)`: the baseline is skipped, with the
+/// reason printed.
+async fn prepare_baseline() -> anyhow::Result<Option<Installation>> {
+    println!("\n== baseline: ThingsBoard IoT Gateway {VERSION} (PyPI) ==");
     if std::env::var("BEFFROI_BENCH_BASELINE").as_deref() == Ok("skip") {
         println!("  skipped: BEFFROI_BENCH_BASELINE=skip");
         return Ok(None);
     }
     let venv = target_dir().join("bench-baseline/venv");
-    let installation =
-        match tokio::task::spawn_blocking(move || Installation::prepare(&venv)).await? {
-            Ok(installation) => installation,
-            Err(error) => {
-                println!("  skipped: {error:#}");
-                return Ok(None);
-            }
-        };
+    match tokio::task::spawn_blocking(move || Installation::prepare(&venv)).await? {
+        Ok(installation) => Ok(Some(installation)),
+        Err(error) => {
+            println!("  skipped: {error:#}");
+            Ok(None)
+        }
+    }
+}
+
+/// Runs ThingsBoard IoT Gateway forwarding `rate` messages/s and measures it like the agent.
+async fn measure_baseline(
+    installation: &Installation,
+    rate: f64,
+    window: Duration,
+) -> anyhow::Result<Baseline> {
+    println!("\n== baseline: ThingsBoard IoT Gateway {VERSION} at {rate} msgs/s ==");
     let dir = tempfile::Builder::new()
         .prefix("beffroi-bench-tb-")
         .tempdir()?;
     let sensors = PlainBroker::start(dir.path(), "sensors").await?;
     let upstream = PlainBroker::start(dir.path(), "thingsboard").await?;
     let thingsboard = ThingsBoardStandIn::start(upstream.port()).await?;
-    let mut gateway = TbGateway::start(&installation, dir.path(), sensors.port(), upstream.port())?;
+    let mut gateway = TbGateway::start(installation, dir.path(), sensors.port(), upstream.port())?;
     println!(
-        "  config: MQTT connector on a plain local Mosquitto ({SENSOR_TOPIC}, QoS 1, one JSON \
+        "  config: MQTT connector on a plain local Mosquitto ({SENSOR_TOPICS}, QoS 1, one JSON \
          reading per message, 24 devices) → ThingsBoard MQTT API (access token, QoS 1) on \
          another plain local Mosquitto; memory storage; statistics, remote configuration and \
          file logs off"
     );
     wait_gateway_ready(&mut gateway, &sensors, &thingsboard).await?;
-    let publisher = Publisher::start(sensors.port(), RATE_PER_S);
+    let publisher = Publisher::start(sensors.port(), rate);
     poll_until(
         "the gateway's first forwarded data point",
         Duration::from_secs(30),
@@ -369,10 +401,10 @@ async fn measure_baseline(window: Duration) -> anyhow::Result<Option<Baseline>> 
         ),
     }
     print_footprint(&measured, "data points");
-    Ok(Some(Baseline {
+    Ok(Baseline {
         footprint: measured,
         install_bytes: dir_size(&target_dir().join("bench-baseline/venv")),
-    }))
+    })
 }
 
 /// Waits until the gateway has its session limits from the stand-in and its connector is
@@ -399,7 +431,7 @@ async fn wait_gateway_ready(
     .await
     .with_context(|| gateway.log_tail())?;
     sensors
-        .wait_subscribed(CONNECTOR_CLIENT_ID, SENSOR_TOPIC, Duration::from_secs(30))
+        .wait_subscribed(CONNECTOR_CLIENT_ID, SENSOR_TOPICS, Duration::from_secs(30))
         .await
 }
 
@@ -407,6 +439,7 @@ fn rows(binary_bytes: u64, agent: &Footprint, baseline: Option<&Baseline>) -> Ve
     let memory = |figure: &'static str, value: u64, of: fn(&Footprint) -> u64| Row {
         figure,
         value: value as f64,
+        unit: "B",
         shown: megabytes(value),
         budget: Some((RSS_BUDGET_BYTES, "≤ 10 MB")),
         baseline: baseline.map(|b| (of(&b.footprint) as f64, megabytes(of(&b.footprint)))),
@@ -420,6 +453,7 @@ fn rows(binary_bytes: u64, agent: &Footprint, baseline: Option<&Baseline>) -> Ve
         Row {
             figure: "CPU, % of one core (CPU time/wall)",
             value: agent.cpu_percent(),
+            unit: "%",
             shown: percent(agent.cpu_percent()),
             budget: Some((CPU_BUDGET_PERCENT, "≤ 3 %")),
             baseline: baseline.map(|b| {
@@ -428,8 +462,20 @@ fn rows(binary_bytes: u64, agent: &Footprint, baseline: Option<&Baseline>) -> Ve
             }),
         },
         Row {
+            figure: "disk writes per second",
+            value: agent.disk_per_s(),
+            unit: "B/s",
+            shown: kilobytes_per_s(agent.disk_per_s()),
+            budget: None,
+            baseline: baseline.map(|b| {
+                let disk = b.footprint.disk_per_s();
+                (disk, kilobytes_per_s(disk))
+            }),
+        },
+        Row {
             figure: "stripped binary / installed size",
             value: binary_bytes as f64,
+            unit: "B",
             shown: megabytes(binary_bytes),
             budget: Some((BINARY_BUDGET_BYTES, "≤ 8 MB")),
             baseline: baseline.map(|b| (b.install_bytes as f64, megabytes(b.install_bytes))),
@@ -437,19 +483,52 @@ fn rows(binary_bytes: u64, agent: &Footprint, baseline: Option<&Baseline>) -> Ve
     ]
 }
 
+/// Adds `rows`, measured at `rate`, to the record `bench/report` reads.
+fn record_rows(record: &mut Record, rate: f64, rows: &[Row]) {
+    for row in rows {
+        record.figure(
+            &format!("{} at {rate} readings/s", row.figure),
+            row.value,
+            row.unit,
+        );
+        if let Some((limit, _)) = row.budget {
+            record.budget(Goal::AtMost, limit);
+        }
+        if let Some((value, _)) = &row.baseline {
+            record.baseline(&format!("ThingsBoard IoT Gateway {VERSION}"), *value);
+        }
+    }
+}
+
 async fn run(binary: PathBuf) -> anyhow::Result<()> {
     let window = window()?;
     let binary_bytes = binary_size(&binary)?;
     throughput(&binary)?;
-    let agent = measure_agent(window).await?;
-    let baseline = measure_baseline(window).await?;
-
-    println!("\n== agent at {RATE_PER_S} readings/s vs budgets and baseline ==");
-    let missed = print_table(&rows(binary_bytes, &agent, baseline.as_ref()));
+    let installation = prepare_baseline().await?;
+    let mut record = Record::new(
+        "agent",
+        format!("beffroi-agent and ThingsBoard IoT Gateway {VERSION} forwarding a local MQTT bus"),
+    );
+    let mut missed = Vec::new();
+    for rate in RATES {
+        let agent = measure_agent(rate, window).await?;
+        let baseline = match &installation {
+            Some(installation) => Some(measure_baseline(installation, rate, window).await?),
+            None => None,
+        };
+        println!("\n== agent at {rate} readings/s vs budgets and baseline ==");
+        let rows = rows(binary_bytes, &agent, baseline.as_ref());
+        missed.extend(
+            print_table(&rows)
+                .into_iter()
+                .map(|figure| format!("{figure} at {rate}/s")),
+        );
+        record_rows(&mut record, rate, &rows);
+    }
     println!(
-        "  baseline column: ThingsBoard IoT Gateway {VERSION} measured in this run at \
-         {RATE_PER_S} msgs/s (one reading per message); its size is the installed virtual \
-         environment"
+        "\n  baseline column: ThingsBoard IoT Gateway {VERSION} measured in this run on the same \
+         input (one reading per message from the same local bus); its size is the installed \
+         virtual environment"
     );
     println!(
         "  cited in DESIGN.md, not measured here: ThingsBoard IoT Gateway forwarding 1k msgs/s \
@@ -464,7 +543,8 @@ async fn run(binary: PathBuf) -> anyhow::Result<()> {
     } else {
         println!("  BUDGETS MISSED: {}", missed.join(", "));
     }
-    Ok(())
+    let json = std::env::var_os("BEFFROI_BENCH_JSON").map(PathBuf::from);
+    record.write(json.as_deref())
 }
 
 fn main() -> anyhow::Result<()> {

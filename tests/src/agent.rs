@@ -3,7 +3,8 @@
 //!
 //! The binary is `$BEFFROI_AGENT_BIN`, else `target/debug/beffroi-agent` of this workspace
 //! (build it first with `cargo build -p beffroi-agent`). The process is killed on drop, and
-//! a failing test prints its log.
+//! a failing test prints its log. It logs at `info`, or with the filter in
+//! `$BEFFROI_TEST_AGENT_LOG` (`rumqttc=debug,info` shows every packet id it sends).
 
 use std::fs::File;
 use std::io::Write as _;
@@ -43,6 +44,31 @@ pub enum SourceSpec {
     /// `kind = "jsonl"` reading standard input (`path = "-"`), fed with
     /// [`AgentProcess::feed`].
     JsonlStdin,
+    /// `kind = "mqtt"`: a subscription to a plain local broker on 127.0.0.1.
+    Mqtt {
+        /// The broker's port.
+        port: u16,
+        /// The agent's MQTT client id there.
+        client_id: String,
+        /// One `[[sources.mappings]]` each.
+        mappings: Vec<MqttMapping>,
+    },
+}
+
+/// A `[[sources.mappings]]` rule of one value per message: the sensor id and the value at
+/// JSON pointers, the metric and unit fixed.
+#[derive(Debug, Clone)]
+pub struct MqttMapping {
+    /// The topic filter.
+    pub filter: String,
+    /// JSON pointer to the sensor id.
+    pub sensor: String,
+    /// The metric.
+    pub metric: String,
+    /// The unit.
+    pub unit: String,
+    /// JSON pointer to the value.
+    pub value: String,
 }
 
 /// What an agent under test looks like; paths and the broker port are filled in by the
@@ -200,6 +226,31 @@ enum SourceSection {
         path: PathBuf,
         follow: bool,
     },
+    Mqtt {
+        host: String,
+        port: u16,
+        client_id: String,
+        mappings: Vec<MappingSection>,
+    },
+}
+
+#[derive(Serialize)]
+struct MappingSection {
+    filter: String,
+    sensor: SensorPointer,
+    values: Vec<ValueSection>,
+}
+
+#[derive(Serialize)]
+struct SensorPointer {
+    pointer: String,
+}
+
+#[derive(Serialize)]
+struct ValueSection {
+    metric: String,
+    unit: String,
+    value: String,
 }
 
 impl SourceSpec {
@@ -223,6 +274,29 @@ impl SourceSpec {
             SourceSpec::JsonlStdin => SourceSection::Jsonl {
                 path: PathBuf::from("-"),
                 follow: false,
+            },
+            SourceSpec::Mqtt {
+                port,
+                client_id,
+                mappings,
+            } => SourceSection::Mqtt {
+                host: "127.0.0.1".to_owned(),
+                port: *port,
+                client_id: client_id.clone(),
+                mappings: mappings
+                    .iter()
+                    .map(|m| MappingSection {
+                        filter: m.filter.clone(),
+                        sensor: SensorPointer {
+                            pointer: m.sensor.clone(),
+                        },
+                        values: vec![ValueSection {
+                            metric: m.metric.clone(),
+                            unit: m.unit.clone(),
+                            value: m.value.clone(),
+                        }],
+                    })
+                    .collect(),
             },
         }
     }
@@ -400,7 +474,10 @@ impl AgentProcess {
             .arg("run")
             .arg("--config")
             .arg(&self.paths.config)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("BEFFROI_TEST_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(if uses_stdin {
                 Stdio::piped()

@@ -31,7 +31,7 @@ pub mod sandbox;
 pub mod tmpfs;
 pub mod wait;
 
-pub use agent::{AgentProcess, AgentSpec, SourceSpec};
+pub use agent::{AgentProcess, AgentSpec, MqttMapping, SourceSpec};
 pub use broker::Broker;
 pub use consumer::{Consumer, GatewayRecord, Snapshot};
 pub use platform::{Enrollment, Platform, PlatformSpec};

@@ -36,13 +36,16 @@ impl Baseline {
     }
 }
 
+/// The metrics (and units) of the baseline's sensors.
+pub(crate) const SERIES: [(&str, &str); 4] = [
+    ("air.pm25", "ug/m3"),
+    ("air.no2", "ug/m3"),
+    ("noise.laeq", "dB"),
+    ("traffic.count", "count"),
+];
+
 fn template(gateway: &GatewayId) -> anyhow::Result<Vec<Reading>> {
-    let series = [
-        ("air.pm25", "ug/m3"),
-        ("air.no2", "ug/m3"),
-        ("noise.laeq", "dB"),
-        ("traffic.count", "count"),
-    ];
+    let series = SERIES;
     let start = Timestamp::now().unix_micros() - 60_000_000;
     (0..CHUNK_READINGS)
         .map(|i| {

@@ -191,26 +191,38 @@ pub(crate) struct Flying {
     ack_timeout: Duration,
 }
 
+/// Waits for the simulated gateways' tasks once they were told to stop: at most twice the ack
+/// timeout and 30 s; then `abort` is cancelled and a gateway still waiting is reported with
+/// `unacked = u64::MAX`.
+pub(crate) async fn join_gateways(
+    tasks: Vec<JoinHandle<GatewayReport>>,
+    ack_timeout: Duration,
+    abort: &CancellationToken,
+) -> anyhow::Result<Vec<GatewayReport>> {
+    let deadline = tokio::time::Instant::now() + ack_timeout * 2 + Duration::from_secs(30);
+    let mut reports = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let report = match tokio::time::timeout_at(deadline, task).await {
+            Ok(joined) => joined.context("simulated gateway task")?,
+            Err(_) => {
+                abort.cancel();
+                GatewayReport {
+                    unacked: u64::MAX,
+                    ..GatewayReport::default()
+                }
+            }
+        };
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
 impl Flying {
     /// Stops publishing and waits for every ack, at most twice the ack timeout and 30 s; a
     /// gateway still waiting then is aborted and reported with `unacked = u64::MAX`.
     pub(crate) async fn land(self) -> anyhow::Result<Landed> {
         self.stop.cancel();
-        let deadline = tokio::time::Instant::now() + self.ack_timeout * 2 + Duration::from_secs(30);
-        let mut reports = Vec::with_capacity(self.tasks.len());
-        for task in self.tasks {
-            let report = match tokio::time::timeout_at(deadline, task).await {
-                Ok(joined) => joined.context("simulated gateway task")?,
-                Err(_) => {
-                    self.abort.cancel();
-                    GatewayReport {
-                        unacked: u64::MAX,
-                        ..GatewayReport::default()
-                    }
-                }
-            };
-            reports.push(report);
-        }
+        let reports = join_gateways(self.tasks, self.ack_timeout, &self.abort).await?;
         let generator = self.generator;
         let generator = tokio::task::spawn_blocking(move || generator.stop()).await??;
         Ok(Landed {

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::generator::Envelope;
+use super::histogram::Histogram;
 use crate::admin;
 use crate::config::PlatformConfig;
 use crate::pki::Ca;
@@ -82,6 +83,9 @@ pub(crate) struct GatewayReport {
 pub(crate) struct Phase {
     /// The measure window is open (latencies recorded, stalls counted).
     pub measuring: AtomicBool,
+    /// Publish → commit ack latencies (µs) of every gateway while measuring, for sampling
+    /// per interval (`bench soak` takes it every interval).
+    pub ack_latency: Histogram,
 }
 
 /// What enrolling a simulated gateway needs: the store and CA it is registered with, and the
@@ -378,6 +382,9 @@ impl SimGateway {
             report.acked += 1;
             if measuring {
                 let us = now.duration_since(flight.first_sent).as_micros();
+                phase
+                    .ack_latency
+                    .record(u64::try_from(us).unwrap_or(u64::MAX));
                 report
                     .latencies_us
                     .push(u32::try_from(us).unwrap_or(u32::MAX));

@@ -79,40 +79,64 @@ impl Histogram {
 
     /// Count, mean, p50, p99, p99.9 and max.
     pub(crate) fn summary(&self) -> Summary {
-        let count = self.count.load(Ordering::Relaxed);
         let counts: Vec<u64> = self
             .counts
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .collect();
-        let total: u64 = counts.iter().sum();
-        let at = |q: f64| -> u64 {
-            if total == 0 {
-                return 0;
-            }
-            let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
-            let mut seen = 0;
-            for (i, n) in counts.iter().enumerate() {
-                seen += n;
-                if seen >= rank {
-                    return middle(i);
-                }
-            }
-            0
-        };
-        let max_us = self.max_us.load(Ordering::Relaxed);
-        Summary {
-            count,
-            mean_us: if count == 0 {
-                0.0
-            } else {
-                self.sum_us.load(Ordering::Relaxed) as f64 / count as f64
-            },
-            p50_us: at(0.50).min(max_us),
-            p99_us: at(0.99).min(max_us),
-            p999_us: at(0.999).min(max_us),
-            max_us,
+        summarise(
+            &counts,
+            self.count.load(Ordering::Relaxed),
+            self.sum_us.load(Ordering::Relaxed),
+            self.max_us.load(Ordering::Relaxed),
+        )
+    }
+
+    /// What was recorded since the last take, and starts over (a per-interval figure); a
+    /// latency recorded meanwhile may be counted in either interval, never lost.
+    pub(crate) fn take(&self) -> Summary {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.swap(0, Ordering::Relaxed))
+            .collect();
+        summarise(
+            &counts,
+            self.count.swap(0, Ordering::Relaxed),
+            self.sum_us.swap(0, Ordering::Relaxed),
+            self.max_us.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+/// The summary of bucket `counts` with the exact count, sum and maximum beside them.
+fn summarise(counts: &[u64], count: u64, sum_us: u64, max_us: u64) -> Summary {
+    let total: u64 = counts.iter().sum();
+    let at = |q: f64| -> u64 {
+        if total == 0 {
+            return 0;
         }
+        let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, n) in counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return middle(i);
+            }
+        }
+        0
+    };
+    Summary {
+        count,
+        mean_us: if count == 0 {
+            0.0
+        } else {
+            sum_us as f64 / count as f64
+        },
+        p50_us: at(0.50).min(max_us),
+        p99_us: at(0.99).min(max_us),
+        p999_us: at(0.999).min(max_us),
+        max_us,
     }
 }
 
@@ -182,5 +206,19 @@ mod tests {
         assert!(close(s.p999_us, 9_990), "p99.9 {}", s.p999_us);
         assert!((s.mean_us - 5_005_000.0 / 1001.0).abs() < 1e-6);
         assert_eq!(Histogram::default().summary(), Summary::default());
+    }
+
+    #[test]
+    fn take_answers_each_interval_apart() {
+        let h = Histogram::default();
+        h.record(1_000);
+        h.record(3_000);
+        let first = h.take();
+        assert_eq!((first.count, first.max_us), (2, 3_000));
+        assert!((first.mean_us - 2_000.0).abs() < 1e-9);
+        h.record(10);
+        let second = h.take();
+        assert_eq!((second.count, second.p99_us, second.max_us), (1, 10, 10));
+        assert_eq!(h.take(), Summary::default());
     }
 }

@@ -1,7 +1,7 @@
 //! Benchmarks: `beffroi bench ingest`, `bench broker`, `bench live`, `bench governance`, `bench
-//! identity` and `bench cluster` (see docs/benchmarks.md). Figures are printed with their
-//! budgets and the baseline measured in the same run; a run fails only when it breaks (lost
-//! readings, a process that does not start).
+//! identity`, `bench cluster`, `bench gate` and `bench soak` (see docs/benchmarks.md). Figures
+//! are printed with their budgets and the baseline measured in the same run; a run fails only
+//! when it breaks (lost readings, a process that does not start).
 //!
 //! `beffroi bench ingest` (issue #3): sustained ingest through the full path —
 //! simulated gateways over mTLS → gate → embedded broker → verify → group commit → store →
@@ -16,7 +16,10 @@
 //!           → warm-up → measure window (metric deltas, CPU per thread, latencies)
 //!           → stop publishing, wait for every ack → verify in the store (each gateway's
 //!           seqs 1..=n committed, readings counted) → raw bulk load of as many readings
-//! end     : platform stopped in order, PostgreSQL database dropped, table printed
+//!           → integrator baseline: Mosquitto + a Python consumer into the same table
+//!           (`integrator`, issue #11; `--integrator off` skips it)
+//! end     : platform stopped in order, PostgreSQL database dropped, table printed (and
+//!           `--json PATH` written, `ingest_record`)
 //! ```
 //! With `--live-clients N` websocket clients follow the run's zones through the window; with
 //! `--compare-live` each mode runs without them, then with them, or the other way round with
@@ -35,6 +38,7 @@ mod cluster;
 mod database;
 mod fd_limit;
 mod fleet;
+mod gate;
 mod gateways;
 mod generator;
 mod governance;
@@ -42,15 +46,20 @@ mod histogram;
 mod http;
 mod identity;
 mod ingest_live;
+mod ingest_record;
+mod integrator;
 mod live;
 mod live_frame;
+mod mosquitto;
 mod platform;
+mod record;
 mod report;
+mod soak;
 mod usage;
 mod ws_client_process;
 mod ws_clients;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,14 +72,18 @@ use beffroi_telemetry::Metrics;
 pub use self::cluster::ClusterBenchArgs;
 use self::database::BenchDatabase;
 use self::fleet::{Fleet, FleetPlan};
+pub use self::gate::GateBenchArgs;
 use self::gateways::{GatewayReport, Phase, Registrar};
 pub use self::governance::GovernanceBenchArgs;
 pub use self::identity::IdentityBenchArgs;
 use self::ingest_live::IngestLive;
+use self::integrator::Integrator;
+pub use self::integrator::{IntegratorArgs, IntegratorSwitch};
 use self::live::LiveCounts;
 pub use self::live::{LiveBenchArgs, ScenarioArg};
 pub(crate) use self::platform::free_port;
 use self::report::PhaseResult;
+pub use self::soak::SoakBenchArgs;
 use self::usage::CpuSample;
 pub use self::ws_clients::LiveClientsArgs;
 use crate::admin;
@@ -83,6 +96,17 @@ pub const PLATFORM_THREAD: &str = "platform";
 pub const GATEWAY_THREAD: &str = "bench-gateway";
 /// Name of the signer threads.
 pub const SIGNER_THREAD: &str = "bench-signer";
+
+/// A runtime of `threads` workers named [`GATEWAY_THREAD`], for the simulated gateways or
+/// the benchmarks' clients, so that their CPU is told apart from the platform's.
+fn gateway_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .thread_name(GATEWAY_THREAD)
+        .build()
+        .context("cannot start the gateways' runtime")
+}
 
 /// `beffroi bench …`
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -102,6 +126,12 @@ pub enum BenchCommand {
     /// The same ingest on 1, 2 and 3 nodes sharing one broker and one PostgreSQL: cluster and
     /// per-node ingest, relay cost, write ceiling, disk per million readings (issue #10).
     Cluster(ClusterBenchArgs),
+    /// Idle mutual-TLS gateways held by one node: how many, memory per connection,
+    /// connections per second, a live gateway's publish → ack while they are held (issue #11).
+    Gate(GateBenchArgs),
+    /// A long run at a steady load with dashboard clients: memory flat, no growing queue,
+    /// rate held, nothing lost (issue #11).
+    Soak(SoakBenchArgs),
     /// The websocket clients of `bench live` and `bench ingest --live-clients`, run by
     /// those benchmarks in a process of their own (internal).
     #[command(hide = true)]
@@ -221,6 +251,12 @@ pub struct IngestBenchArgs {
     /// Worker threads of the live clients' process.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
+    /// The integrator baseline (Mosquitto + a Python consumer), run after each mode.
+    #[command(flatten)]
+    pub integrator: IntegratorArgs,
+    /// Also write the figures as JSON (`bench/report` reads it).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 impl IngestBenchArgs {
@@ -258,6 +294,14 @@ impl IngestBenchArgs {
         Ok(())
     }
 
+    /// Warm-up and measure window, as the integrator baseline takes them.
+    fn timing(&self) -> integrator::Timing {
+        integrator::Timing {
+            warmup: Duration::from_secs(self.warmup),
+            window: Duration::from_secs(self.seconds),
+        }
+    }
+
     /// The clients attached to each run of a mode: none, N, or none then N.
     fn live_runs(&self) -> Vec<usize> {
         if self.compare_live && self.live_first {
@@ -279,30 +323,39 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Governance(args) => return governance::run(args),
         BenchCommand::Identity(args) => return identity::run(args),
         BenchCommand::Cluster(args) => return cluster::run(args),
+        BenchCommand::Gate(args) => return gate::run(args),
+        BenchCommand::Soak(args) => return soak::run(args),
         BenchCommand::LiveClients(args) => return ws_clients::run(args),
     };
     args.validate()?;
+    let integrator = Integrator::prepare(&args.integrator);
     let platform = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name(PLATFORM_THREAD)
         .build()
         .context("cannot start the platform runtime")?;
-    let gateways = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.gateway_threads)
-        .enable_all()
-        .thread_name(GATEWAY_THREAD)
-        .build()
-        .context("cannot start the gateways' runtime")?;
-    let result = platform.block_on(ingest(args, gateways.handle().clone()));
+    let gateways = gateway_runtime(args.gateway_threads)?;
+    let result = platform.block_on(ingest(args, integrator, gateways.handle().clone()));
     gateways.shutdown_timeout(Duration::from_secs(1));
     result
 }
 
-async fn ingest(args: IngestBenchArgs, gateways: tokio::runtime::Handle) -> anyhow::Result<()> {
+async fn ingest(
+    args: IngestBenchArgs,
+    integrator: Option<Integrator>,
+    gateways: tokio::runtime::Handle,
+) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir().context("temporary directory")?;
     let database = BenchDatabase::prepare(args.database.as_deref(), scratch.path()).await?;
     let load_before = load_average();
-    let outcome = run_modes(&args, &database, scratch.path(), &gateways).await;
+    let outcome = run_modes(
+        &args,
+        integrator.as_ref(),
+        &database,
+        scratch.path(),
+        &gateways,
+    )
+    .await;
     let dropped = database.drop_database().await;
     let (backend, results) = outcome?;
     dropped?;
@@ -313,7 +366,7 @@ async fn ingest(args: IngestBenchArgs, gateways: tokio::runtime::Handle) -> anyh
         load_average()
     );
     println!("{}", report::render(backend, &context, &results));
-    Ok(())
+    ingest_record::record(backend, &context, &results).write(args.json.as_deref())
 }
 
 pub(crate) fn load_average() -> String {
@@ -325,6 +378,7 @@ pub(crate) fn load_average() -> String {
 
 async fn run_modes(
     args: &IngestBenchArgs,
+    integrator: Option<&Integrator>,
     database: &BenchDatabase,
     scratch: &Path,
     gateways: &tokio::runtime::Handle,
@@ -338,7 +392,22 @@ async fn run_modes(
     let mut failure = None;
     'modes: for mode in args.modes() {
         for clients in args.live_runs() {
-            match run_mode(args, mode, clients, &running, &config, scratch, gateways).await {
+            let mut measured =
+                run_mode(args, mode, clients, &running, &config, scratch, gateways).await;
+            if let (Ok(result), Some(integrator)) = (&mut measured, integrator) {
+                let site = integrator::Site {
+                    store: running.store.as_ref(),
+                    database,
+                    scratch,
+                    runtime: gateways,
+                };
+                let name = format!("integrator-{}-{}", mode.as_str(), results.len());
+                match integrator::run(integrator, mode, &name, site, args.timing()).await {
+                    Ok(baseline) => result.integrator = Some(baseline),
+                    Err(error) => measured = Err(error.context("integrator baseline")),
+                }
+            }
+            match measured {
                 Ok(result) => results.push(result),
                 Err(error) => {
                     failure = Some(error.context(format!("{} run", mode.as_str())));
@@ -555,6 +624,7 @@ async fn run_mode(
         gateways_complete,
         unacked: sum(|r| r.unacked),
         baseline,
+        integrator: None,
         live,
     })
 }

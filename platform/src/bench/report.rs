@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::baseline::Baseline;
 use super::generator::GeneratorStats;
 use super::ingest_live::{self, IngestLive};
+use super::integrator::IntegratorResult;
 use super::usage::CpuUsage;
 use super::Mode;
 
@@ -19,6 +20,11 @@ pub(crate) const FLOOR_RATIO: f64 = 0.40;
 pub(crate) const GOAL_RATIO: f64 = 0.65;
 /// Issue #3 and DESIGN.md: signed messages/s at one reading per message.
 pub(crate) const FLOOR_MESSAGES_PER_S: f64 = 20_000.0;
+/// DESIGN.md: batched ingest over the integrator baseline's readings/s (Mosquitto + Python).
+pub(crate) const GOAL_INTEGRATOR_RATIO: f64 = 1.25;
+/// DESIGN.md ("Beffroi must be ahead of all of these"): unbatched signed messages/s over the
+/// integrator baseline's messages/s at one reading per message.
+pub(crate) const GOAL_INTEGRATOR_RATIO_UNBATCHED: f64 = 1.0;
 
 /// Thread-name prefixes of the load generator (not the platform).
 pub(crate) const GENERATOR_THREADS: [&str; 2] = [super::GATEWAY_THREAD, super::SIGNER_THREAD];
@@ -76,6 +82,8 @@ pub(crate) struct PhaseResult {
     pub unacked: u64,
     /// The raw bulk-load baseline.
     pub baseline: Baseline,
+    /// The integrator baseline (Mosquitto + Python consumer), when it ran.
+    pub integrator: Option<IntegratorResult>,
     /// The live-view clients attached through the window, if any.
     pub live: Option<IngestLive>,
 }
@@ -91,6 +99,23 @@ impl PhaseResult {
     /// Ingest rate over the raw bulk-load rate.
     pub(crate) fn ratio(&self) -> f64 {
         self.readings_per_s / self.baseline.rate().max(1e-9)
+    }
+
+    /// Ingest over the integrator baseline: readings/s batched, messages/s unbatched.
+    pub(crate) fn integrator_ratio(&self) -> Option<f64> {
+        let integrator = self.integrator.as_ref()?;
+        Some(match self.mode {
+            Mode::Batched => self.readings_per_s / integrator.readings_per_s.max(1e-9),
+            Mode::Unbatched => self.messages_per_s / integrator.messages_per_s().max(1e-9),
+        })
+    }
+
+    /// The goal of [`PhaseResult::integrator_ratio`].
+    pub(crate) fn integrator_goal(&self) -> f64 {
+        match self.mode {
+            Mode::Batched => GOAL_INTEGRATOR_RATIO,
+            Mode::Unbatched => GOAL_INTEGRATOR_RATIO_UNBATCHED,
+        }
     }
 
     /// CPU of the platform's own threads (everything but the simulated gateways and the
@@ -228,6 +253,7 @@ pub(crate) fn render(backend: &str, context: &str, results: &[PhaseResult]) -> S
                 r.baseline.elapsed.as_secs_f64()
             ),
         );
+        integrator_rows(&mut row, backend, r);
         row(
             "zero loss (store: seqs 1..=n once, readings)",
             format!("{}/{} gw", r.gateways_complete, r.gateways),
@@ -328,6 +354,89 @@ pub(crate) fn render(backend: &str, context: &str, results: &[PhaseResult]) -> S
     }
     ingest_live::render_comparison(&mut out, results);
     out
+}
+
+/// The integrator baseline's rows: its rate, the ratio of ingest to it with DESIGN.md's goal,
+/// what it lost and what it cost.
+fn integrator_rows(
+    row: &mut impl FnMut(&str, String, &str, &str, String),
+    backend: &str,
+    r: &PhaseResult,
+) {
+    let (Some(i), Some(ratio)) = (&r.integrator, r.integrator_ratio()) else {
+        row(
+            "integrator baseline (Mosquitto + Python)",
+            "not run".into(),
+            "",
+            "",
+            "--integrator off, or Mosquitto / python3 / its venv unavailable".into(),
+        );
+        return;
+    };
+    let goal = r.integrator_goal();
+    let (name, measured, ratio_name) = match r.mode {
+        Mode::Batched => (
+            "integrator baseline readings/s committed",
+            thousands(i.readings_per_s),
+            "  ingest / integrator (readings/s)",
+        ),
+        Mode::Unbatched => (
+            "integrator baseline messages/s committed",
+            thousands(i.messages_per_s()),
+            "  ingest / integrator (messages/s)",
+        ),
+    };
+    row(
+        name,
+        measured,
+        "",
+        "",
+        format!(
+            "{} reading(s)/JSON message, {} publishers, {:.1} s window, no TLS, same table",
+            i.readings_per_message, i.publishers, i.seconds
+        ),
+    );
+    row(
+        ratio_name,
+        format!("{ratio:.2}×"),
+        "",
+        &format!("≥ {goal:.2}×"),
+        pass(ratio >= goal).to_owned(),
+    );
+    row(
+        "  integrator loss (published − stored)",
+        thousands(i.lost() as f64),
+        "",
+        "",
+        format!(
+            "{} of {} readings ({} messages) stored; {} received by the consumer",
+            thousands(i.stored_readings as f64),
+            thousands(i.published_readings as f64),
+            thousands(i.published_messages as f64),
+            thousands(i.received_readings as f64)
+        ),
+    );
+    let (cpu_name, cpu) = if backend == "sqlite" {
+        (
+            "  integrator CPU: consumer / Mosquitto",
+            format!("{:.0} % / {:.0} %", i.consumer_cpu, i.mosquitto_cpu),
+        )
+    } else {
+        (
+            "  integrator CPU: consumer / Mosquitto / PG",
+            format!(
+                "{:.0} % / {:.0} % / {:.0} %",
+                i.consumer_cpu, i.mosquitto_cpu, i.server_cpu
+            ),
+        )
+    };
+    row(
+        cpu_name,
+        cpu,
+        "",
+        "",
+        format!("% of one core; consumer RSS {}", mib(i.consumer_rss)),
+    );
 }
 
 /// p50, p99 and max of `samples` (sorted in place), with the count.

@@ -1,6 +1,7 @@
 //! The parent's handle on the live-view client process (`beffroi bench live-clients`, see
 //! `super::ws_clients`): the same binary, started with the spec on its stdin, told when the
-//! measure window opens and closes, and read for its report. Killed if dropped early.
+//! measure window opens and closes, sampled in it, and read for its report. Killed if dropped
+//! early.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -9,10 +10,12 @@ use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use super::ws_clients::{ChildLine, ClientsReport, ClientsSpec, Ready};
+use super::ws_clients::{ChildLine, ClientsReport, ClientsSample, ClientsSpec, Ready};
 
 /// Longest the report may take once the window closed.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a sample may take.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running client process, its clients connected.
 pub(crate) struct ClientProcess {
@@ -49,7 +52,7 @@ impl ClientProcess {
             + Duration::from_millis(100) * u32::try_from(clients).unwrap_or(u32::MAX);
         let ready = match tokio::time::timeout(wait, next_line(&mut stdout)).await {
             Ok(Ok(ChildLine::Ready(ready))) => ready,
-            Ok(Ok(ChildLine::Report(_))) => anyhow::bail!("client process: report before ready"),
+            Ok(Ok(_)) => anyhow::bail!("client process: another line before ready"),
             Ok(Err(error)) => return Err(error.context("client process")),
             Err(_) => anyhow::bail!("client process: clients not connected within {wait:?}"),
         };
@@ -69,6 +72,23 @@ impl ClientProcess {
         Ok(())
     }
 
+    /// The window so far: frames and values received, clients closed early, the process's
+    /// memory. Only while the window is open.
+    pub(crate) async fn sample(&mut self) -> anyhow::Result<ClientsSample> {
+        anyhow::ensure!(
+            !self.window_closed,
+            "client process: sample after the window"
+        );
+        self.stdin.write_all(b"sample\n").await?;
+        self.stdin.flush().await?;
+        match tokio::time::timeout(SAMPLE_TIMEOUT, next_line(&mut self.stdout)).await {
+            Ok(Ok(ChildLine::Sample(sample))) => Ok(sample),
+            Ok(Ok(_)) => anyhow::bail!("client process: another line instead of a sample"),
+            Ok(Err(error)) => Err(error.context("client process")),
+            Err(_) => anyhow::bail!("client process: no sample within {SAMPLE_TIMEOUT:?}"),
+        }
+    }
+
     /// Closes the measure window (the clients then close their connections).
     pub(crate) async fn close_window(&mut self) -> anyhow::Result<()> {
         if !self.window_closed {
@@ -85,7 +105,7 @@ impl ClientProcess {
         self.close_window().await?;
         let report = match tokio::time::timeout(REPORT_TIMEOUT, next_line(&mut self.stdout)).await {
             Ok(Ok(ChildLine::Report(report))) => report,
-            Ok(Ok(ChildLine::Ready(_))) => anyhow::bail!("client process: ready twice"),
+            Ok(Ok(_)) => anyhow::bail!("client process: another line instead of the report"),
             Ok(Err(error)) => return Err(error.context("client process")),
             Err(_) => anyhow::bail!("client process: no report within {REPORT_TIMEOUT:?}"),
         };

@@ -8,6 +8,9 @@
 //!                 (no snapshot) → "subscribed"
 //! child ─stdout──► {"ready": {connected, failed, …}}
 //! parent ─stdin──► start            the measure window opens: frames, values and latencies count
+//! parent ─stdin──► sample           (any number of times in the window)
+//! child ─stdout──► {"sample": {…}}  frames and values received so far in the window, clients
+//!                                   closed early so far, the process's RSS
 //! parent ─stdin──► stop (or EOF)    it closes; every client closes normally
 //! child ─stdout──► {"report": {…}}  per group: frames/s per client, values, latency per value
 //!                                   (receipt − reading time) and per frame (receipt − newest
@@ -17,7 +20,7 @@
 //! simulated gateway stamped at publish: the same clock on the same machine.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,6 +88,21 @@ pub(crate) enum ChildLine {
     Ready(Ready),
     /// The measure window's figures.
     Report(ClientsReport),
+    /// The window so far, on `sample`.
+    Sample(ClientsSample),
+}
+
+/// The window so far, every client together (counts since `start`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(crate) struct ClientsSample {
+    /// Readings frames received.
+    pub frames: u64,
+    /// Values in them.
+    pub values: u64,
+    /// Connections that ended before the window closed.
+    pub closed: u64,
+    /// Resident memory of the client process now.
+    pub rss_bytes: Option<u64>,
 }
 
 /// The outcome of connecting.
@@ -100,6 +118,21 @@ pub(crate) struct Ready {
     pub open_files: Option<u64>,
     /// Time to connect them all, s.
     pub seconds: f64,
+}
+
+impl Ready {
+    /// `N clients connected, M failed in S s`, with the first error if any.
+    pub(crate) fn describe(&self) -> String {
+        let first = self
+            .first_error
+            .as_deref()
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default();
+        format!(
+            "{} clients connected, {} failed in {:.1} s{first}",
+            self.connected, self.failed, self.seconds
+        )
+    }
 }
 
 /// The measure window, seen from the clients.
@@ -184,6 +217,12 @@ pub(crate) struct ViewCount {
 struct GroupState {
     value_latency: Histogram,
     frame_latency: Histogram,
+    /// Frames received in the window so far (read by `sample`).
+    frames: AtomicU64,
+    /// Values in them.
+    values: AtomicU64,
+    /// Connections that ended early so far.
+    closed: AtomicU64,
 }
 
 /// What one client did in the window.
@@ -273,8 +312,10 @@ async fn serve_parent() -> anyhow::Result<()> {
     let (cpu_before, opened) = (CpuSample::now(), Instant::now());
     shared.measuring.store(true, Ordering::Relaxed);
     while let Some(line) = stdin.next_line().await? {
-        if line.trim() == "stop" {
-            break;
+        match line.trim() {
+            "stop" => break,
+            "sample" => say(&ChildLine::Sample(sample(&shared.groups)))?,
+            _ => {}
         }
     }
     shared.measuring.store(false, Ordering::Relaxed);
@@ -303,6 +344,19 @@ async fn serve_parent() -> anyhow::Result<()> {
             .collect(),
     };
     say(&ChildLine::Report(report))
+}
+
+/// The window so far, every group together.
+fn sample(groups: &[GroupState]) -> ClientsSample {
+    let sum = |f: fn(&GroupState) -> &AtomicU64| {
+        groups.iter().map(|g| f(g).load(Ordering::Relaxed)).sum()
+    };
+    ClientsSample {
+        frames: sum(|g| &g.frames),
+        values: sum(|g| &g.values),
+        closed: sum(|g| &g.closed),
+        rss_bytes: usage::resident(),
+    }
 }
 
 fn group_report(
@@ -437,6 +491,9 @@ async fn client(shared: Arc<Shared>, group: usize, view: usize) -> ClientStats {
             }
         }
     }
+    if stats.closed.is_some() {
+        state.closed.fetch_add(1, Ordering::Relaxed);
+    }
     stats
 }
 
@@ -451,6 +508,10 @@ fn on_text(text: &str, state: &GroupState, stats: &mut ClientStats) {
             stats.frames += 1;
             stats.bytes += text.len() as u64;
             stats.values += times_us.len() as u64;
+            state.frames.fetch_add(1, Ordering::Relaxed);
+            state
+                .values
+                .fetch_add(times_us.len() as u64, Ordering::Relaxed);
             stats.errors += unreadable as u64;
             for &time in &times_us {
                 state.value_latency.record_signed(now - time);

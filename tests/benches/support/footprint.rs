@@ -5,7 +5,9 @@
 //! instantaneous percentage this does not depend on how busy the other cores are: on a loaded
 //! machine the process may be scheduled later, but it is charged only for the time it ran.
 //! Memory is `VmRSS` sampled during the window (mean and maximum) and `VmHWM`, the peak
-//! resident set since the process started, from `/proc/<pid>/status`.
+//! resident set since the process started, from `/proc/<pid>/status`. Disk is what the
+//! process caused to be written to storage (`write_bytes` of `/proc/<pid>/io`: its spool,
+//! logs, databases — not what a page cache absorbed and later dropped).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -40,6 +42,8 @@ struct Sample {
     rss_kib: u64,
     /// `VmHWM`, KiB.
     hwm_kib: u64,
+    /// `write_bytes` of `/proc/<pid>/io`.
+    written: u64,
 }
 
 fn proc_path(pid: u32, file: &str) -> PathBuf {
@@ -85,7 +89,19 @@ fn sample(pid: u32) -> anyhow::Result<Sample> {
         cpu_ticks: cpu_ticks(pid)?,
         rss_kib: status_kib(&status, "VmRSS")?,
         hwm_kib: status_kib(&status, "VmHWM")?,
+        written: written_bytes(pid)?,
     })
+}
+
+/// `write_bytes` of `/proc/<pid>/io`.
+fn written_bytes(pid: u32) -> anyhow::Result<u64> {
+    let path = proc_path(pid, "io");
+    let io = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (has the process exited?)", path.display()))?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|value| value.trim().parse().ok())
+        .context("no write_bytes in /proc/<pid>/io")
 }
 
 /// What one window measured.
@@ -101,6 +117,8 @@ pub struct Footprint {
     pub rss_max: u64,
     /// `VmHWM` at the end: peak RSS since the process started, bytes.
     pub rss_peak: u64,
+    /// Bytes the process caused to be written to storage during the window.
+    pub disk_written: u64,
     /// RSS samples taken.
     pub samples: usize,
     /// How much the caller's delivery counter advanced during the window.
@@ -111,6 +129,11 @@ impl Footprint {
     /// CPU time over wall time, in percent of one core.
     pub fn cpu_percent(&self) -> f64 {
         100.0 * self.cpu_s / self.wall.as_secs_f64()
+    }
+
+    /// Bytes written to storage per second over the window.
+    pub fn disk_per_s(&self) -> f64 {
+        self.disk_written as f64 / self.wall.as_secs_f64()
     }
 
     /// Delivered items per second over the window.
@@ -151,6 +174,7 @@ pub async fn measure(
         rss_mean: u64::try_from(rss_sum / samples as u128)? * 1024,
         rss_max: rss_max * 1024,
         rss_peak: last.hwm_kib * 1024,
+        disk_written: last.written.saturating_sub(first.written),
         samples,
         delivered,
     })

@@ -1,7 +1,8 @@
-//! Plain MQTT traffic around the baseline gateway: a [`Publisher`] that plays the local sensors
-//! (one JSON reading per message at a fixed rate), and a [`ThingsBoardStandIn`] on the upstream
-//! broker that answers the gateway's session-limits request the way a ThingsBoard server does
-//! and counts the data points the gateway forwards.
+//! Plain MQTT traffic around the gateways compared: a [`Publisher`] that plays the local
+//! sensors (one JSON reading per message at a fixed rate, on one topic per metric), which
+//! both the agent and the baseline gateway forward, and a [`ThingsBoardStandIn`] on the
+//! baseline's upstream broker that answers its session-limits request the way a ThingsBoard
+//! server does and counts the data points it forwards.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-/// The topic the sensors publish on and the baseline gateway subscribes to.
-pub const SENSOR_TOPIC: &str = "sensors/data";
+/// The topic filter of the sensors' messages: `sensors/data/<metric>`.
+pub const SENSOR_TOPICS: &str = "sensors/data/+";
 
 /// Pacing tick of the publisher: several messages per tick at high rates, no drift.
 const TICK: Duration = Duration::from_millis(10);
@@ -20,7 +21,7 @@ const TICK: Duration = Duration::from_millis(10);
 /// Simulated sensors, metrics and units, like the agent's simulator defaults (24 sensors of
 /// four kinds).
 const SENSORS: usize = 24;
-const METRICS: [(&str, &str); 4] = [
+pub const METRICS: [(&str, &str); 4] = [
     ("air.pm25", "ug/m3"),
     ("noise.laeq", "dB"),
     ("traffic.count", "count"),
@@ -50,18 +51,22 @@ fn client(id: &str, port: u16) -> (AsyncClient, EventLoop) {
     AsyncClient::new(options, 4096)
 }
 
-/// One sensor message, numbered `n`.
-fn reading(n: u64) -> Vec<u8> {
+/// The topic of `metric`'s messages.
+pub fn sensor_topic(metric: &str) -> String {
+    format!("sensors/data/{metric}")
+}
+
+/// One sensor message, numbered `n`: its topic and payload.
+fn reading(n: u64) -> (String, Vec<u8>) {
     let kind = (n as usize / SENSORS) % METRICS.len();
     let (metric, unit) = METRICS[kind];
-    json!({
+    let payload = json!({
         "sensor": format!("sim-{:03}", n as usize % SENSORS),
         "metric": metric,
         "unit": unit,
         "value": (n * 7919 % 1000) as f64 / 10.0,
-    })
-    .to_string()
-    .into_bytes()
+    });
+    (sensor_topic(metric), payload.to_string().into_bytes())
 }
 
 /// Publishes one reading per message (QoS 1) at a fixed rate until stopped or dropped.
@@ -75,7 +80,7 @@ pub struct Publisher {
 
 impl Publisher {
     /// Connects to the broker on `port` and starts publishing `rate_per_s` messages a second
-    /// on [`SENSOR_TOPIC`].
+    /// under [`SENSOR_TOPICS`].
     pub fn start(port: u16, rate_per_s: f64) -> Self {
         let (client, mut eventloop) = client("bench-sensors", port);
         let published = Arc::new(AtomicU64::new(0));
@@ -103,9 +108,9 @@ impl Publisher {
                     ticker.tick().await;
                     let due = (started.elapsed().as_secs_f64() * rate_per_s) as u64;
                     while published.load(Ordering::Relaxed) < due {
-                        let n = published.load(Ordering::Relaxed);
+                        let (topic, payload) = reading(published.load(Ordering::Relaxed));
                         if client
-                            .publish(SENSOR_TOPIC, QoS::AtLeastOnce, false, reading(n))
+                            .publish(topic, QoS::AtLeastOnce, false, payload)
                             .await
                             .is_err()
                         {

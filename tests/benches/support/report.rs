@@ -9,6 +9,11 @@ pub fn megabytes(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / MB)
 }
 
+/// Formats a rate in bytes per second as decimal kilobytes per second.
+pub fn kilobytes_per_s(bytes_per_s: f64) -> String {
+    format!("{:.1} kB/s", bytes_per_s / 1e3)
+}
+
 /// Formats a CPU share in percent of one core.
 pub fn percent(value: f64) -> String {
     format!("{value:.2} %")
@@ -21,6 +26,8 @@ pub struct Row {
     pub figure: &'static str,
     /// The agent's value, in the budget's unit.
     pub value: f64,
+    /// That unit, as the JSON record names it (`B`, `%`, `B/s`).
+    pub unit: &'static str,
     /// The agent's value as printed.
     pub shown: String,
     /// The budget: the value must be at most this (`None`: informational).

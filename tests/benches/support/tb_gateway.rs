@@ -4,7 +4,7 @@
 //! It is installed once into a virtual environment under the target directory
 //! (`target/bench-baseline/venv`, never in the repository) with
 //! `pip install thingsboard-gateway==`[`VERSION`]. Its MQTT connector subscribes to
-//! [`SENSOR_TOPIC`] on one plain local Mosquitto and maps each JSON message to one data point
+//! [`SENSOR_TOPICS`] on one plain local Mosquitto and maps each JSON message to one data point
 //! of the device it names; its ThingsBoard connection is MQTT with an access token to another
 //! plain local Mosquitto, where [`ThingsBoardStandIn`](super::mqtt_load::ThingsBoardStandIn)
 //! answers like the server. Logging is reduced to warnings on standard error and statistics
@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use beffroi_tests::process::tail;
 use serde_json::{json, Value};
 
-use super::mqtt_load::SENSOR_TOPIC;
+use super::mqtt_load::SENSOR_TOPICS;
 
 /// The PyPI release measured.
 pub const VERSION: &str = "3.8.5";
@@ -147,7 +147,7 @@ fn connector_config(source_port: u16) -> Value {
             "security": {"type": "anonymous"}
         },
         "mapping": [{
-            "topicFilter": SENSOR_TOPIC,
+            "topicFilter": SENSOR_TOPICS,
             "subscriptionQos": 1,
             "converter": {
                 "type": "json",

@@ -22,8 +22,7 @@
 //! coordination cost, not how far more machines would go (see `docs/capacity.md`).
 
 mod disk;
-mod mosquitto;
-mod node;
+pub(super) mod node;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -35,16 +34,15 @@ use anyhow::Context as _;
 use beffroi_protocol::{GatewayId, TenantId};
 use beffroi_store::Store;
 
-use self::mosquitto::Mosquitto;
 use self::node::{Node, NodeConfig, ProcSample, Scrape, Shared};
 use self::report::{NodeFigures, RunResult};
 use super::database::BenchDatabase;
 use super::fleet::{Fleet, FleetPlan};
 use super::gateways::{Phase, Registrar};
-use super::{baseline, count_readings, usage, TimescaleArg, GATEWAY_THREAD};
+use super::mosquitto::Mosquitto;
+use super::{baseline, count_readings, usage, TimescaleArg};
+use crate::admin;
 use crate::pki::Ca;
-use crate::pki_init::{self, InitArgs};
-use crate::{admin, node_pki};
 
 /// The simulated gateways' ack timeout (the agent's default).
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,12 +109,7 @@ pub fn run(args: ClusterBenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let gateways = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name(GATEWAY_THREAD)
-        .build()
-        .context("cannot start the gateways' runtime")?;
+    let gateways = super::gateway_runtime(1)?;
     let result = runtime.block_on(cluster(&args, gateways.handle()));
     gateways.shutdown_timeout(Duration::from_secs(1));
     result
@@ -167,27 +160,21 @@ async fn run_nodes(
     gateway_runtime: &tokio::runtime::Handle,
     ceiling: bool,
 ) -> anyhow::Result<(RunResult, Option<baseline::Baseline>)> {
-    let broker = Mosquitto::start(&args.mosquitto, &dir.join("broker")).await?;
-    let pki = dir.join("pki");
-    pki_init::run(&InitArgs {
-        dir: pki.clone(),
-        gate_names: vec!["localhost".into(), "127.0.0.1".into()],
-        offline_root: false,
-    })?;
+    // No per-client queue limit below the nodes' own: the nodes hold what is in flight, and a
+    // broker that drops QoS 1 messages would show as resends.
+    let broker = Mosquitto::start(&args.mosquitto, &dir.join("broker"), Some(100_000)).await?;
+    let pki = node::init_pki(dir)?;
     let broker_address = broker.address();
     let shared = Shared {
         database: database.url(),
-        broker: &broker_address,
+        broker: Some(&broker_address),
         pki: &pki,
         timescale: args.timescale,
     };
     let configs = (1..=k)
         .map(|n| NodeConfig::write(dir, n, &shared))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // The bench's own handle on the shared database and CA; it migrates the database before
-    // the nodes start.
-    let store = admin::open_store(&configs[0].config).await?;
-    let ca = node_pki::load_ca(&configs[0].config)?;
+    let (store, ca) = node::bench_handles(&configs[0]).await?;
     let mut cluster = Cluster {
         nodes: Vec::with_capacity(k),
         configs,
@@ -353,7 +340,7 @@ async fn bulk_load(store: &dyn Store, readings: u64) -> anyhow::Result<baseline:
 }
 
 /// The last 2,000 bytes of a child process's log, for an error message.
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut start = text.len().saturating_sub(2000);
     while !text.is_char_boundary(start) {

@@ -1,22 +1,48 @@
-//! One platform node of the cluster under test: `beffroi serve` in a process of its own (this
-//! executable), with its configuration written in the run's directory — the external broker,
-//! the shared database and the shared PKI directory — and its figures read from outside, as an
-//! operator's monitoring reads them: `/metrics` for what it did, `/proc/<pid>` for its CPU
-//! time and memory.
+//! One platform node under test: `beffroi serve` in a process of its own (this executable),
+//! with its configuration written in the run's directory — the external broker (or its own
+//! embedded one), the shared database and the shared PKI directory — and its figures read from
+//! outside, as an operator's monitoring reads them: `/metrics` for what it did, `/proc/<pid>`
+//! for its CPU time and memory. `bench cluster` runs several on one broker; `bench gate` runs
+//! one, on its embedded broker by default.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use beffroi_store::Store;
 use rustix::process::{kill_process, Pid, Signal};
 
 use super::super::free_port;
 use super::super::http::Client;
 use super::super::{usage, TimescaleArg};
 use crate::config::PlatformConfig;
+use crate::pki::Ca;
+use crate::pki_init::{self, InitArgs};
+use crate::{admin, node_pki};
+
+/// Makes the run's PKI directory, `dir/pki`, with `pki init` (gate names `localhost` and
+/// `127.0.0.1`), and returns it.
+pub(crate) fn init_pki(dir: &Path) -> anyhow::Result<PathBuf> {
+    let pki = dir.join("pki");
+    pki_init::run(&InitArgs {
+        dir: pki.clone(),
+        gate_names: vec!["localhost".into(), "127.0.0.1".into()],
+        offline_root: false,
+    })?;
+    Ok(pki)
+}
+
+/// The bench's own handle on the nodes' database and CA, from one node's configuration:
+/// opening the store migrates the database before any node starts.
+pub(crate) async fn bench_handles(config: &NodeConfig) -> anyhow::Result<(Arc<dyn Store>, Ca)> {
+    let store = admin::open_store(&config.config).await?;
+    let ca = node_pki::load_ca(&config.config)?;
+    Ok((store, ca))
+}
 
 /// Time allowed for a node to become ready (migrations, broker subscription, relay).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,8 +53,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 pub(crate) struct Shared<'a> {
     /// The database URL.
     pub database: &'a str,
-    /// The broker's `host:port`.
-    pub broker: &'a str,
+    /// The external broker's `host:port`; `None`: each node runs its embedded broker on two
+    /// free loopback ports (no cluster relay then).
+    pub broker: Option<&'a str>,
     /// The PKI directory made by `pki init`.
     pub pki: &'a Path,
     /// `store.timescale`.
@@ -47,6 +74,10 @@ pub(crate) struct NodeConfig {
     pub gate_port: u16,
     /// The API's address.
     pub api: SocketAddr,
+    /// The enrollment endpoint's address.
+    pub enroll: SocketAddr,
+    /// Whether it uses an external broker (and so runs the cluster relay).
+    pub external_broker: bool,
 }
 
 impl NodeConfig {
@@ -56,18 +87,25 @@ impl NodeConfig {
         let data_dir = dir.join(&name);
         std::fs::create_dir_all(&data_dir)?;
         let (gate_port, api_port, enroll_port) = (free_port()?, free_port()?, free_port()?);
+        let broker = match shared.broker {
+            Some(address) => format!("external_v5 = {address:?}"),
+            None => format!(
+                "listen_v4 = \"127.0.0.1:{}\"\nlisten_v5 = \"127.0.0.1:{}\"",
+                free_port()?,
+                free_port()?
+            ),
+        };
         let text = format!(
-            "# Written by beffroi bench cluster.\n\
+            "# Written by beffroi bench.\n\
              data_dir = {data:?}\ndatabase = {db:?}\n\
              [gate]\nlisten = \"127.0.0.1:{gate_port}\"\nnames = [\"localhost\", \"127.0.0.1\"]\n\
-             [broker]\nexternal_v5 = {broker:?}\n\
+             [broker]\n{broker}\n\
              [api]\nlisten = \"127.0.0.1:{api_port}\"\n\
              [enroll]\nlisten = \"127.0.0.1:{enroll_port}\"\n\
              [pki]\ndir = {pki:?}\n\
              [store]\ntimescale = \"{timescale}\"\n",
             data = data_dir.display().to_string(),
             db = shared.database,
-            broker = shared.broker,
             pki = shared.pki.display().to_string(),
             timescale = shared.timescale.as_str(),
         );
@@ -79,6 +117,8 @@ impl NodeConfig {
             config: PlatformConfig::from_toml(&text)?,
             gate_port,
             api: SocketAddr::from(([127, 0, 0, 1], api_port)),
+            enroll: SocketAddr::from(([127, 0, 0, 1], enroll_port)),
+            external_broker: shared.broker.is_some(),
         })
     }
 }
@@ -88,6 +128,8 @@ pub(crate) struct Node {
     /// Its name in the report.
     pub name: String,
     api: SocketAddr,
+    /// Whether its readiness includes the cluster relay's subscription.
+    relay: bool,
     child: Child,
     log: PathBuf,
 }
@@ -114,6 +156,17 @@ impl Scrape {
     pub(crate) fn get(&self, sample: &str) -> f64 {
         self.0.get(sample).copied().unwrap_or(0.0)
     }
+
+    /// The sum of a metric's samples over all its labels.
+    pub(crate) fn sum(&self, metric: &str) -> f64 {
+        self.0
+            .iter()
+            .filter(|(name, _)| {
+                name.strip_prefix(metric)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))
+            })
+            .fold(0.0, |sum, (_, value)| sum + value)
+    }
 }
 
 /// A node's process figures at one instant.
@@ -126,8 +179,8 @@ pub(crate) struct ProcSample {
 }
 
 impl Node {
-    /// Starts `beffroi serve` with `config`, waiting until it is ready and its cluster relay
-    /// subscribed.
+    /// Starts `beffroi serve` with `config`, waiting until it is ready and, on an external
+    /// broker, its cluster relay subscribed.
     pub(crate) async fn start(config: &NodeConfig) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find this executable")?;
         let log = config.path.with_file_name("node.log");
@@ -145,6 +198,7 @@ impl Node {
         let mut node = Self {
             name: config.name.clone(),
             api: config.api,
+            relay: config.external_broker,
             child,
             log,
         };
@@ -163,13 +217,19 @@ impl Node {
         }
     }
 
-    /// Ready, and its cluster relay subscribed.
+    /// Ready, and its cluster relay (if any) subscribed.
     async fn is_ready(&self) -> bool {
         let Ok(mut client) = Client::connect(self.api).await else {
             return false;
         };
         matches!(client.get("/readyz", "").await, Ok(reply) if reply.status == 200)
-            && matches!(self.scrape().await, Ok(s) if s.get("beffroi_cluster_relay_connected") == 1.0)
+            && (!self.relay
+                || matches!(self.scrape().await, Ok(s) if s.get("beffroi_cluster_relay_connected") == 1.0))
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its metrics now.
@@ -225,5 +285,24 @@ pub(crate) fn proc_sample(pid: u32) -> ProcSample {
     ProcSample {
         ticks: usage::ticks_of_pid(pid),
         rss: usage::resident_of(pid).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_a_metric_over_its_labels() {
+        let scrape = Scrape::parse(
+            "# TYPE beffroi_gate_refused_total counter\n\
+             beffroi_gate_refused_total{reason=\"revoked\"} 2\n\
+             beffroi_gate_refused_total{reason=\"idle_timeout\"} 3\n\
+             beffroi_gate_refused_totals 7\nbeffroi_gate_connections 5\n",
+        );
+        assert_eq!(scrape.sum("beffroi_gate_refused_total"), 5.0);
+        assert_eq!(scrape.sum("beffroi_gate_connections"), 5.0);
+        assert_eq!(scrape.get("beffroi_gate_connections"), 5.0);
+        assert_eq!(scrape.sum("absent").to_bits(), 0.0f64.to_bits());
     }
 }

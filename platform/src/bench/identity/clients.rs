@@ -96,7 +96,7 @@ impl Target {
     }
 
     /// A client configuration presenting `identity`'s certificate.
-    fn mutual(&self, identity: &Identity) -> anyhow::Result<Arc<ClientConfig>> {
+    pub(crate) fn mutual(&self, identity: &Identity) -> anyhow::Result<Arc<ClientConfig>> {
         let chain = CertificateDer::pem_slice_iter(identity.chain_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()?;
         let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())?;
@@ -115,6 +115,13 @@ impl Target {
 pub(crate) struct Identity {
     chain_pem: String,
     key_pem: String,
+}
+
+impl Identity {
+    /// A certificate chain and its TLS key, both PEM.
+    pub(crate) fn new(chain_pem: String, key_pem: String) -> Self {
+        Self { chain_pem, key_pem }
+    }
 }
 
 /// Requests of one phase: how many succeeded, the first refusal, time and latencies.
@@ -320,6 +327,35 @@ impl Handshakes {
     }
 }
 
+/// Attempts that failed: how many, and the first one's cause.
+#[derive(Debug, Default)]
+pub(crate) struct Failures {
+    count: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
+impl Failures {
+    /// Counts a failed attempt: `error`, or a timeout when `None`.
+    pub(crate) fn record(&self, error: Option<&anyhow::Error>) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let text = error.map_or_else(|| "timed out".to_owned(), |e| format!("{e:#}"));
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(text);
+    }
+
+    /// How many failed, and the first one's cause.
+    pub(crate) fn take(&self) -> (u64, Option<String>) {
+        let first = self
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        (self.count.load(Ordering::Relaxed), first)
+    }
+}
+
 /// `concurrency` clients doing TCP + TLS handshakes to `addr` for `seconds`, presenting the
 /// identities in turn.
 pub(crate) async fn handshakes(
@@ -337,24 +373,14 @@ pub(crate) async fn handshakes(
             .collect::<anyhow::Result<Vec<_>>>()?,
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed, next) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let (ok, next) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicUsize::new(0)));
     let histogram = Arc::new(Histogram::default());
-    let first_failure = Arc::new(Mutex::new(None::<String>));
+    let failures = Arc::new(Failures::default());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (configs, stop, ok, failed, next) = (
-            configs.clone(),
-            stop.clone(),
-            ok.clone(),
-            failed.clone(),
-            next.clone(),
-        );
-        let (histogram, first_failure) = (histogram.clone(), first_failure.clone());
+        let (configs, stop, ok, next) = (configs.clone(), stop.clone(), ok.clone(), next.clone());
+        let (histogram, failures) = (histogram.clone(), failures.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let config = configs[next.fetch_add(1, Ordering::Relaxed) % configs.len()].clone();
@@ -364,17 +390,8 @@ pub(crate) async fn handshakes(
                         ok.fetch_add(1, Ordering::Relaxed);
                         histogram.record(one.elapsed().as_micros() as u64);
                     }
-                    outcome => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        let text = match outcome {
-                            Ok(Err(error)) => format!("{error:#}"),
-                            _ => "timed out".to_owned(),
-                        };
-                        first_failure
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .get_or_insert(text);
-                    }
+                    Ok(Err(error)) => failures.record(Some(&error)),
+                    Err(_) => failures.record(None),
                 }
             }
         }));
@@ -384,13 +401,10 @@ pub(crate) async fn handshakes(
     for task in tasks {
         task.await?;
     }
-    let first_failure = first_failure
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
+    let (failed, first_failure) = failures.take();
     Ok(Handshakes {
         ok: ok.load(Ordering::Relaxed),
-        failed: failed.load(Ordering::Relaxed),
+        failed,
         first_failure,
         elapsed: started.elapsed(),
         latency: histogram.summary(),

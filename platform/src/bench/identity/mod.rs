@@ -20,7 +20,7 @@
 //! Clients run on a runtime of their own (`--client-threads`); the run fails if any
 //! enrollment or renewal is refused.
 
-mod clients;
+pub(super) mod clients;
 mod report;
 
 use std::sync::Arc;
@@ -83,12 +83,7 @@ pub fn run(args: IdentityBenchArgs) -> anyhow::Result<()> {
         .thread_name(super::PLATFORM_THREAD)
         .build()
         .context("cannot start the platform runtime")?;
-    let clients = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads)
-        .enable_all()
-        .thread_name(super::GATEWAY_THREAD)
-        .build()
-        .context("cannot start the clients' runtime")?;
+    let clients = super::gateway_runtime(args.client_threads)?;
     runtime.block_on(bench(args, clients.handle().clone()))
 }
 

@@ -19,8 +19,10 @@
 
 mod commit_latency;
 mod hub_probe;
+pub(super) mod load;
 mod mqtt_baseline;
-mod paced;
+pub(super) mod paced;
+mod record;
 mod report;
 mod scenario;
 
@@ -28,8 +30,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-pub(crate) use self::report::LiveCounts;
 use self::report::ScenarioResult;
+pub(crate) use self::report::{LiveCounts, Table};
 use self::scenario::Plan;
 use super::database::BenchDatabase;
 use super::TimescaleArg;
@@ -106,25 +108,16 @@ pub struct LiveBenchArgs {
     /// every client that does not ask for less (the latency scenario's clients do not).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_fps: Option<u32>,
+    /// Also write the figures to this file as JSON (what `bench/report` plots).
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
 }
 
 impl LiveBenchArgs {
     fn validate(&self) -> anyhow::Result<()> {
-        if !(1..=900).contains(&self.gateways) {
-            anyhow::bail!(
-                "--gateways must be 1..=900 (the gate allows 1000 connections per address)"
-            );
-        }
-        if self.rate == 0 || self.seconds == 0 || self.zones == 0 {
-            anyhow::bail!("--rate, --seconds and --zones must be at least 1");
-        }
-        let batches_per_s =
-            f64::from(self.rate) / (self.gateways as f64 * f64::from(self.readings_per_batch));
-        if !(0.1..=1000.0).contains(&batches_per_s) {
-            anyhow::bail!(
-                "--rate / (--gateways × --readings-per-batch) = {batches_per_s:.2} batches/s per \
-                 gateway; must be 0.1..=1000"
-            );
+        self.shape().validate()?;
+        if self.seconds == 0 {
+            anyhow::bail!("--seconds must be at least 1");
         }
         if !(1..=1000).contains(&self.fanout_fps) {
             anyhow::bail!("--fanout-fps must be 1..=1000 (the server caps it at live.max_fps)");
@@ -146,11 +139,19 @@ impl LiveBenchArgs {
         plans
     }
 
+    /// The load the gateways make.
+    fn shape(&self) -> load::Shape {
+        load::Shape {
+            rate: self.rate,
+            gateways: self.gateways,
+            readings_per_batch: self.readings_per_batch,
+            zones: self.zones,
+        }
+    }
+
     /// Time between two batches of one gateway.
     fn period(&self) -> Duration {
-        Duration::from_secs_f64(
-            self.gateways as f64 * f64::from(self.readings_per_batch) / f64::from(self.rate),
-        )
+        self.shape().period()
     }
 }
 
@@ -165,12 +166,7 @@ pub(crate) fn run(args: LiveBenchArgs) -> anyhow::Result<()> {
         .thread_name(super::PLATFORM_THREAD)
         .build()
         .context("cannot start the platform runtime")?;
-    let gateways = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.gateway_threads)
-        .enable_all()
-        .thread_name(super::GATEWAY_THREAD)
-        .build()
-        .context("cannot start the gateways' runtime")?;
+    let gateways = super::gateway_runtime(args.gateway_threads)?;
     let probes = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -203,6 +199,7 @@ async fn bench(args: LiveBenchArgs, runtimes: scenario::Runtimes) -> anyhow::Res
         super::load_average()
     );
     println!("{}", report::render(backend, &context, &args, &results));
+    record::of(backend, &args, &results).write(args.json.as_deref())?;
     let broken: Vec<String> = results.iter().filter_map(ScenarioResult::broken).collect();
     if !broken.is_empty() {
         anyhow::bail!("the run broke: {}", broken.join("; "));

@@ -209,14 +209,17 @@ fn latency_verdict(s: &Summary, p50: Option<f64>, p99: f64) -> String {
     }
 }
 
-struct Table(String);
+/// A printed table: figure, measured, budget, result (also `bench soak`'s).
+pub(crate) struct Table(pub(crate) String);
 
 impl Table {
-    fn row(&mut self, name: &str, measured: String, budget: &str, result: String) {
+    /// One figure.
+    pub(crate) fn row(&mut self, name: &str, measured: String, budget: &str, result: String) {
         let _ = writeln!(self.0, "{name:<50} {measured:>22} {budget:>15}  {result}");
     }
 
-    fn line(&mut self, text: String) {
+    /// A line of text (a heading, a note).
+    pub(crate) fn line(&mut self, text: String) {
         let _ = writeln!(self.0, "{text}");
     }
 }
@@ -444,6 +447,28 @@ fn render_scenario(t: &mut Table, r: &ScenarioResult) {
     t.line(format!("   CPU by thread: {}", top.join(", ")));
 }
 
+/// Whether a group of `clients` asking for `max_fps` is judged by the fan-out budget: this
+/// many clients, each asking for at least the budget's rate.
+fn is_fan_out(clients: usize, max_fps: Option<u32>) -> bool {
+    clients >= FANOUT_CLIENTS && max_fps.is_some_and(|f| f64::from(f) >= FANOUT_FPS)
+}
+
+/// The publish → frame budget a group is judged by, as (p50 ms, p99 ms, label): the latency
+/// budget for clients at the server's default frame rate, the fan-out budget for 1,000
+/// clients at 10 frames/s; other groups get none.
+pub(crate) fn latency_budget(
+    clients: usize,
+    max_fps: Option<u32>,
+) -> Option<(Option<f64>, f64, &'static str)> {
+    if is_fan_out(clients, max_fps) {
+        Some((None, FANOUT_P99_MS, "p99 ≤ 50"))
+    } else if max_fps.is_none() {
+        Some((Some(LATENCY_P50_MS), LATENCY_P99_MS, "≤ 5 / ≤ 25"))
+    } else {
+        None
+    }
+}
+
 fn opt_ms(value: Option<f64>) -> String {
     value.map_or_else(|| "?".to_owned(), |v| format!("{v:.1}"))
 }
@@ -456,9 +481,7 @@ fn render_group(
     expected: u64,
 ) {
     let name = |what: &str| format!("[{}] {what}", g.name);
-    // The fan-out budget: this many clients, each asking for at least the budget's rate.
-    let fan_out =
-        g.clients >= FANOUT_CLIENTS && max_fps.is_some_and(|f| f64::from(f) >= FANOUT_FPS);
+    let fan_out = is_fan_out(g.clients, max_fps);
     let closed: u64 = g.closed.values().sum();
     t.row(
         &name("clients connected / closed early"),
@@ -506,15 +529,7 @@ fn render_group(
         "",
         "coalescing keeps the latest per series: not a loss".into(),
     );
-    // The latency budget is about clients at the server's default frame rate; the fan-out
-    // budget about 1,000 clients at 10 frames/s; other groups get no verdict.
-    let budget = if fan_out {
-        Some((None, FANOUT_P99_MS, "p99 ≤ 50"))
-    } else if max_fps.is_none() {
-        Some((Some(LATENCY_P50_MS), LATENCY_P99_MS, "≤ 5 / ≤ 25"))
-    } else {
-        None
-    };
+    let budget = latency_budget(g.clients, max_fps);
     for (what, s) in [
         ("publish → frame, per value p50 / p99 ms", &g.value_latency),
         ("publish → frame, newest of frame p50/p99", &g.frame_latency),

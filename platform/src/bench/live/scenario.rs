@@ -7,34 +7,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use beffroi_protocol::{GatewayId, MetricName, TenantId, Unit};
+use beffroi_protocol::TenantId;
 use beffroi_store::Role;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::commit_latency::CommitLatency;
+use super::load::{Landed, PacedLoad, ViewKind};
 use super::mqtt_baseline::MqttBaseline;
-use super::paced::{PacedFeed, SensorCounts, SeriesSpec};
-use super::report::{LiveCounts, ScenarioResult, StoreCheck};
+use super::report::{LiveCounts, ScenarioResult};
 use super::{hub_probe, LiveBenchArgs};
 use crate::admin;
-use crate::bench::city::City;
-use crate::bench::gateways::{self, GatewayReport, Phase};
-use crate::bench::generator::{self, SENSORS, SERIES};
+use crate::bench::gateways::{Phase, Registrar};
+use crate::bench::generator::{SENSORS, SERIES};
 use crate::bench::histogram::Histogram;
+use crate::bench::report as ingest_report;
 use crate::bench::usage::{self, CpuSample};
 use crate::bench::ws_client_process::ClientProcess;
 use crate::bench::ws_clients::{ClientsSpec, GroupSpec};
-use crate::bench::{count_readings, report as ingest_report};
 use crate::config::PlatformConfig;
 use crate::server::Running;
 
-/// Batches a simulated gateway may have in flight (a few are, at 10 batches/s).
-const WINDOW: usize = 64;
-/// Envelopes made ahead of the gateway's publish (it takes them at once).
-const FEED_CAPACITY: usize = 64;
-/// A batch unacknowledged this long is published again (the agent's default).
-const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the platform's resident memory is sampled in the window.
 const RSS_PERIOD: Duration = Duration::from_millis(250);
 
@@ -44,15 +37,6 @@ pub(crate) struct Runtimes {
     pub gateways: tokio::runtime::Handle,
     /// The MQTT baseline subscriber and the hub probe.
     pub probes: tokio::runtime::Handle,
-}
-
-/// What a group of clients follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ViewKind {
-    /// One zone each, spread over the zones.
-    Zone,
-    /// One sensor each, spread over the run's sensors.
-    Sensor,
 }
 
 /// A group of clients to connect.
@@ -121,38 +105,6 @@ impl Plan {
     }
 }
 
-/// The run's sensors and where they are.
-struct Layout {
-    city: City,
-    /// Sensor ids, by run-wide index.
-    sensors: Vec<beffroi_protocol::SensorId>,
-    /// Run-wide sensor indexes, per zone.
-    zone_sensors: Vec<Vec<usize>>,
-}
-
-impl Layout {
-    /// The views of a group (filters) and the sensors each covers.
-    fn views(&self, kind: ViewKind, clients: usize) -> (Vec<serde_json::Value>, Vec<Vec<usize>>) {
-        match kind {
-            ViewKind::Zone => (0..self.city.zones.len())
-                .map(|z| (self.city.zone_filter(z), self.zone_sensors[z].clone()))
-                .unzip(),
-            ViewKind::Sensor => {
-                let step = (self.sensors.len() / clients.max(1)).max(1);
-                (0..clients.min(self.sensors.len()))
-                    .map(|j| {
-                        let n = j * step;
-                        (
-                            serde_json::json!({ "sensors": [self.sensors[n].as_str()] }),
-                            vec![n],
-                        )
-                    })
-                    .unzip()
-            }
-        }
-    }
-}
-
 /// Sensors each gateway reports: enough series for a batch never to repeat one.
 pub(crate) fn sensors_per_gateway(readings_per_batch: usize) -> usize {
     SENSORS.max(readings_per_batch.div_ceil(SERIES.len()))
@@ -171,53 +123,17 @@ pub(crate) async fn run(
     let store = running.store.clone();
     let tenant = TenantId::new(format!("live-{}", plan.name))?;
     admin::create_tenant(store.as_ref(), &tenant, "Live benchmark").await?;
-    let city = City::create(store.as_ref(), &tenant, args.zones).await?;
-    let per_gateway = sensors_per_gateway(usize::from(args.readings_per_batch));
-    let counts = Arc::new(SensorCounts::new(args.gateways * per_gateway));
-    let mut layout = Layout {
-        zone_sensors: vec![Vec::new(); city.zones.len()],
-        city,
-        sensors: Vec::new(),
-    };
-
     // Enrollment and registry: outside every measurement.
     let keys_dir = scratch.join("gateways").join(plan.name);
-    let mut sims = Vec::with_capacity(args.gateways);
-    let mut feeds = Vec::with_capacity(args.gateways);
-    for g in 0..args.gateways {
-        let gateway = GatewayId::new(format!("{}-gw-{:03}", plan.prefix, g + 1))?;
-        let (sim, signer) = gateways::Registrar::of(running, config)
-            .enroll(&tenant, gateway.clone(), &keys_dir, WINDOW, ACK_TIMEOUT)
-            .await?;
-        let mut series = Vec::with_capacity(per_gateway * SERIES.len());
-        for i in 0..per_gateway {
-            let n = g * per_gateway + i;
-            let sensor = generator::sensor_id(&gateway, i)?;
-            layout
-                .city
-                .register(store.as_ref(), &tenant, &sensor, "bench", n)
-                .await?;
-            layout.zone_sensors[layout.city.zone_of(n)].push(n);
-            layout.sensors.push(sensor.clone());
-            for (metric, unit) in SERIES {
-                series.push(SeriesSpec {
-                    sensor: sensor.clone(),
-                    metric: MetricName::new(metric)?,
-                    unit: Unit::new(unit)?,
-                    sensor_index: n,
-                });
-            }
-        }
-        feeds.push(PacedFeed::new(
-            signer,
-            tenant.clone(),
-            gateway,
-            series,
-            usize::from(args.readings_per_batch),
-            counts.clone(),
-        ));
-        sims.push(sim);
-    }
+    let load = PacedLoad::enroll(
+        Registrar::of(running, config),
+        &tenant,
+        plan.prefix,
+        args.shape(),
+        &keys_dir,
+    )
+    .await?;
+    let (layout, counts) = (&load.layout, load.counts.clone());
     let token = admin::create_token(&store, &tenant, Role::Viewer, "bench live").await?;
     let mut groups = Vec::with_capacity(plan.groups.len());
     let mut view_sensors = Vec::with_capacity(plan.groups.len());
@@ -270,29 +186,7 @@ pub(crate) async fn run(
     ));
 
     // Load.
-    let stop = CancellationToken::new();
-    let abort = CancellationToken::new();
-    let period = args.period();
-    let names: Vec<GatewayId> = sims.iter().map(|s| s.gateway.clone()).collect();
-    let mut sim_tasks = Vec::with_capacity(sims.len());
-    let mut feed_tasks = Vec::with_capacity(feeds.len());
-    for (i, (sim, feed)) in sims.into_iter().zip(feeds).enumerate() {
-        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
-        sim_tasks.push(runtimes.gateways.spawn(sim.run(
-            rx,
-            phase.clone(),
-            stop.clone(),
-            abort.clone(),
-        )));
-        let offset = period.mul_f64(i as f64 / args.gateways as f64);
-        feed_tasks.push(runtimes.gateways.spawn(feed.run(
-            tx,
-            period,
-            offset,
-            phase.clone(),
-            stop.clone(),
-        )));
-    }
+    let flying = load.start(&runtimes.gateways, &phase);
     eprintln!(
         "bench live {}: {} gateways publishing {} readings/s; connecting {} websocket clients…",
         plan.name,
@@ -306,16 +200,9 @@ pub(crate) async fn run(
     let rss_clients_connected = usage::resident();
     let ready = clients.ready.clone();
     eprintln!(
-        "bench live {}: {} clients connected, {} failed in {:.1} s{}; warming up {} s",
+        "bench live {}: {}; warming up {} s",
         plan.name,
-        ready.connected,
-        ready.failed,
-        ready.seconds,
-        ready
-            .first_error
-            .as_deref()
-            .map(|e| format!(" (first error: {e})"))
-            .unwrap_or_default(),
+        ready.describe(),
         args.warmup
     );
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
@@ -347,51 +234,14 @@ pub(crate) async fn run(
     );
 
     // Drain and verify.
-    stop.cancel();
-    let mut feeds_late = 0;
-    for task in feed_tasks {
-        feeds_late += task.await.context("paced feed")??.late_ticks;
-    }
-    let drain_deadline = tokio::time::Instant::now() + ACK_TIMEOUT * 2 + Duration::from_secs(30);
-    let mut reports = Vec::with_capacity(sim_tasks.len());
-    for task in sim_tasks {
-        let report = match tokio::time::timeout_at(drain_deadline, task).await {
-            Ok(joined) => joined.context("simulated gateway task")?,
-            Err(_) => {
-                abort.cancel();
-                GatewayReport {
-                    unacked: u64::MAX,
-                    ..GatewayReport::default()
-                }
-            }
-        };
-        reports.push(report);
-    }
+    let Landed {
+        check,
+        feeds_late,
+        ack_latencies_us: mut ack_latencies,
+    } = flying.land(store.as_ref(), &tenant).await?;
     stop_observers.cancel();
     let baseline_counts = baseline.await.context("baseline subscriber")??;
     let probe_values = probe.await.context("hub probe")??;
-    let mut complete = 0;
-    for (gateway, report) in names.iter().zip(&reports) {
-        let state = store.seq_state(&tenant, gateway).await?;
-        if state.contiguous == report.published && state.above.is_empty() {
-            complete += 1;
-        }
-    }
-    let sum = |f: fn(&GatewayReport) -> u64| reports.iter().map(f).fold(0u64, u64::saturating_add);
-    let check = StoreCheck {
-        gateways: names.len(),
-        complete,
-        published: sum(|r| r.published),
-        published_readings: sum(|r| r.published_readings),
-        stored_readings: count_readings(store.as_ref(), &tenant).await?,
-        unacked: sum(|r| r.unacked),
-        resends: sum(|r| r.resends),
-        reconnects: sum(|r| r.reconnects),
-    };
-    let mut ack_latencies: Vec<u32> = reports
-        .iter_mut()
-        .flat_map(|r| std::mem::take(&mut r.latencies_us))
-        .collect();
 
     let expected: Vec<u64> = clients_report
         .groups

@@ -1,6 +1,7 @@
-//! The cluster's external broker: a Mosquitto of the run's own (MQTT 5, plain TCP on
-//! 127.0.0.1, as on the nodes' private network), started from `--mosquitto` and killed at the
-//! end of the run.
+//! A Mosquitto of the run's own (plain TCP on 127.0.0.1, anonymous, no persistence), started
+//! from `--mosquitto` and killed at the end of the run: the external broker of `bench cluster`
+//! (as on the nodes' private network), and the broker of `bench ingest`'s integrator baseline
+//! (as an integrator runs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::super::free_port;
+use super::cluster::log_tail;
+use super::free_port;
 
 /// Time allowed for the broker to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,22 +23,27 @@ pub(crate) struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Writes its configuration into `dir` and starts `binary` on a free port.
-    pub(crate) async fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
+    /// Writes its configuration into `dir` and starts `binary` on a free port. `max_queued`:
+    /// QoS 1 messages queued per client before Mosquitto drops them (`None`: its default,
+    /// 1000).
+    pub(crate) async fn start(
+        binary: &Path,
+        dir: &Path,
+        max_queued: Option<u32>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let port = free_port()?;
         let config = dir.join("mosquitto.conf");
-        // No persistence and no per-client queue limit below the nodes' own: the nodes hold
-        // what is in flight, and a broker that drops QoS 1 messages would show as resends.
+        let queue = max_queued.map_or_else(String::new, |n| format!("max_queued_messages {n}\n"));
         std::fs::write(
             &config,
             format!(
-                "# Written by beffroi bench cluster.\n\
+                "# Written by beffroi bench.\n\
                  persistence false\n\
                  user root\n\
                  log_dest stderr\n\
                  log_type error\nlog_type warning\n\
-                 max_queued_messages 100000\n\
+                 {queue}\
                  listener {port} 127.0.0.1\n\
                  allow_anonymous true\n"
             ),
@@ -76,6 +83,11 @@ impl Mosquitto {
         Ok(broker)
     }
 
+    /// Its port on 127.0.0.1.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Its `host:port`, as `[broker] external_v5` takes it.
     pub(crate) fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -87,7 +99,7 @@ impl Mosquitto {
     }
 
     fn log_tail(&self) -> String {
-        super::log_tail(&self.log)
+        log_tail(&self.log)
     }
 }
 
