@@ -38,7 +38,7 @@ const SEED: &str = "11";
 /// few enough that the run (about 5,000 requests) takes well under a minute on two cores.
 const MAX_EXAMPLES: &str = "50";
 
-/// The longest the run may take (it takes about 35 s on two cores).
+/// The longest the run may take (it takes about 25 s on two cores).
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The `schemathesis` executable, or `None` (with a notice) when it is not installed and `CI`
@@ -158,7 +158,10 @@ async fn api_conforms_to_its_openapi_document() -> anyhow::Result<()> {
         .arg("--config-file")
         .arg(repository.join("tests/schemathesis/schemathesis.toml"))
         .args(["run", &url, "--checks", CHECKS, "--seed", SEED])
-        .args(["--max-examples", MAX_EXAMPLES, "--workers", "2"])
+        // One worker: with two threads, Python 3.11.7's AST constructor (which Hypothesis
+        // calls) can fail with "AST constructor recursion depth mismatch" (CPython gh-106905),
+        // an internal error of the tool that says nothing about the API.
+        .args(["--max-examples", MAX_EXAMPLES, "--workers", "1"])
         .args(["--request-timeout", "20", "--generation-database", "none"])
         .arg("--no-color")
         .arg("--header")

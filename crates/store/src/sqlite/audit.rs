@@ -24,7 +24,7 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sealed = append_in(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(sealed)

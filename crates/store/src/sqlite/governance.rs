@@ -57,7 +57,7 @@ impl SqliteStore {
     ) -> Result<AgreementRecord> {
         let columns = agreement_columns(agreement, 1)?;
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_agreement_row(&mut *tx, &columns, at, at).await?;
         if let Some(key) = key {
             let row = KeyRow::first_of(agreement);
@@ -79,7 +79,7 @@ impl SqliteStore {
     ) -> Result<AgreementRecord> {
         let columns = agreement_columns(agreement, next_version(expected_version)?)?;
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "UPDATE agreements SET version = ?, state = ?, grantee = ?, document = ?, \
              updated_at = ? WHERE grantor = ? AND id = ? AND version = ? RETURNING created_at",
@@ -156,7 +156,7 @@ impl SqliteStore {
         at: Timestamp,
     ) -> Result<u32> {
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT 1 FROM agreements WHERE grantor = ? AND id = ?")
             .bind(grantor.as_str())
             .bind(id.as_str())

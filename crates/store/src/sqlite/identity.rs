@@ -17,7 +17,7 @@ use crate::{EnrollmentToken, Error, NewGateway, Redeemed, Result};
 impl SqliteStore {
     pub(super) async fn insert_enrollment_token(&self, token: &EnrollmentToken) -> Result<()> {
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let gateway = gateway_revocation(&mut tx, &token.tenant, &token.gateway).await?;
         refuse_revoked(&token.gateway, gateway.flatten())?;
         let inserted = sqlx::query(
@@ -102,7 +102,7 @@ impl SqliteStore {
 
     pub(super) async fn write_enrollment(&self, gateway: &NewGateway, at: Timestamp) -> Result<()> {
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = gateway_revocation(&mut tx, &gateway.tenant, &gateway.id).await?;
         match existing {
             None => {
@@ -154,7 +154,7 @@ impl SqliteStore {
         at: Timestamp,
     ) -> Result<()> {
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(revoked_at) = gateway_revocation(&mut tx, tenant, gateway).await? else {
             return Err(Error::NotFound {
                 what: "gateway",

@@ -31,7 +31,7 @@ impl SqliteStore {
         let mut series = self.series.map(batches);
         let _w = self.write.lock().await;
         self.resolve_series(&mut series).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // First occurrence of each key in the call; later ones are duplicates whatever happens.
         let mut first = HashSet::new();
         let candidates: Vec<(usize, &CommitBatch)> = batches
@@ -128,7 +128,7 @@ impl SqliteStore {
         let (tenant, gateway) = (&health.tenant, &health.gateway);
         let seen = received_at.unix_micros();
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let watermark: Option<i64> = sqlx::query_scalar(
             "UPDATE gateways SET last_seen = max(coalesce(last_seen, ?1), ?1), health = ?2 \
              WHERE tenant = ?3 AND id = ?4 RETURNING ack_contiguous",
@@ -193,7 +193,7 @@ impl SqliteStore {
             .await?;
         let ids = baseline_batch_ids(lowest, batches.len());
         let rows = reading_rows(batches, &ids, &series)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_readings(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(rows.len() as u64)

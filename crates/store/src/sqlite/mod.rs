@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use beffroi_protocol::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::series::SeriesCache;
 use crate::{Backend, KeyEncryptionKey, OpenOptions, Result};
@@ -87,6 +87,14 @@ impl SqliteStore {
             series: SeriesCache::default(),
             kek: options.kek.clone(),
         })
+    }
+
+    /// Opens a write transaction (the caller holds the write lock). `BEGIN IMMEDIATE` takes
+    /// SQLite's write lock at once, waiting up to the busy timeout: a deferred transaction that
+    /// reads and then writes would instead fail at once with `SQLITE_BUSY_SNAPSHOT` in WAL mode
+    /// when another connection (a backup, an operator's `sqlite3` shell) wrote in between.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     fn backend_kind(&self) -> Backend {

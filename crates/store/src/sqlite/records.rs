@@ -15,7 +15,7 @@ impl SqliteStore {
         let seq = record.seq.map(seq_to_db).transpose()?;
         let settled = settled_gap(record)?;
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO quarantine (tenant, gateway, topic, seq, reason, detail, received_at, \
              payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -40,7 +40,7 @@ impl SqliteStore {
 
     pub(super) async fn insert_gateway(&self, gateway: &NewGateway) -> Result<()> {
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let tenant: Option<i64> = sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = ?")
             .bind(gateway.tenant.as_str())
             .fetch_optional(&mut *tx)
@@ -186,7 +186,7 @@ impl SqliteStore {
         for tenant in tenants {
             self.require_tenant(tenant).await?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for sensor in sensors {
             insert_sensor_row(&mut *tx, sensor, OnConflict::Replace).await?;
         }

@@ -30,7 +30,7 @@ impl SqliteStore {
     pub(super) async fn write_restore(&self, restore: &TenantRestore) -> Result<()> {
         restore.check()?;
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let tenant = &restore.tenant;
         insert_tenant_row(&mut *tx, tenant).await?;
         for gateway in &restore.gateways {
@@ -70,7 +70,7 @@ impl SqliteStore {
         entries: &[AuditEntry],
     ) -> Result<AuditHead> {
         let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let head = lock_head(&mut tx, tenant).await?;
         let new_head = check_continuation(tenant, head, entries)?;
         for entry in entries {

@@ -76,7 +76,7 @@ impl SqliteStore {
         let series = serde_json::Value::from(series).to_string();
         loop {
             let _w = self.write.lock().await;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let times: Vec<i64> = sqlx::query_scalar(
                 "DELETE FROM readings WHERE id IN (SELECT id FROM readings \
                  WHERE series IN (SELECT value FROM json_each(?)) AND time < ? LIMIT ?) \

@@ -18,7 +18,7 @@ impl SqliteStore {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut found = Vec::with_capacity(missing.len());
         for key in missing {
             let (tenant, sensor, metric, unit) = key;

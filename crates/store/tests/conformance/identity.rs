@@ -67,16 +67,18 @@ pub async fn tokens_redeem_once(store: Arc<dyn Store>) {
         .expect("tenant");
     let valid = token("a1", "lyon", "gw-1", at(T0 + 3600 * SEC));
     store.create_enrollment_token(&valid).await.expect("create");
-    assert!(matches!(
-        store.create_enrollment_token(&valid).await,
-        Err(Error::AlreadyExists { .. })
-    ));
-    assert!(matches!(
-        store
-            .create_enrollment_token(&token("b2", "nowhere", "gw-1", at(T0 + SEC)))
-            .await,
-        Err(Error::NotFound { what: "tenant", .. })
-    ));
+    let again = store.create_enrollment_token(&valid).await;
+    assert!(
+        matches!(again, Err(Error::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    let unknown = store
+        .create_enrollment_token(&token("b2", "nowhere", "gw-1", at(T0 + SEC)))
+        .await;
+    assert!(
+        matches!(unknown, Err(Error::NotFound { what: "tenant", .. })),
+        "{unknown:?}"
+    );
     let expiring = token("c3", "lyon", "gw-2", at(T0 + 60 * SEC));
     store
         .create_enrollment_token(&expiring)
