@@ -34,6 +34,8 @@
 //!     while agents stream: nothing lost or duplicated, recovery times printed (issue #11).
 //! 17. `api_schema`: Schemathesis sends generated requests to every operation of the OpenAPI
 //!     document: no 5xx, every response as documented (issue #11).
+//! 18. `broker_memory`: acks to a gateway's ack topic do not accumulate in the embedded
+//!     broker (issue #11).
 
 #![allow(clippy::unwrap_used)]
 
@@ -45,6 +47,8 @@ mod api_schema;
 mod audit;
 #[path = "platform/backup.rs"]
 mod backup;
+#[path = "platform/broker_memory.rs"]
+mod broker_memory;
 #[path = "platform/chaos.rs"]
 mod chaos;
 #[path = "platform/cluster.rs"]
