@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::process::ProcessFigures;
+
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -157,10 +159,14 @@ macro_rules! metrics {
         }
 
         impl Metrics {
-            /// The Prometheus text exposition of every metric.
+            /// The Prometheus text exposition of every metric, then of the process's own
+            /// figures.
             pub fn render(&self) -> String {
                 let mut out = String::with_capacity(4096);
                 $(render_one(&mut out, $name, $help, label_key!($($label)?), &self.$field);)*
+                if let Some(process) = ProcessFigures::read() {
+                    process.render(&mut out);
+                }
                 out
             }
         }

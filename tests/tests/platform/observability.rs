@@ -36,7 +36,7 @@ fn exposed(exposition: &str) -> BTreeMap<String, String> {
 }
 
 /// The metrics `docs/metrics.md` lists: table rows whose first cell is a backquoted
-/// `beffroi_…` name, and their type (second cell).
+/// `beffroi_…` or `process_…` name, and their type (second cell).
 fn documented(reference: &str) -> BTreeMap<String, String> {
     reference
         .lines()
@@ -44,7 +44,7 @@ fn documented(reference: &str) -> BTreeMap<String, String> {
             let mut cells = line.strip_prefix('|')?.split('|').map(str::trim);
             let name = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
             let kind = cells.next()?;
-            name.starts_with("beffroi_")
+            (name.starts_with("beffroi_") || name.starts_with("process_"))
                 .then(|| (name.to_owned(), kind.to_owned()))
         })
         .collect()
