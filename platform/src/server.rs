@@ -46,6 +46,9 @@ use crate::pki::Ca;
 pub const CA_NAME: &str = "Beffroi platform CA";
 /// Longest an ordered shutdown may take.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest the shutdown waits for live views to send their close frames (a healthy client
+/// takes milliseconds; one that does not read is dropped).
+const LIVE_CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How often the revoked set is reloaded from the store (revocations made by another
 /// process, e.g. the admin CLI): the gate cuts such a gateway within a second.
 const REVOCATION_REFRESH: Duration = Duration::from_millis(500);
@@ -460,8 +463,16 @@ impl Running {
                 Ok(Err(error)) => tracing::error!(%error, "ingest stopped with an error"),
                 Err(error) => tracing::error!(%error, "ingest task failed"),
             }
-            // Live views hear 1001 and reconnect elsewhere; then HTTP stops.
+            // Live views hear 1001 and reconnect elsewhere; then HTTP stops. Their sessions
+            // are detached from the HTTP server (upgraded connections): wait for them to send
+            // the close frame, or a process about to exit would drop the sockets without one.
             self.live.close_all();
+            if !self.live.all_closed(LIVE_CLOSE_GRACE).await {
+                tracing::warn!(
+                    left = self.live.client_count(),
+                    "live views not closed within {LIVE_CLOSE_GRACE:?}; their sockets are dropped"
+                );
+            }
             self.stop_api.cancel();
             if let Ok(Err(error)) = self.api.await {
                 tracing::error!(%error, "HTTP server stopped with an error");

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use beffroi_protocol::{GatewayId, MetricName, SensorId, TenantId, Timestamp};
 use beffroi_store::{
@@ -37,6 +37,9 @@ use crate::queue::{ClientQueue, Close};
 use crate::series::{BucketValue, SeriesMeta};
 use crate::tenant::{Incomplete, Matched, ReadingsSub, SubRef, TenantState};
 use crate::LiveError;
+
+/// How often [`Hub::all_closed`] looks at the client count.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
 
 /// The series of stored readings by `(sensor, metric)`, with their sensors' registry entries.
 pub(crate) type SeriesOf<'a> =
@@ -560,6 +563,19 @@ impl Hub {
                 "the server is shutting down",
             ));
         }
+    }
+
+    /// Waits until every client's session has ended — after [`Hub::close_all`], once each sent
+    /// its close frame — or `limit` passed; true when none is left.
+    pub async fn all_closed(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.client_count() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(CLOSE_POLL).await;
+        }
+        true
     }
 
     /// Connected clients.

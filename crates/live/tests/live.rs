@@ -671,7 +671,14 @@ async fn shutdown_closes_every_client_and_refuses_new_ones() {
         f.hub.connect(scope("lyon")).await,
         Err(LiveError::ShuttingDown)
     ));
-    drop(client);
+    // The shutdown waits for the sessions to end (their close frames sent), within a bound.
+    assert!(!f.hub.all_closed(Duration::from_millis(50)).await);
+    let session = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(client);
+    });
+    assert!(f.hub.all_closed(Duration::from_secs(5)).await);
+    session.await.unwrap();
     assert_eq!(f.hub.client_count(), 0);
     assert_eq!(f.metrics.live_clients.get(), 0);
 }
