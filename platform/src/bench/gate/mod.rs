@@ -104,10 +104,18 @@ pub struct GateBenchArgs {
     #[arg(long, default_value = "mosquitto")]
     pub mosquitto: PathBuf,
     /// Idle gateways to hold (fewer when the open-file limit does not allow them).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000)
+    )]
     pub gateways: usize,
     /// Gateways connecting at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000)
+    )]
     pub concurrency: usize,
     /// The live gateway's measure window, seconds (each of the two runs).
     #[arg(long, default_value_t = 10)]
@@ -137,14 +145,6 @@ pub struct GateBenchArgs {
 
 impl GateBenchArgs {
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=100_000).contains(&self.gateways),
-            "--gateways must be 1..=100000"
-        );
-        anyhow::ensure!(
-            (1..=1000).contains(&self.concurrency),
-            "--concurrency must be 1..=1000"
-        );
         anyhow::ensure!(
             (1..=1000).contains(&self.rate) && (1..=5000).contains(&self.readings_per_batch),
             "--rate must be 1..=1000 and --readings-per-batch 1..=5000"
@@ -474,6 +474,9 @@ mod tests {
             holdable(&args(&["--broker", "mosquitto"]), Some(20_000)),
             9_744
         );
-        assert!(args(&["--gateways", "0"]).validate().is_err());
+        for refused in [["--gateways", "0"], ["--concurrency", "1001"]] {
+            let parsed = Cli::try_parse_from(["gate"].iter().chain(&refused));
+            assert!(parsed.is_err(), "{refused:?} accepted");
+        }
     }
 }

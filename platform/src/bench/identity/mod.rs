@@ -44,10 +44,18 @@ pub struct IdentityBenchArgs {
     #[arg(long, value_enum, default_value_t = TimescaleArg::Auto)]
     pub timescale: TimescaleArg,
     /// Gateways enrolled, then renewed.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(
+        long,
+        default_value_t = 2000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000)
+    )]
     pub gateways: usize,
-    /// Clients at once.
-    #[arg(long, default_value_t = 16)]
+    /// Clients at once (at most 1,000: the enrollment endpoint serves 1,024 at once).
+    #[arg(
+        long,
+        default_value_t = 16,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000)
+    )]
     pub concurrency: usize,
     /// Length of each handshake measurement, seconds.
     #[arg(long, default_value_t = 5)]
@@ -59,14 +67,6 @@ pub struct IdentityBenchArgs {
 
 impl IdentityBenchArgs {
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=100_000).contains(&self.gateways),
-            "--gateways must be 1..=100000"
-        );
-        anyhow::ensure!(
-            (1..=1000).contains(&self.concurrency),
-            "--concurrency must be 1..=1000 (the enrollment endpoint serves 1024 at once)"
-        );
         anyhow::ensure!(
             self.seconds >= 1 && self.client_threads >= 1,
             "--seconds and --client-threads must be at least 1"

@@ -100,6 +100,22 @@ impl StoreCheck {
             && self.complete == self.gateways
             && self.stored_readings == self.published_readings
     }
+
+    /// The report's zero-loss row, `details` following the readings counts.
+    pub(crate) fn zero_loss_row(&self, t: &mut Table, details: &str) {
+        t.row(
+            "zero loss (store: seqs 1..=n once, readings)",
+            format!("{}/{} gw", self.complete, self.gateways),
+            "all",
+            format!(
+                "{} ({} batches; {} of {} readings stored{details})",
+                pass(self.zero_loss()),
+                thousands(self.published as f64),
+                thousands(self.stored_readings as f64),
+                thousands(self.published_readings as f64),
+            ),
+        );
+    }
 }
 
 /// Everything one scenario measured.
@@ -423,19 +439,9 @@ fn render_scenario(t: &mut Table, r: &ScenarioResult) {
         ),
     );
     let c = &r.check;
-    t.row(
-        "zero loss (store: seqs 1..=n once, readings)",
-        format!("{}/{} gw", c.complete, c.gateways),
-        "all",
-        format!(
-            "{} ({} batches; {} of {} readings stored; {} resends, {} reconnects)",
-            pass(c.zero_loss()),
-            thousands(c.published as f64),
-            thousands(c.stored_readings as f64),
-            thousands(c.published_readings as f64),
-            c.resends,
-            c.reconnects
-        ),
+    c.zero_loss_row(
+        t,
+        &format!("; {} resends, {} reconnects", c.resends, c.reconnects),
     );
     let top: Vec<String> = r
         .cpu

@@ -400,19 +400,7 @@ pub(crate) fn render(backend: &str, context: &str, args: &SoakBenchArgs, r: &Soa
 
     t.line("-- zero loss and the store".into());
     let c = &r.landed.check;
-    t.row(
-        "zero loss (store: seqs 1..=n once, readings)",
-        format!("{}/{} gw", c.complete, c.gateways),
-        "all",
-        format!(
-            "{} ({} batches; {} of {} readings stored, {} unacked)",
-            pass(c.zero_loss()),
-            thousands(c.published as f64),
-            thousands(c.stored_readings as f64),
-            thousands(c.published_readings as f64),
-            c.unacked
-        ),
-    );
+    c.zero_loss_row(&mut t, &format!(", {} unacked", c.unacked));
     t.row(
         "resends / reconnects / duplicates / commit errors",
         format!(
