@@ -161,18 +161,16 @@ impl IngestConfig {
         Ok(())
     }
 
-    /// The two shared-subscription filters: batches and health reports of every gateway.
+    /// The two shared-subscription filters: batches and health reports of every gateway, each
+    /// in a group of its own (`{group}-batch`, `{group}-health`). The embedded broker
+    /// (rumqttd 0.20) keeps one read position per group name, not per filter: two filters in
+    /// one group read each other's log positions, and a batch arriving just after a health
+    /// report was never delivered (until later traffic moved the position on).
     pub fn subscriptions(&self) -> [String; 2] {
-        let group = &self.share_group;
+        let (group, prefix) = (&self.share_group, beffroi_protocol::TOPIC_PREFIX);
         [
-            format!(
-                "$share/{group}/{}/+/+/batch",
-                beffroi_protocol::TOPIC_PREFIX
-            ),
-            format!(
-                "$share/{group}/{}/+/+/health",
-                beffroi_protocol::TOPIC_PREFIX
-            ),
+            format!("$share/{group}-batch/{prefix}/+/+/batch"),
+            format!("$share/{group}-health/{prefix}/+/+/health"),
         ]
     }
 }
@@ -230,9 +228,9 @@ mod tests {
     }
 
     #[test]
-    fn subscribes_to_shared_batch_and_health() {
+    fn subscribes_to_shared_batch_and_health_in_a_group_each() {
         let [batch, health] = IngestConfig::default().subscriptions();
-        assert_eq!(batch, "$share/beffroi-ingest/beffroi/v1/+/+/batch");
-        assert_eq!(health, "$share/beffroi-ingest/beffroi/v1/+/+/health");
+        assert_eq!(batch, "$share/beffroi-ingest-batch/beffroi/v1/+/+/batch");
+        assert_eq!(health, "$share/beffroi-ingest-health/beffroi/v1/+/+/health");
     }
 }

@@ -5,8 +5,8 @@
 //! (that is the gate's job), decide data governance, or hold SQL (that is the store's).
 //!
 //! ```text
-//! broker ──$share/{group}/beffroi/v1/+/+/{batch,health}──► subscriber (rumqttc v5, own task)
-//!    ▲                                                              │ bounded channel
+//! broker ──$share/{group}-{kind}/beffroi/v1/+/+/{kind}──► subscriber (rumqttc v5, own task;
+//!    ▲          kind: batch, health, a group each)                  │ bounded channel
 //!    │                                                              ▼
 //!    │      pipeline: topic ─► envelope ─► key cache ─► batch verification (blocking pool)
 //!    │                ─► seq tracker (dedupe/replay) ─► time window ─► commit queue

@@ -8,9 +8,9 @@
 //! nothing is dropped here.
 //!
 //! ```text
-//!   connect ──► ConnAck ──► subscribe ($share/{group}/…/batch, …/health) ──► publishes ──┐
+//!   connect ──► ConnAck ──► subscribe ($share/{group}-batch/…, -health/…) ──► publishes ───┐
 //!      ▲                                                                                   │
-//!      └──── connection error: wait (50 ms, doubling up to reconnect_max), poll again ◄───┘
+//!      └──── connection error: wait (50 ms, doubling up to reconnect_max), poll again ◄────┘
 //! ```
 //! Each connection starts clean and subscribes again after every ConnAck, so a broker
 //! restart is survived. rumqttc acknowledges (PUBACK) a message as soon as it is read: the

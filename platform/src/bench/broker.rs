@@ -53,7 +53,7 @@ pub struct BrokerBenchArgs {
 /// `crate::broker`).
 const OUTGOING_PACKETS: u64 = 1000;
 /// The consumer's topic filter: the ingest's batch subscription.
-const FILTER: &str = "$share/beffroi-ingest/beffroi/v1/+/+/batch";
+const FILTER: &str = "$share/beffroi-ingest-batch/beffroi/v1/+/+/batch";
 
 /// Runs the benchmark on a runtime of its own.
 pub(crate) fn run(args: BrokerBenchArgs) -> anyhow::Result<()> {

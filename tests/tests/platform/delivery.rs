@@ -101,3 +101,49 @@ async fn delivery_postgres() -> anyhow::Result<()> {
     let database = TestDatabase::create(&url).await?;
     delivery("delivery-postgres", Some(database.url.clone())).await
 }
+
+/// A lone batch — nothing published after it but health reports — is committed at once, not
+/// at the agent's resend. The agent waits 60 s before resending, so the store must have each
+/// batch within 10 s of its writing. (The embedded broker once delivered a batch that came
+/// just after a health report only when later traffic moved its read position on: the ingest's
+/// two filters shared one `$share` group, and rumqttd keeps one position per group.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_batches_are_committed_without_a_resend() -> anyhow::Result<()> {
+    let scenario = Scenario::new("lone-batch")?;
+    let mut platform = scenario.platform("platform", &PlatformSpec::default())?;
+    let tenant = unique_tenant("lone");
+    platform.create_tenant(&tenant).await?;
+    let token = platform.create_token(&tenant, "viewer").await?;
+    let gateway = platform.enroll(&tenant, "gw-1").await?;
+    platform.start().await?;
+
+    let file = gateway.dir.join("readings.jsonl");
+    std::fs::write(&file, "")?;
+    let mut spec = jsonl_agent(&file, true);
+    spec.max_readings = 1000;
+    spec.ack_timeout_s = 60;
+    spec.health_interval_s = 1;
+    let mut agent = gateway.agent(spec, platform.gate_port)?;
+    agent.start()?;
+    let api = platform.api_as(&token);
+    let base = recent_base();
+    let mut sent = Vec::new();
+    for round in 0..3 {
+        // Health reports only, for a few seconds; then one batch of 300 readings.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let readings = input::readings_from(base, round * 300, 300);
+        let mut appended = std::fs::OpenOptions::new().append(true).open(&file)?;
+        std::io::Write::write_all(&mut appended, input::jsonl(&readings).as_bytes())?;
+        sent.extend(readings);
+        let stored = tokio::time::timeout(
+            Duration::from_secs(10),
+            wait_stored(&api, range(base), sent.len(), &[&platform.log]),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("batch {round} not committed within 10 s"))??;
+        assert_exactly_once(&stored, &[("gw-1", &sent)]);
+    }
+    agent.kill9()?;
+    scenario.pass();
+    Ok(())
+}
