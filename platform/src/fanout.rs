@@ -6,6 +6,9 @@
 //!                     ├─► fan-out task ─► hub (live views: synchronous, never waits on a client)
 //! security events ────┘                └► alerts (handed over without waiting)
 //! ```
+//! Ingest events that queued up while the task was busy are handed to the hub together (one
+//! lock, each view updated once): at one reading per message the fan-out then costs per
+//! round, not per message.
 //! Both sources are broadcast channels: ingest never waits for this task. If the task falls
 //! behind, the oldest events are skipped for live views and alerts (they are stored) and
 //! counted in `beffroi_live_fanout_lagged_total`.
@@ -17,12 +20,14 @@ use beffroi_ingest::IngestEvent;
 use beffroi_live::Hub;
 use beffroi_store::SecurityEvent;
 use beffroi_telemetry::Metrics;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 /// Events ingest may publish ahead of the fan-out before the oldest are skipped.
 pub const INGEST_EVENTS: usize = 8192;
 /// Security events published ahead of the fan-out before the oldest are skipped.
 pub const SECURITY_EVENTS: usize = 1024;
+/// Most ingest events fanned out together: what queued while the last ones were handled.
+const DRAIN: usize = 512;
 
 /// Runs until both sources are closed (ingest and the security-event writer stopped).
 pub async fn run(
@@ -36,13 +41,10 @@ pub async fn run(
     while ingest_open || security_open {
         tokio::select! {
             event = ingest.recv(), if ingest_open => match event {
-                Ok(IngestEvent::Committed(batch)) => {
-                    hub.batch_committed(&batch);
-                    alerts.batch_committed(batch);
-                }
-                Ok(IngestEvent::Health(health)) => {
-                    hub.health_recorded(&health.tenant, &health.gateway);
-                    alerts.health_recorded(health);
+                Ok(first) => {
+                    let mut events = vec![first];
+                    ingest_open = drain(&mut ingest, &mut events, &metrics);
+                    fan_out(events, &hub, &alerts);
                 }
                 Err(RecvError::Lagged(missed)) => lagged(&metrics, missed),
                 Err(RecvError::Closed) => ingest_open = false,
@@ -55,6 +57,42 @@ pub async fn run(
                 Err(RecvError::Lagged(missed)) => lagged(&metrics, missed),
                 Err(RecvError::Closed) => security_open = false,
             },
+        }
+    }
+}
+
+/// Takes what else ingest has published already, up to [`DRAIN`] events in all; false once
+/// ingest is closed.
+fn drain(
+    ingest: &mut broadcast::Receiver<IngestEvent>,
+    events: &mut Vec<IngestEvent>,
+    metrics: &Metrics,
+) -> bool {
+    while events.len() < DRAIN {
+        match ingest.try_recv() {
+            Ok(event) => events.push(event),
+            Err(TryRecvError::Lagged(missed)) => lagged(metrics, missed),
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Closed) => return false,
+        }
+    }
+    true
+}
+
+/// Live views take the committed batches together (one hub lock, one update per view); the
+/// alert engine takes every event in order.
+fn fan_out(events: Vec<IngestEvent>, hub: &Hub, alerts: &Alerts) {
+    hub.batches_committed(events.iter().filter_map(|event| match event {
+        IngestEvent::Committed(batch) => Some(&**batch),
+        IngestEvent::Health(_) => None,
+    }));
+    for event in events {
+        match event {
+            IngestEvent::Committed(batch) => alerts.batch_committed(batch),
+            IngestEvent::Health(health) => {
+                hub.health_recorded(&health.tenant, &health.gateway);
+                alerts.health_recorded(health);
+            }
         }
     }
 }

@@ -1,15 +1,16 @@
 //! One connected client, as its connection task sees it: requests in ([`Client::handle`]),
-//! frames out ([`Client::ready`], [`Client::take_frames`]). The transport (the API's
-//! websocket route) owns the socket; this type owns the protocol.
+//! frames out ([`Client::ready`] or, paced, [`crate::Pacer::ready`], then
+//! [`Client::take_frames`]). The transport (the API's websocket route) owns the socket; this
+//! type owns the protocol.
 //!
 //! A connection loop:
 //! ```text
 //! send hello
 //! loop select {
 //!   message from socket ─► handle ─► send the replies (and snapshots) at once
-//!   ready()             ─► wait until min_interval since the last frames ─► take_frames ─► send
-//!                          (each send bounded by send_timeout: past it, close 4408)
-//!   ready() = Err(close) ─► send the close frame, end
+//!   Pacer::ready(client) ─► frames due (max_fps, cut with a commit) ─► take_frames ─► send
+//!                           (each send bounded by send_timeout: past it, close 4408)
+//!   Pacer::ready = Err(close) ─► send the close frame, end
 //! }
 //! ```
 
@@ -118,6 +119,11 @@ impl Client {
     /// What the client's token grants.
     pub fn scope(&self) -> &TokenScope {
         &self.scope
+    }
+
+    /// Its queue (the pacer waits on it).
+    pub(crate) fn queue(&self) -> &ClientQueue {
+        &self.queue
     }
 
     /// Shortest time between two rounds of frames (`options.max_fps`).

@@ -301,11 +301,28 @@ impl Hub {
 
     /// Fans a committed batch out to the live views of its tenant.
     pub fn batch_committed(&self, batch: &CommitBatch) {
+        self.batches_committed([batch]);
+    }
+
+    /// Batches committed, in commit order, fanned out together: the hub is locked once, and
+    /// each view updated and its clients told once per tenant, whatever the number of
+    /// batches (one reading per message makes many small batches).
+    pub fn batches_committed<'a>(&self, batches: impl IntoIterator<Item = &'a CommitBatch>) {
+        // By tenant, each tenant's in commit order; most calls name one tenant or a few.
+        let mut by_tenant: Vec<(&TenantId, Vec<&CommitBatch>)> = Vec::new();
+        for batch in batches {
+            match by_tenant.iter_mut().find(|(t, _)| **t == batch.tenant) {
+                Some((_, group)) => group.push(batch),
+                None => by_tenant.push((&batch.tenant, vec![batch])),
+            }
+        }
         let mut hub = self.lock();
-        if let Some(entry) = hub.tenants.get_mut(&batch.tenant) {
-            entry
-                .state
-                .apply_batch(batch, &mut self.next_series_id(), &self.inner.metrics);
+        for (tenant, group) in by_tenant {
+            if let Some(entry) = hub.tenants.get_mut(tenant) {
+                entry
+                    .state
+                    .apply_batches(&group, &mut self.next_series_id(), &self.inner.metrics);
+            }
         }
     }
 

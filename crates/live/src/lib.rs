@@ -33,6 +33,7 @@ mod frames;
 mod grant;
 mod hub;
 mod notice;
+mod pacer;
 mod protocol;
 mod queue;
 mod series;
@@ -47,6 +48,7 @@ pub use frames::MAX_ITEMS_PER_FRAME;
 pub use grant::{Governor, Grant, GrantRequest, Refusal, RECHECK};
 pub use hub::Hub;
 pub use notice::{Notice, NOTICES};
+pub use pacer::Pacer;
 pub use protocol::{
     close, ClientMessage, ErrorCode, FilterSpec, Granularity, Reply, StreamKind, SubscribeRequest,
     PROTOCOL_VERSION,

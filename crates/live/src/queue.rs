@@ -87,6 +87,10 @@ pub(crate) struct ClientQueue {
     /// A view it reads changed since its last frames.
     due: AtomicBool,
     notify: Notify,
+    /// The connection task waits for the next change (views changed, buckets, events,
+    /// close) to cut its frames with it (`pacer`): wake it through `changed`.
+    awaiting_change: AtomicBool,
+    changed: Notify,
     event_capacity: usize,
     metrics: Arc<Metrics>,
 }
@@ -98,6 +102,8 @@ impl ClientQueue {
             queue: Mutex::new(Queue::default()),
             due: AtomicBool::new(false),
             notify: Notify::new(),
+            awaiting_change: AtomicBool::new(false),
+            changed: Notify::new(),
             event_capacity,
             metrics,
         }
@@ -133,9 +139,38 @@ impl ClientQueue {
 
     /// A view it reads changed: frames are due (one flag, whatever the number of values).
     pub(crate) fn view_changed(&self) {
-        if !self.due.swap(true, Ordering::AcqRel) {
+        // Already due, the usual case in a busy view: a load, no write. The view's lock orders
+        // this with `take_frames` (which clears the flag, then reads the view).
+        if !self.due.load(Ordering::Acquire) && !self.due.swap(true, Ordering::AcqRel) {
             self.notify.notify_one();
         }
+        self.signal_change();
+    }
+
+    /// Something changed: wakes the connection task if it waits for the next change. One
+    /// load when it does not (this runs for every client of a view at every commit).
+    fn signal_change(&self) {
+        if self.awaiting_change.load(Ordering::Acquire)
+            && self.awaiting_change.swap(false, Ordering::AcqRel)
+        {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Waits for the next change (view, bucket, event or close) from now on.
+    pub(crate) async fn next_change(&self) {
+        // Clears the flag however this ends, the caller's timeout included.
+        struct Awaiting<'a>(&'a AtomicBool);
+        impl Drop for Awaiting<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        // Registered before the flag is raised: a change that sees the flag wakes it.
+        let notified = self.changed.notified();
+        self.awaiting_change.store(true, Ordering::Release);
+        let _awaiting = Awaiting(&self.awaiting_change);
+        notified.await;
     }
 
     /// A closed (or revised) bucket of a series for `sub`.
@@ -156,6 +191,7 @@ impl ClientQueue {
         if was_empty {
             self.notify.notify_one();
         }
+        self.signal_change();
     }
 
     /// An event for `sub`; closes the client as too slow when its events overflow.
@@ -175,6 +211,7 @@ impl ClientQueue {
         }
         drop(q);
         self.notify.notify_one();
+        self.signal_change();
     }
 
     /// Asks the connection to close (unless it is closing already).
@@ -185,6 +222,16 @@ impl ClientQueue {
         }
         drop(q);
         self.notify.notify_one();
+        self.signal_change();
+    }
+
+    /// Whether something is queued now; `Err` when the client must close.
+    pub(crate) fn pending(&self) -> Result<bool, Close> {
+        let q = self.lock();
+        if let Some(reason) = &q.closed {
+            return Err(reason.clone());
+        }
+        Ok(!q.is_empty() || self.due.load(Ordering::Acquire))
     }
 
     /// Waits until something is queued or the client must close.
@@ -192,14 +239,8 @@ impl ClientQueue {
         loop {
             // Registered before checking, so a push between the check and the wait is seen.
             let notified = self.notify.notified();
-            {
-                let q = self.lock();
-                if let Some(reason) = &q.closed {
-                    return Err(reason.clone());
-                }
-                if !q.is_empty() || self.due.load(Ordering::Acquire) {
-                    return Ok(());
-                }
+            if self.pending()? {
+                return Ok(());
             }
             notified.await;
         }

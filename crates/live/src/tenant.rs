@@ -319,46 +319,49 @@ impl TenantState {
         (entry, index)
     }
 
-    /// Fans a committed batch out to the subscriptions its series feed: each series' latest
-    /// value once per batch (a batch often holds several readings of one series), bucket
+    /// Fans committed batches of this tenant (in commit order) out to the subscriptions their
+    /// series feed: each series' latest value once per call (a batch often holds several
+    /// readings of one series, and the fan-out hands over what queued up together), bucket
     /// revisions as they happen.
-    pub(crate) fn apply_batch(
+    pub(crate) fn apply_batches<'a>(
         &mut self,
-        batch: &CommitBatch,
+        batches: &[&'a CommitBatch],
         next_id: &mut impl FnMut() -> u32,
         metrics: &Metrics,
     ) {
-        let gateway = Arc::new(batch.gateway.clone());
-        let mut changed: Vec<(&str, usize)> = Vec::new();
-        for reading in &batch.readings {
-            let (slot, index) = self.slot(reading, next_id);
-            if slot.latest.as_ref().is_none_or(|l| l.time <= reading.time) {
-                slot.latest = Some(LiveValue {
-                    time: reading.time,
-                    value: reading.value.clone(),
-                    gateway: gateway.clone(),
-                });
-                if !slot.raw.is_empty() && !slot.changed {
-                    slot.changed = true;
-                    changed.push((reading.sensor.as_str(), index));
-                }
-            }
-            let Value::Number(number) = reading.value else {
-                continue;
-            };
-            for width in &mut slot.widths {
-                match width.track.add(reading.time, number) {
-                    Added::Open => {}
-                    Added::Revised(bucket) => {
-                        for target in &width.subs {
-                            target.client.push_bucket(target.sub, &slot.meta, bucket);
-                        }
+        let mut changed: Vec<(&'a str, usize)> = Vec::new();
+        for batch in batches {
+            let gateway = Arc::new(batch.gateway.clone());
+            for reading in &batch.readings {
+                let (slot, index) = self.slot(reading, next_id);
+                if slot.latest.as_ref().is_none_or(|l| l.time <= reading.time) {
+                    slot.latest = Some(LiveValue {
+                        time: reading.time,
+                        value: reading.value.clone(),
+                        gateway: gateway.clone(),
+                    });
+                    if !slot.raw.is_empty() && !slot.changed {
+                        slot.changed = true;
+                        changed.push((reading.sensor.as_str(), index));
                     }
-                    Added::Late => metrics.live_late_readings.incr(),
+                }
+                let Value::Number(number) = reading.value else {
+                    continue;
+                };
+                for width in &mut slot.widths {
+                    match width.track.add(reading.time, number) {
+                        Added::Open => {}
+                        Added::Revised(bucket) => {
+                            for target in &width.subs {
+                                target.client.push_bucket(target.sub, &slot.meta, bucket);
+                            }
+                        }
+                        Added::Late => metrics.live_late_readings.incr(),
+                    }
                 }
             }
         }
-        // Grouped by view, so each view is locked once per batch.
+        // Grouped by view, so each view is locked, and its clients told, once per call.
         let mut by_view: HashMap<u64, Vec<(u32, Arc<str>)>> = HashMap::new();
         for (sensor, index) in changed {
             let Some(entry) = self.sensors.get_mut(sensor) else {

@@ -6,8 +6,8 @@
 //! upgrade ─► auth (header, or {"type":"auth"} within auth_timeout; else close 4401)
 //!         ─► hub.connect ─► hello
 //!         ─► loop: client message ─► replies, at once
-//!                  frames ready and min_interval passed ─► frames (each write ≤ send_timeout,
-//!                                                          else the client is dropped: 4408)
+//!                  frames due (`beffroi_live::Pacer`: max_fps, cut with a commit) ─► frames
+//!                                (each write ≤ send_timeout, else the client is dropped: 4408)
 //!                  every ping_interval ─► ping; nothing heard for idle_timeout ─► close 4408
 //!                  grantee views: agreements changed, or every RECHECK ─► decide again ─►
 //!                                 `ended` for those no longer permitted
@@ -22,7 +22,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use beffroi_live::{close, ClientMessage, Close, LiveError, RECHECK};
+use beffroi_live::{close, ClientMessage, Close, LiveError, Pacer, RECHECK};
 use tokio::sync::watch;
 use tokio::time::{timeout, Instant, Interval, MissedTickBehavior};
 
@@ -107,12 +107,11 @@ async fn session(state: ApiState, mut socket: WebSocket, principal: Option<Princ
     if !send(&mut socket, client.hello(), send_timeout).await {
         return;
     }
-    let mut next_flush = Instant::now();
+    let mut pacer = Pacer::new();
     let mut heard = Instant::now();
     let mut heartbeat =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     loop {
-        let pace = client.min_interval();
         tokio::select! {
             _ = heartbeat.tick() => {
                 if heard.elapsed() >= config.idle_timeout {
@@ -159,23 +158,13 @@ async fn session(state: ApiState, mut socket: WebSocket, principal: Option<Princ
                     }
                 }
             }
-            ready = async {
-                let ready = client.ready().await;
-                if ready.is_ok() {
-                    tokio::time::sleep_until(next_flush).await;
-                }
-                ready
-            } => match ready {
+            ready = pacer.ready(&client) => match ready {
                 Ok(()) => {
-                    // Paced from when this round was due, not from when its writes ended: the
-                    // rate holds at max_fps however long the writes take.
-                    let due = Instant::now();
                     for frame in client.take_frames() {
                         if !send(&mut socket, frame, send_timeout).await {
                             return too_slow(&state);
                         }
                     }
-                    next_flush = due + pace;
                 }
                 Err(reason) => return close_with(&state, socket, reason).await,
             }

@@ -1,7 +1,9 @@
 //! The hub and its clients against a real (SQLite) store: views, coalescing, tenancy,
-//! snapshots, buckets, event streams, slow clients and shutdown.
+//! snapshots, buckets, event streams, slow clients and shutdown; frame pacing (`pacer`).
 
 #![allow(clippy::unwrap_used)]
+
+mod pacer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,9 +98,9 @@ impl Fixture {
         }
     }
 
-    /// Commits a batch to the store, then fans it out, as ingest does.
-    async fn commit(&self, tenant_id: &str, readings: Vec<Reading>) {
-        let batch = CommitBatch {
+    /// The next batch of `tenant_id`'s gateway.
+    fn batch(&self, tenant_id: &str, readings: Vec<Reading>) -> CommitBatch {
+        CommitBatch {
             tenant: tenant(tenant_id),
             gateway: GatewayId::new("gw-1").unwrap(),
             seq: self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -106,7 +108,12 @@ impl Fixture {
             signature: [7; 64],
             received_at: Timestamp::now(),
             readings,
-        };
+        }
+    }
+
+    /// Commits a batch to the store, then fans it out, as ingest does.
+    async fn commit(&self, tenant_id: &str, readings: Vec<Reading>) {
+        let batch = self.batch(tenant_id, readings);
         self.store
             .commit(std::slice::from_ref(&batch))
             .await
@@ -230,6 +237,45 @@ async fn views_match_their_filter_and_coalesce_to_the_latest_value() {
     f.commit("lyon", vec![reading("s2", "air.pm25", t - S, 99.0)])
         .await;
     assert!(frames(&client).is_empty());
+}
+
+#[tokio::test]
+async fn batches_fanned_out_together_give_each_view_the_latest_values_of_each_tenant() {
+    let f = Fixture::new(LiveConfig::default()).await;
+    let mut lyon = f.client("lyon").await;
+    let mut brest = f.client("brest").await;
+    for client in [&mut lyon, &mut brest] {
+        let replies = send(
+            client,
+            json!({"type": "subscribe", "id": "all", "stream": "readings", "snapshot": false,
+                   "filter": {"metrics": ["air.pm25"]}}),
+        )
+        .await;
+        assert_eq!(replies[0]["type"], "subscribed");
+    }
+    let t = now_us();
+    let batches = [
+        f.batch("lyon", vec![reading("s1", "air.pm25", t, 1.0)]),
+        f.batch("brest", vec![reading("s1", "air.pm25", t, 7.0)]),
+        f.batch("lyon", vec![reading("s2", "air.pm25", t, 2.0)]),
+        f.batch("lyon", vec![reading("s1", "air.pm25", t + S, 3.0)]),
+        // Older than what came before it for s2: does not replace it.
+        f.batch("lyon", vec![reading("s2", "air.pm25", t - S, 9.0)]),
+    ];
+    f.hub.batches_committed(&batches);
+    assert_eq!(
+        values(&frames(&lyon)),
+        [
+            ("s1".into(), "air.pm25".into(), 3.0),
+            ("s2".into(), "air.pm25".into(), 2.0)
+        ],
+        "lyon: its own batches, each series once, at its latest value"
+    );
+    assert_eq!(
+        values(&frames(&brest)),
+        [("s1".into(), "air.pm25".into(), 7.0)],
+        "brest: only its own"
+    );
 }
 
 #[tokio::test]
