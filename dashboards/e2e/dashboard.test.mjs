@@ -405,10 +405,16 @@ test('a data officer shares with a partner, previews as the partner, audits and 
     await page.locator('[data-testid="enroll-pending-item"][data-gateway="gw-new"]').waitFor({ timeout: 10_000 });
 
     const gateway = page.locator('[data-testid="gateway-row"][data-gateway="gw-01"]');
+    // Its certificate's expiry, from the platform's record: valid, well before the warning.
+    const cert = gateway.locator('[data-cert]');
+    assert.equal(await cert.getAttribute('data-cert', { timeout: 10_000 }), 'ok');
+    const daysLeft = (Date.parse(await cert.getAttribute('title')) - Date.now()) / 86_400_000;
+    assert.ok(daysLeft > 7 && daysLeft <= 30.01, `certificate expires in ${daysLeft} days (issued for at most 30)`);
     await gateway.getByTestId('revoke').click();
     await gateway.getByTestId('revoke-confirm').click();
     await page.locator('[data-testid="gateway-row"][data-gateway="gw-01"][data-status="revoked"]')
       .waitFor({ timeout: 10_000 });
+    assert.equal(await cert.count(), 0, 'a revoked gateway shows no expiry');
   });
   assert.deepEqual(page.errors, [], 'no uncaught error in the page');
   assert.deepEqual(partner.errors, [], 'no uncaught error in the partner page');

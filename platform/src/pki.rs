@@ -12,7 +12,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -169,6 +169,27 @@ fn read(path: &Path) -> Result<String, PkiError> {
     std::fs::read_to_string(path).map_err(io_error(path))
 }
 
+/// The permission bits of `path` when others than its owner may read or write it.
+pub fn exposed_mode(path: &Path) -> std::io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    Ok((mode & 0o077 != 0).then_some(mode & 0o777))
+}
+
+/// Reads a CA private key, refusing a file others may read (as the audit key does).
+fn read_private(path: &Path) -> Result<String, PkiError> {
+    if let Some(mode) = exposed_mode(path).map_err(io_error(path))? {
+        return Err(PkiError::Invalid {
+            what: "CA private key",
+            reason: format!(
+                "{} may be read by others than its owner (mode {mode:o}): chmod 600 it",
+                path.display()
+            ),
+        });
+    }
+    read(path)
+}
+
 /// The path length constraint of a CA certificate (`None`: unconstrained or unreadable).
 fn path_len(cert_pem: &str) -> Option<u32> {
     use rustls::pki_types::pem::PemObject as _;
@@ -187,7 +208,12 @@ impl Ca {
     ///   removed): the platform runs and issues without it.
     /// - A root made before issuing CAs existed (path length 0) keeps issuing directly.
     pub fn load_or_create(dir: &Path, name: &str) -> Result<Self, PkiError> {
-        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        // Created for its owner only (an existing directory is left as it is).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error(dir))?;
         let (root_path, root_key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
         let (issuing_path, issuing_key_path) = (dir.join("issuing.crt"), dir.join("issuing.key"));
         let root_pem = if root_path.exists() {
@@ -210,7 +236,7 @@ impl Ca {
         };
         if issuing_path.exists() && issuing_key_path.exists() {
             let issuer_pem = read(&issuing_path)?;
-            let key = KeyPair::from_pem(&read(&issuing_key_path)?)
+            let key = KeyPair::from_pem(&read_private(&issuing_key_path)?)
                 .map_err(cert_error("issuing CA key"))?;
             let issuer = Issuer::from_ca_cert_pem(&issuer_pem, key)
                 .map_err(cert_error("issuing CA certificate"))?;
@@ -233,7 +259,8 @@ impl Ca {
                 ),
             });
         }
-        let root_key = KeyPair::from_pem(&read(&root_key_path)?).map_err(cert_error("CA key"))?;
+        let root_key =
+            KeyPair::from_pem(&read_private(&root_key_path)?).map_err(cert_error("CA key"))?;
         let root =
             Issuer::from_ca_cert_pem(&root_pem, root_key).map_err(cert_error("CA certificate"))?;
         if path_len(&root_pem) == Some(0) {
@@ -503,17 +530,19 @@ mod tests {
 
     #[test]
     fn creates_reloads_and_issues() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::load_or_create(dir.path(), "test CA").unwrap();
-        let again = Ca::load_or_create(dir.path(), "test CA").unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("pki");
+        let ca = Ca::load_or_create(&dir, "test CA").unwrap();
+        let again = Ca::load_or_create(&dir, "test CA").unwrap();
         assert_eq!(ca.cert_pem(), again.cert_pem());
-        let mode = std::fs::metadata(dir.path().join("ca.key"))
-            .unwrap()
-            .permissions();
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-            0o600
-        );
+        let mode = |path: &Path| {
+            let permissions = std::fs::metadata(path).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::mode(&permissions) & 0o777
+        };
+        assert_eq!(mode(&dir), 0o700, "the directory it created");
+        for key in ["ca.key", "issuing.key"] {
+            assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
+        }
 
         let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
         let spki = key
@@ -541,12 +570,12 @@ mod tests {
             .issue_gateway(&tenant, &gateway, "not a key", Duration::from_secs(1))
             .is_err());
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let (cert, _) = ca.gate_certificate(dir.path(), &names).unwrap();
+        let (cert, _) = ca.gate_certificate(&dir, &names).unwrap();
         assert!(cert.contains("CERTIFICATE"));
         // Kept across restarts (enrollment tokens pin it), replaced when the names change.
-        assert_eq!(ca.gate_certificate(dir.path(), &names).unwrap().0, cert);
+        assert_eq!(ca.gate_certificate(&dir, &names).unwrap().0, cert);
         let other = ca
-            .gate_certificate(dir.path(), &["gate.example".to_owned()])
+            .gate_certificate(&dir, &["gate.example".to_owned()])
             .unwrap()
             .0;
         assert_ne!(other, cert);
@@ -555,11 +584,32 @@ mod tests {
         let foreign = Ca::load_or_create(elsewhere.path(), "another CA").unwrap();
         assert_ne!(
             foreign
-                .gate_certificate(dir.path(), &["gate.example".to_owned()])
+                .gate_certificate(&dir, &["gate.example".to_owned()])
                 .unwrap()
                 .0,
             other
         );
+    }
+
+    #[test]
+    fn refuses_a_ca_key_others_may_read() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        Ca::load_or_create(dir.path(), "test CA").unwrap();
+        let key = dir.path().join("issuing.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let Err(error) = Ca::load_or_create(dir.path(), "test CA") else {
+            panic!("a group-readable issuing key was accepted");
+        };
+        let error = error.to_string();
+        assert!(
+            error.contains("issuing.key")
+                && error.contains("mode 640")
+                && error.contains("chmod 600"),
+            "{error}"
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Ca::load_or_create(dir.path(), "test CA").unwrap();
     }
 
     #[test]

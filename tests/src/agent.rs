@@ -254,6 +254,17 @@ struct ValueSection {
 }
 
 impl SourceSpec {
+    /// This source as a `[[sources]]` table of an agent config.
+    pub fn toml(&self) -> anyhow::Result<String> {
+        #[derive(Serialize)]
+        struct Sources {
+            sources: Vec<SourceSection>,
+        }
+        Ok(toml::to_string(&Sources {
+            sources: vec![self.section()],
+        })?)
+    }
+
     fn section(&self) -> SourceSection {
         match self {
             SourceSpec::Simulator {
@@ -412,6 +423,8 @@ pub struct AgentProcess {
     child: Option<Child>,
     stdin: Option<ChildStdin>,
     runs: u32,
+    /// The harness writes `paths.config` from `spec`.
+    own_config: bool,
 }
 
 impl AgentProcess {
@@ -424,13 +437,34 @@ impl AgentProcess {
             child: None,
             stdin: None,
             runs: 0,
+            own_config: true,
         };
         agent.write_config()?;
         Ok(agent)
     }
 
+    /// An agent run with the config file someone else wrote at `paths.config` (`beffroi-agent
+    /// enroll`), used as it is; `spec` and `paths` describe that file to the harness, which
+    /// will not write it ([`Self::write_config`] refuses).
+    pub fn with_config_file(spec: AgentSpec, paths: AgentPaths) -> Self {
+        Self {
+            spec,
+            paths,
+            port: 0,
+            child: None,
+            stdin: None,
+            runs: 0,
+            own_config: false,
+        }
+    }
+
     /// Writes `agent.toml` from the spec.
     pub fn write_config(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.own_config,
+            "{} was not written by the harness: it is left as it is",
+            self.paths.config.display()
+        );
         let table = config_table(&self.spec, &self.paths, self.port)?;
         std::fs::write(&self.paths.config, toml::to_string(&table)?)?;
         Ok(())

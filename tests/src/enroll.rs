@@ -4,8 +4,8 @@
 //! CSR over HTTPS pinned by the token, and writes its certificate, trust anchors and config.
 //!
 //! [`Platform::create_gateway`] and [`enroll`] run the two real binaries; [`Enrolled`] holds
-//! the files the agent wrote and turns them into an [`AgentProcess`] with the harness's usual
-//! settings, renewal included.
+//! the files the agent wrote and turns them into an [`AgentProcess`], with the harness's usual
+//! settings, renewal included, or with the config `enroll` wrote.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use std::process::Output;
 
 use anyhow::Context as _;
 
-use crate::agent::{run_command, AgentPaths, AgentProcess, AgentSpec};
+use crate::agent::{run_command, AgentPaths, AgentProcess, AgentSpec, SourceSpec};
 use crate::platform::Platform;
 
 /// What an enrollment wrote into the agent's state directory.
@@ -76,6 +76,29 @@ impl Enrolled {
             private_key: self.tls_key(),
         };
         AgentProcess::new(spec, paths, gate_port)
+    }
+
+    /// The agent run with the very config `enroll` wrote, `source` appended to it as its
+    /// `[[sources]]` table and nothing else changed (not started).
+    pub fn written_agent(&self, source: SourceSpec) -> anyhow::Result<AgentProcess> {
+        let mut text = std::fs::read_to_string(&self.config)?;
+        text.push('\n');
+        text.push_str(&source.toml()?);
+        std::fs::write(&self.config, text)?;
+        let mut spec = AgentSpec::new(&self.gateway, source);
+        spec.tenant.clone_from(&self.tenant);
+        spec.enrollment_url = Some(self.url.clone());
+        let paths = AgentPaths {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            signing_key: self.signing_key(),
+            spool: self.state.join("spool"),
+            log: self.dir.join("agent.log"),
+            ca: self.ca(),
+            certificate: self.certificate(),
+            private_key: self.tls_key(),
+        };
+        Ok(AgentProcess::with_config_file(spec, paths))
     }
 }
 

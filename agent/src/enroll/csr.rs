@@ -72,6 +72,13 @@ impl Validity {
     pub fn at_fraction(&self, fraction: f64) -> SystemTime {
         self.not_before + self.lifetime().mul_f64(fraction.clamp(0.0, 1.0))
     }
+
+    /// Whether a certificate still in use at `now` should have been replaced: it is in the
+    /// last sixth of its lifetime (or past it), while renewal is due at two thirds. The agent
+    /// warns in its log and `beffroi-agent status` shows it.
+    pub fn renewal_overdue(&self, now: SystemTime) -> bool {
+        now >= self.at_fraction(5.0 / 6.0)
+    }
 }
 
 /// The leaf (first) certificate of a PEM chain: its validity and raw public key.

@@ -281,7 +281,7 @@ fn warn_if_expiring(validity: &Validity) {
         .unwrap_or_default();
     if left.is_zero() {
         tracing::error!("the certificate has expired: the platform will refuse this gateway until it is enrolled again with a new token");
-    } else if left < validity.lifetime() / 6 {
+    } else if validity.renewal_overdue(SystemTime::now()) {
         tracing::warn!(
             left_s = left.as_secs(),
             "the certificate expires soon and could not be renewed yet"

@@ -57,6 +57,9 @@ pub struct CertificateReport {
     pub not_after: Option<Timestamp>,
     /// Seconds left (negative: expired).
     pub expires_in_s: Option<i64>,
+    /// In the last sixth of its lifetime: it should have been renewed (at two thirds) and was
+    /// not; the agent's log says why.
+    pub renewal_overdue: bool,
     /// Why it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -124,6 +127,7 @@ fn certificate(config: &Config, now: Timestamp) -> CertificateReport {
                 path,
                 not_after: Some(not_after),
                 expires_in_s: Some(not_after.micros_since(now) / 1_000_000),
+                renewal_overdue: leaf.validity.renewal_overdue(now.into()),
                 error: None,
             }
         }
@@ -131,6 +135,7 @@ fn certificate(config: &Config, now: Timestamp) -> CertificateReport {
             path,
             not_after: None,
             expires_in_s: None,
+            renewal_overdue: false,
             error: Some(error),
         },
     }
@@ -320,11 +325,17 @@ impl Report {
         let cert = &self.certificate;
         match (cert.not_after, cert.expires_in_s) {
             (Some(not_after), Some(left)) if left >= 0 => {
-                let _ = writeln!(
+                let _ = write!(
                     out,
                     "certificate: valid until {not_after} ({} left)",
                     span(left)
                 );
+                if cert.renewal_overdue {
+                    out.push_str(
+                        ", WARNING: not renewed at two thirds of its lifetime (see the agent's log)",
+                    );
+                }
+                out.push('\n');
             }
             (Some(not_after), _) => {
                 let _ = writeln!(

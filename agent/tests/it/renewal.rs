@@ -77,6 +77,36 @@ fn installed_certificate(config: &Config) -> Vec<u8> {
     chain
 }
 
+#[tokio::test]
+async fn status_warns_when_a_certificate_was_not_renewed_in_time() {
+    let platform = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = enrolled(&platform, dir.path(), Duration::from_secs(600)).await;
+    let leaf = csr::leaf(&installed_certificate(&config)).unwrap();
+    // Renewal is due at 2/3 of the lifetime; the warning starts at 5/6 (0.833…).
+    for (fraction, overdue) in [
+        (0.1, false),
+        (0.7, false),
+        (0.82, false),
+        (0.84, true),
+        (0.99, true),
+    ] {
+        let now = Timestamp::from(leaf.validity.at_fraction(fraction));
+        let report = beffroi_agent::status::report::gather(&config, now);
+        assert_eq!(
+            report.certificate.renewal_overdue, overdue,
+            "at {fraction} of the lifetime: {:?}",
+            report.certificate
+        );
+        let text = report.text(now);
+        assert_eq!(
+            text.contains("WARNING: not renewed at two thirds of its lifetime"),
+            overdue,
+            "at {fraction} of the lifetime:\n{text}"
+        );
+    }
+}
+
 fn pending_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()

@@ -62,6 +62,17 @@ impl From<SystemTime> for Timestamp {
     }
 }
 
+impl From<Timestamp> for SystemTime {
+    fn from(time: Timestamp) -> Self {
+        let micros = Duration::from_micros(time.0.unsigned_abs());
+        if time.0 >= 0 {
+            UNIX_EPOCH + micros
+        } else {
+            UNIX_EPOCH - micros
+        }
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC with microseconds, e.g. `2026-11-23T02:27:13.000000Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -211,6 +222,14 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn converts_to_and_from_system_time() {
+        for micros in [0, 1_764_000_000_123_456, -86_400_000_001] {
+            let time = Timestamp::from_unix_micros(micros);
+            assert_eq!(Timestamp::from(SystemTime::from(time)), time);
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {

@@ -26,7 +26,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::EncodePublicKey as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePrivateKey as _};
 
-use crate::pki::write_private;
+use crate::pki::{exposed_mode, write_private};
 
 /// The private key's file name in the PKI directory.
 pub const KEY_FILE: &str = "audit.key";
@@ -223,14 +223,10 @@ fn write_private_key(path: &Path, key: &SigningKey) -> Result<(), AuditKeyError>
 
 /// Reads the private key, refusing a file others may read.
 fn read_private(path: &Path) -> Result<SigningKey, AuditKeyError> {
-    let mode = std::fs::metadata(path)
-        .map_err(io(path))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
+    if let Some(mode) = exposed_mode(path).map_err(io(path))? {
         return Err(AuditKeyError::Exposed {
             path: path.to_owned(),
-            mode: mode & 0o777,
+            mode,
         });
     }
     let pem = std::fs::read_to_string(path).map_err(io(path))?;

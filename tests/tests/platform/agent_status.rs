@@ -68,6 +68,7 @@ async fn agent_status() -> anyhow::Result<()> {
     assert_eq!(report["status"]["gateway"], "gw-1", "{report}");
     let expires_in = report["certificate"]["expires_in_s"].as_i64().unwrap();
     assert!(expires_in > 0, "{report}");
+    assert_eq!(report["certificate"]["renewal_overdue"], false, "{report}");
     assert_eq!(
         report["certificate"]["not_after"], report["status"]["certificate_not_after"],
         "the agent and the file disagree on the certificate: {report}"

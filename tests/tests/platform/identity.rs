@@ -7,14 +7,15 @@
 //!   expired token and a token of another tenant are refused.
 //! - `renewal`: certificates that live 10 s roll several times while an agent streams known
 //!   readings, and its signing key is rotated on the way: every reading stored exactly once,
-//!   some under each key.
+//!   the first batches under the old key and every later one under the new key (as the
+//!   tenant's export lists them).
 //! - `rollover`: the platform's root CA is replaced (`pki rollover begin|complete|retire`,
 //!   each followed by a restart) while an agent streams: it learns the next root at a
 //!   renewal, renews under it, drops the old one, and every reading is stored exactly once.
 //! - `revocation`: revoked through the API while an agent streams, the gateway's connection
 //!   is cut within 1 s and its reconnects refused; a batch signed after the revocation is
-//!   quarantined, one signed before it (arriving late, as from a spool) is still stored; after
-//!   a restart the gateway is still refused.
+//!   quarantined with a security event, one signed before it (arriving late, as from a spool)
+//!   is still stored; after a restart the gateway is still refused.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use beffroi_tests::http::ApiReading;
 use beffroi_tests::input;
 use beffroi_tests::platform::Platform;
 use beffroi_tests::wait::poll_until;
-use beffroi_tests::PlatformSpec;
+use beffroi_tests::{PlatformSpec, SourceSpec};
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 
 use crate::common::{
@@ -100,13 +101,15 @@ async fn enroll_with_one_time_tokens() -> anyhow::Result<()> {
     assert_eq!(listed["revoked"], false, "{listed}");
     assert!(listed["cert_fingerprint"].is_string(), "{listed}");
 
-    // It sends over mutual TLS with what enroll wrote: the harness's config around the same
-    // files, streaming known readings.
+    // It sends over mutual TLS with the config enroll wrote, a source added and nothing else.
     let base = recent_base();
     let readings = input::readings_from(base, 0, 300);
     let file = gw.dir.join("readings.jsonl");
     std::fs::write(&file, input::jsonl(&readings))?;
-    let mut agent = gw.agent(jsonl_agent(&file, false), platform.gate_port)?;
+    let mut agent = gw.written_agent(SourceSpec::JsonlFile {
+        path: file,
+        follow: false,
+    })?;
     agent.start()?;
     let stored = wait_stored(
         &platform.api_as(&viewer),
@@ -232,8 +235,8 @@ async fn streaming(
 }
 
 /// Waits for the feed to end and every reading to be stored, and checks each is stored once.
-async fn assert_all_stored_once(s: Streaming) -> anyhow::Result<Vec<ApiReading>> {
-    s.feeder.await??;
+async fn assert_all_stored_once(s: &mut Streaming) -> anyhow::Result<Vec<ApiReading>> {
+    (&mut s.feeder).await??;
     let stored = wait_stored(
         &s.platform.api_as(&s.token),
         range(s.base),
@@ -244,6 +247,38 @@ async fn assert_all_stored_once(s: Streaming) -> anyhow::Result<Vec<ApiReading>>
     assert_exactly_once(&stored, &[("gw-1", &s.readings)]);
     assert!(!s.agent.log().contains("panicked"), "the agent panicked");
     Ok(stored)
+}
+
+/// Sequence numbers of the stored batches of the streaming gateway by signing key id, from
+/// `beffroi export`'s `batches.csv`.
+async fn batches_by_key(
+    s: &Streaming,
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u64>>> {
+    let out = s.gw.dir.join("export");
+    s.platform
+        .cli(&[
+            "export",
+            "--tenant",
+            &s.gw.tenant,
+            "--out",
+            &out.display().to_string(),
+            "--quiet",
+        ])
+        .await?;
+    let csv = std::fs::read_to_string(out.join("batches.csv"))?;
+    let mut by_key = std::collections::BTreeMap::<String, Vec<u64>>::new();
+    for line in csv.lines().skip(1) {
+        // gateway,seq,key_id,signature,received_at,readings: no field is quoted.
+        let fields: Vec<&str> = line.split(',').collect();
+        anyhow::ensure!(fields.len() == 6, "batches.csv row: {line}");
+        if fields[0] == "gw-1" {
+            by_key
+                .entry(fields[2].to_owned())
+                .or_default()
+                .push(fields[1].parse()?);
+        }
+    }
+    Ok(by_key)
 }
 
 /// Certificates of 10 s: renewed every ~7 s.
@@ -258,7 +293,7 @@ fn short_certificates() -> PlatformSpec {
 async fn certificates_roll_under_load() -> anyhow::Result<()> {
     let scenario = Scenario::new("renewal")?;
     // 32 s of readings (4,000 lines, 25 every 200 ms) while certificates live 10 s.
-    let run = streaming(
+    let mut run = streaming(
         &scenario,
         &short_certificates(),
         "viewer",
@@ -297,7 +332,7 @@ async fn certificates_roll_under_load() -> anyhow::Result<()> {
         wait_fingerprints(platform, viewer, "gw-1", 4, Duration::from_secs(60)).await?;
     let record = api.get_json("/api/v1/gateways/gw-1").await?;
     let quarantined = api.quarantine().await?;
-    let stored = assert_all_stored_once(run).await?;
+    let stored = assert_all_stored_once(&mut run).await?;
     let keys = record["keys"].as_array().cloned().unwrap_or_default();
     assert_eq!(keys.len(), 2, "one rotation: {record}");
     assert!(
@@ -306,11 +341,27 @@ async fn certificates_roll_under_load() -> anyhow::Result<()> {
     );
     assert_eq!(record["key_id"], keys[0]["key_id"], "{record}");
     assert!(quarantined.is_empty(), "batches refused: {quarantined:?}");
+    // The stored batches, as the tenant's export lists them: the first ones under the old key,
+    // every later one under the new key.
+    let (old_key, new_key) = (keys[1]["key_id"].as_str(), keys[0]["key_id"].as_str());
+    let by_key = batches_by_key(&run).await?;
+    let seqs = |key: Option<&str>| by_key.get(key.unwrap_or_default()).cloned();
+    let (Some(old), Some(new)) = (seqs(old_key), seqs(new_key)) else {
+        panic!("stored batches by key id: {by_key:?}; keys {record}");
+    };
+    assert_eq!(by_key.len(), 2, "{by_key:?}");
+    assert!(
+        old.iter().max() < new.iter().min(),
+        "batches under the old key after the first under the new one: old {old:?}, new {new:?}"
+    );
     eprintln!(
         "renewal: {} certificates in turn and one signing-key rotation while streaming; {} \
-         readings stored once, nothing quarantined",
+         readings stored once in {} batches under the old key and {} under the new one, \
+         nothing quarantined",
         fingerprints.len(),
-        stored.len()
+        stored.len(),
+        old.len(),
+        new.len()
     );
     scenario.pass();
     Ok(())
@@ -460,6 +511,24 @@ async fn revocation_under_load() -> anyhow::Result<()> {
     )
     .await?;
     eprintln!("revocation: quarantined {quarantined}");
+    let event = poll_until(
+        "a security event for the quarantined batch",
+        Duration::from_secs(10),
+        || async {
+            let events = api.security_events().await?;
+            let signed = format!("signed at {after}");
+            Ok(events.into_iter().find(|e| {
+                e["kind"] == "quarantined"
+                    && e["gateway"] == "gw-1"
+                    && e["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.starts_with("revoked") && d.contains(&signed))
+            }))
+        },
+        || platform.log_text(),
+    )
+    .await?;
+    eprintln!("revocation: security event {event}");
     let wanted: Vec<String> = early.iter().map(input::key).collect();
     let stored = poll_until(
         "the batch signed before the revocation stored",
@@ -563,7 +632,7 @@ async fn trust_anchor_rollover_under_load() -> anyhow::Result<()> {
     )
     .await?;
 
-    assert_all_stored_once(run).await?;
+    assert_all_stored_once(&mut run).await?;
     scenario.pass();
     Ok(())
 }
