@@ -23,7 +23,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use beffroi_protocol::TOPIC_PREFIX;
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
+use rumqttd::{
+    Broker, Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings, Strategy,
+};
 
 /// The log kept per ack filter: rumqttd's smallest segment (1 KiB of topic and payload bytes,
 /// some twenty acks), two of them (the active one and the one before; about 14 KiB of memory
@@ -100,6 +102,10 @@ pub fn start(settings: &BrokerSettings) -> Result<(), BrokerError> {
                 format!("{TOPIC_PREFIX}/+/+/ack"),
                 ACK_LOG,
             )])),
+            // The only member of the ingest's groups is this node's ingest (the broker listens
+            // on loopback only). Round robin, the default, reads one message per pass and
+            // wakes the ingest's connection for each; sticky reads what its window allows.
+            shared_subscriptions_strategy: Strategy::Sticky,
             ..RouterConfig::default()
         },
         v4: Some(HashMap::from([(
