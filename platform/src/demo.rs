@@ -303,6 +303,7 @@ async fn register_sensors(
             lon: Some(CENTRE.0 + dx + jx * spread),
             zone: Some(ZoneId::new(zone_id)?),
             tags: Vec::new(),
+            placed_at: None,
         });
     }
     store.upsert_sensors(&sensors).await?;

@@ -31,6 +31,8 @@ mod cache;
 mod cells;
 mod export;
 mod live;
+#[cfg(test)]
+mod pooling_property;
 mod population;
 mod requester;
 mod rows;

@@ -232,6 +232,7 @@ fn route_table() -> RouteTable {
     .get("/api/v1/audit/verify", routes::audit::verify)
     .get("/api/v1/audit/checkpoints", routes::audit::checkpoints)
     .get("/api/v1/audit/public-key", routes::audit::public_key)
+    .get("/api/v1/pooling/usage", pooling::usage)
     .get("/api/v1/retention", retention::list)
     .put("/api/v1/retention/{class}", retention::put)
     .delete("/api/v1/retention/{class}", retention::delete)
@@ -379,6 +380,6 @@ mod tests {
         let unique: std::collections::BTreeSet<_> =
             routes.iter().map(|(m, p)| (m.as_str(), *p)).collect();
         assert_eq!(unique.len(), routes.len());
-        assert_eq!(routes.len(), 55);
+        assert_eq!(routes.len(), 56);
     }
 }

@@ -45,6 +45,8 @@ mod gateways;
 mod governance;
 #[path = "api/live.rs"]
 mod live;
+#[path = "api/pooling.rs"]
+mod pooling;
 #[path = "api/retention.rs"]
 mod retention;
 #[path = "api/session.rs"]
@@ -811,14 +813,24 @@ async fn admins_write_sensors_and_zones_with_validation() -> Result<()> {
     assert_eq!(zone.status, StatusCode::OK, "{}", zone.text());
     assert_eq!(zone.json()["tenant"], A);
 
-    let body = json!({ "kind": "air", "unit": "ug/m3", "lat": 45.76, "lon": 4.86, "zone": "gare" });
+    let moved_at = at(h.t0, 5);
+    let body = json!({ "kind": "air", "unit": "ug/m3", "lat": 45.76, "lon": 4.86, "zone": "gare",
+                       "placed_at": ts(moved_at) });
     let sensor = h.put_json("/api/v1/sensors/s-a1", admin, &body).await?;
     assert_eq!(sensor.status, StatusCode::OK, "{}", sensor.text());
     assert_eq!(
         sensor.json(),
         json!({ "tenant": A, "id": "s-a1", "kind": "air", "unit": "ug/m3",
-                "lat": 45.76, "lon": 4.86, "zone": "gare", "tags": [] })
+                "lat": 45.76, "lon": 4.86, "zone": "gare", "tags": [],
+                "placed_at": ts(moved_at) })
     );
+    // A move into the future, or before the last one, is refused.
+    for placed_at in [at(Timestamp::now(), 10), at(h.t0, 1)] {
+        let body = json!({ "kind": "air", "lat": 45.0, "lon": 4.0, "placed_at": ts(placed_at) });
+        h.put_json("/api/v1/sensors/s-a1", admin, &body)
+            .await?
+            .problem(StatusCode::BAD_REQUEST);
+    }
     let sensors = h.get_json("/api/v1/sensors", &h.tokens.a_viewer).await?;
     let stored = sensors["items"]
         .as_array()
@@ -1160,8 +1172,12 @@ async fn a_tenant_never_sees_another_tenants_data() -> Result<()> {
             } else if path.starts_with("/api/v1/platform/") {
                 // Platform operators only; a tenant token reads none of it.
                 response.problem(StatusCode::FORBIDDEN);
-            } else if path == "/api/v1/audit" || path == "/api/v1/audit/verify" {
-                // The log is the admins' (A's own: checked in `audit`).
+            } else if path == "/api/v1/audit"
+                || path == "/api/v1/audit/verify"
+                || path == "/api/v1/pooling/usage"
+            {
+                // The log, and the usage report read from it, are the admins' (A's own:
+                // checked in `audit` and `pooling`).
                 if token == &h.tokens.a_viewer {
                     response.problem(StatusCode::FORBIDDEN);
                 } else {
@@ -1318,7 +1334,7 @@ async fn bad_credentials_are_401_problems() -> Result<()> {
                 && !p.starts_with("/api/v1/shared")
         })
         .collect();
-    assert_eq!(authed.len(), 45);
+    assert_eq!(authed.len(), 46);
     for (method, route) in &authed {
         let path = route.replace("{id}", "x1");
         for header in [
@@ -1510,7 +1526,7 @@ async fn health_readiness_metrics_and_openapi() -> Result<()> {
     );
     assert!(doc["components"]["schemas"]["Problem"]["properties"]["detail"].is_object());
     let routes = beffroi_api::routes();
-    assert_eq!(routes.len(), 55);
+    assert_eq!(routes.len(), 56);
     for (method, path) in &routes {
         let operation = &doc["paths"][*path][method.as_str().to_lowercase()];
         assert!(

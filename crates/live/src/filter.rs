@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use beffroi_policy::SensorTag;
-use beffroi_protocol::{MetricName, SensorId};
+use beffroi_protocol::{MetricName, SensorId, Timestamp};
 use beffroi_store::{Sensor, ZoneId};
 
 use crate::protocol::{FilterSpec, MAX_FILTER_LIST};
@@ -23,6 +23,18 @@ pub struct SensorInfo {
     pub position: Option<(f64, f64)>,
     /// Its tags (sharing agreements may target them).
     pub tags: Vec<SensorTag>,
+    /// Since when it stands at `position` (pooling agreements place readings where their
+    /// sensor stood when measured).
+    pub placed_since: Option<Timestamp>,
+}
+
+impl SensorInfo {
+    /// Its position when a reading measured at `time` was taken, as far as the current
+    /// entry tells: unknown for a time before its last move.
+    pub fn position_at(&self, time: Timestamp) -> Option<(f64, f64)> {
+        self.position
+            .filter(|_| self.placed_since.is_none_or(|since| since <= time))
+    }
 }
 
 impl From<&Sensor> for SensorInfo {
@@ -31,6 +43,7 @@ impl From<&Sensor> for SensorInfo {
             zone: sensor.zone.clone(),
             position: sensor.lon.zip(sensor.lat),
             tags: sensor.tags.clone(),
+            placed_since: sensor.placed_at,
         }
     }
 }
@@ -159,6 +172,7 @@ mod tests {
             zone: zone.map(|z| ZoneId::new(z).expect("valid")),
             position,
             tags: Vec::new(),
+            placed_since: None,
         }
     }
 

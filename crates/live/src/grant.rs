@@ -4,8 +4,10 @@
 //! subscribe {grantor, purpose} ─► Governor::grant (decide + audit, in the API) ─► Grant
 //!   the grantor's tenant state: a view of its own (never shared), fed only series the
 //!   permit's population covers (Grant::covers, checked when series and views are matched)
-//!   every value ─► Grant::item: Transforms::admits at `now` (validity, embargo, scope),
-//!                  allowed fields only, sensor id pseudonymised ─► the view
+//!   every value ─► Grant::item: Transforms::admits at `now` (validity, embargo, scope; for
+//!                  a pooling permit, the period and the territory the sensor stood in when
+//!                  the value was measured), allowed fields only, sensor id pseudonymised
+//!                  ─► the view
 //! agreements change, or every RECHECK ─► Governor::recheck ─► refused: `ended`, unsubscribed
 //! ```
 //! An embargoed permit holds every value back for `embargo_s`: its view is not fed by the
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use beffroi_policy::{
     pseudonym, shared_row, AgreementRef, Field, Grantee, Permit, PseudonymKey, ReadingFacts,
-    RowSource, Scope, Shape, TimeRange, Transforms,
+    RowSource, Scope, Shape, Territories, TimeRange, Transforms, ZoneId,
 };
 use beffroi_protocol::{TenantId, Timestamp};
 use beffroi_store::{ReadingCursor, ReadingPage};
@@ -126,6 +128,7 @@ pub struct Grant {
     transforms: Transforms,
     fields: BTreeSet<Field>,
     key: Option<PseudonymKey>,
+    territories: Territories,
     clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
     started: Timestamp,
     tally: Mutex<Tally>,
@@ -153,13 +156,16 @@ impl fmt::Debug for Grant {
 }
 
 impl Grant {
-    /// The view a raw `permit` allows, pseudonymising with `key` when the permit says so;
-    /// `clock` gives the `now` each value is admitted at (the API's clock). Aggregate permits
+    /// The view a raw `permit` allows, pseudonymising with `key` when the permit says so and
+    /// placing readings in `territories` (the areas of the zones its scope names, for a
+    /// pooling agreement); `clock` gives the `now` each value is admitted at (the API's
+    /// clock). Aggregate permits
     /// have no live view (their cells are read under `/api/v1/shared/…/aggregates`); an
     /// embargoed permit gives a delayed one.
     pub fn new(
         permit: Permit,
         key: Option<PseudonymKey>,
+        territories: Territories,
         clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
     ) -> Result<Self, Refusal> {
         let Shape::Raw { fields } = permit.transforms.shape.clone() else {
@@ -188,6 +194,7 @@ impl Grant {
             transforms: permit.transforms,
             fields,
             key,
+            territories,
             clock,
             started,
             tally: Mutex::new(Tally::default()),
@@ -242,9 +249,13 @@ impl Grant {
     /// Whether the permit's population covers a series (time aside): only such series are
     /// matched to the view, so a grantee never learns of others, not even their count.
     pub(crate) fn covers(&self, meta: &SeriesMeta, info: &SensorInfo) -> bool {
-        self.transforms
-            .population()
-            .admits(&facts(meta, info, Timestamp::from_unix_micros(0)))
+        let inside = self.territories.containing(info.position);
+        self.transforms.population().admits(&facts(
+            meta,
+            info,
+            &inside,
+            Timestamp::from_unix_micros(0),
+        ))
     }
 
     /// The item a grantee gets for `value`, if the permit admits it now.
@@ -254,9 +265,10 @@ impl Grant {
         info: &SensorInfo,
         value: &LiveValue,
     ) -> Option<Arc<str>> {
+        let inside = self.territories.containing(info.position_at(value.time));
         if !self
             .transforms
-            .admits(&facts(meta, info, value.time), (self.clock)())
+            .admits(&facts(meta, info, &inside, value.time), (self.clock)())
         {
             return None;
         }
@@ -285,12 +297,18 @@ impl Grant {
     }
 }
 
-fn facts<'a>(meta: &'a SeriesMeta, info: &'a SensorInfo, time: Timestamp) -> ReadingFacts<'a> {
+fn facts<'a>(
+    meta: &'a SeriesMeta,
+    info: &'a SensorInfo,
+    territories: &'a [ZoneId],
+    time: Timestamp,
+) -> ReadingFacts<'a> {
     ReadingFacts {
         metric: &meta.metric,
         sensor: &meta.sensor,
         zone: info.zone.as_ref(),
         tags: &info.tags,
+        territories,
         time,
     }
 }

@@ -84,6 +84,7 @@ fn agreement(i: usize) -> Agreement {
             Vec::new()
         },
         unknown_terms: UnknownTerms::new(),
+        pooling: false,
     }
 }
 
@@ -147,6 +148,7 @@ fn main() {
         zone: Some(&zone),
         tags: &[],
         time: at(-2 * HOUR),
+        territories: &[],
     };
     let calls = 1_000_000;
     let start = Instant::now();

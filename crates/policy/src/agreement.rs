@@ -74,6 +74,13 @@ pub struct Agreement {
     /// What stays forbidden whatever any agreement permits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prohibitions: Vec<Prohibition>,
+    /// A pooling agreement: the grantor operates a sensor network and the grantee (a tenant,
+    /// the beneficiary) uses the sensors its target selects as if they were its own. Only
+    /// readings measured inside the validity window are served (the share is per period),
+    /// and the target may select sensors by the beneficiary's own zones
+    /// ([`Target::territories`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pooling: bool,
     /// Keys this build does not know.
     #[serde(flatten)]
     pub unknown_terms: UnknownTerms,

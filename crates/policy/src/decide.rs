@@ -13,8 +13,9 @@
 //!    window; purpose listed; action included; scope (request ∩ target) not empty, and no
 //!    sensor or tag filter on aggregates with `k > 1`; no prohibition of any concerning
 //!    `active`/`suspended` agreement overlaps the effective scope with an included action;
-//!    spatial level, bucket grid and functions (aggregates) or fields (raw) allowed; some
-//!    data older than `now − embargo`.
+//!    spatial level, bucket grid and functions (aggregates) or fields (raw) allowed; for a
+//!    pooling agreement, some of the requested range inside its validity window (only
+//!    readings measured then are pooled); some data older than `now − embargo`.
 //! 5. The first candidate that permits justifies the permit alone — terms never mix across
 //!    agreements. If none does, the denial reported is that of the candidate that failed at
 //!    the latest rule (a prohibition first of all), ties to the lowest id; with no candidate
@@ -28,7 +29,7 @@ use crate::request::{AccessRequest, Read};
 use crate::scope::Scope;
 use crate::state::State;
 use crate::transforms::{Aggregation, Shape, TimeWindow, Transforms};
-use crate::window::BucketSpec;
+use crate::window::{BucketSpec, TimeRange};
 
 /// Decides one request against the agreements of the platform (any tenants; the ones that
 /// do not concern the request are ignored) at `now`. Pure and deterministic.
@@ -187,16 +188,35 @@ fn evaluate(
         ));
     }
     let (shape, whole_buckets) = shape(agreement, request, &target, &scope)?;
+    let period = agreement
+        .pooling
+        .then(|| TimeRange::new(agreement.not_before, agreement.not_after));
+    let asked = match period {
+        Some(period) => TimeRange::new(
+            request.range.from.max(period.from),
+            request.range.to.min(period.to),
+        ),
+        None => request.range,
+    };
+    if asked.is_empty() {
+        return refuse(
+            DenyReason::OutsideValidity,
+            format!(
+                "agreement {id} pools the readings measured from {} until {} (exclusive); none requested is",
+                agreement.not_before, agreement.not_after
+            ),
+        );
+    }
     let window = match whole_buckets {
         Some(grid) => TimeWindow {
-            from: grid.floor(request.range.from),
-            until: grid.ceil(request.range.to),
+            from: grid.floor(asked.from),
+            until: grid.ceil(asked.to),
             embargo_s: agreement.embargo_s,
             whole_buckets: Some(grid),
         },
         None => TimeWindow {
-            from: request.range.from,
-            until: request.range.to,
+            from: asked.from,
+            until: asked.to,
             embargo_s: agreement.embargo_s,
             whole_buckets: None,
         },
@@ -220,6 +240,7 @@ fn evaluate(
         range,
         window,
         valid_until: agreement.not_after,
+        period,
         pseudonymise: agreement.pseudonymise,
         shape,
     })

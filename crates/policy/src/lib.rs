@@ -12,7 +12,14 @@
 //! minimum bucket, allowed [`Function`]s, minimum distinct sensors `k` per published cell,
 //! finest [`SpatialLevel`], pseudonymisation, raw [`Field`] allow-list, embargo, allowed
 //! [`Purpose`]s (mapped to W3C DPV) and a validity window — plus [`Prohibition`]s that win
-//! over any permission. Its [`State`] follows a lifecycle (draft → active ⇄ suspended →
+//! over any permission.
+//!
+//! A **pooling** agreement ([`Agreement::pooling`]) is the same agreement between a tenant
+//! that operates a sensor network and a tenant that uses it (the beneficiary): it pools only
+//! the readings measured inside its validity window, and its target may select the
+//! operator's sensors by the beneficiary's own zones ([`Target::territories`]): a reading is
+//! pooled when its sensor stood inside one of them when it was measured (the caller places
+//! the sensor, with [`Area`], and says so in [`ReadingFacts::territories`]). Its [`State`] follows a lifecycle (draft → active ⇄ suspended →
 //! revoked). [`Agreement::validate`] lists every bad term with its path.
 //!
 //! # Decision
@@ -74,6 +81,7 @@ mod state;
 mod suppress;
 mod target;
 mod terms;
+mod territory;
 mod transforms;
 mod validate;
 mod vocabulary;
@@ -100,6 +108,7 @@ pub use state::State;
 pub use suppress::{suppress, Cell, CellStats, Publication, PublishedCell, PublishedTotal, Values};
 pub use target::Target;
 pub use terms::{Action, Field, Function, SpatialLevel};
+pub use territory::{Area, Position, Territories};
 pub use transforms::{Aggregation, Shape, TimeWindow, Transforms};
 pub use validate::{Problem, TermError};
 pub use vocabulary::{Term, TermSet};

@@ -6,10 +6,11 @@
 //! |---|---|
 //! | the agreement | `@type: Agreement`, `uid: urn:beffroi:agreement:{id}`, `profile` = [`BEFFROI_PROFILE`] |
 //! | `version`, `state` | `beffroi:version`, `beffroi:state` (policy metadata, not constraints) |
+//! | `pooling` | `beffroi:pooling: true` (policy metadata; absent: false) |
 //! | `grantor` | `assigner: urn:beffroi:tenant:{id}` |
 //! | `grantee` | `assignee: urn:beffroi:public`, `urn:beffroi:tenant:{id}` or `urn:beffroi:partner:{id}` |
 //! | `action` | the one permission's `action`: `read_raw` → `read`, `read_aggregate` → `aggregate` (ODRL common vocabulary; our reading: `aggregate` serves only per-bucket statistics, `read` also the rows) |
-//! | `target` | `AssetCollection` with `source: urn:beffroi:tenant:{grantor}:readings` and `refinement`s `beffroi:metric`, `beffroi:zone`, `beffroi:sensorTag`, `beffroi:sensor` `isAnyOf` a list of ids (absent: any; metric always present, `*` and `air.*` patterns as text) |
+//! | `target` | `AssetCollection` with `source: urn:beffroi:tenant:{grantor}:readings` and `refinement`s `beffroi:metric`, `beffroi:zone`, `beffroi:sensorTag`, `beffroi:sensor`, `beffroi:territory` (zones of the assignee) `isAnyOf` a list of ids (absent: any; metric always present, `*` and `air.*` patterns as text) |
 //! | `not_before`, `not_after` | `dateTime` `gteq` / `lt` an `xsd:dateTime` |
 //! | `purposes` | `purpose` `isA` the DPV IRI ([`crate::Purpose`]); several: an `or` of such constraints |
 //! | `min_bucket_s` | `beffroi:minBucket` `gteq` n, `unit` QUDT second (requested buckets are also whole multiples of it, aligned on the epoch) |
@@ -93,6 +94,8 @@ vocabulary!(
         SensorTag => "beffroi:sensorTag",
         /// Target refinement: sensors.
         Sensor => "beffroi:sensor",
+        /// Target refinement: territories (zones of the assignee).
+        Territory => "beffroi:territory",
     }
 );
 

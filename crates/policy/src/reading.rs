@@ -17,6 +17,9 @@ pub struct ReadingFacts<'a> {
     pub zone: Option<&'a ZoneId>,
     /// The sensor's tags.
     pub tags: &'a [SensorTag],
+    /// The requester's zones the sensor stood inside when the reading was measured (only
+    /// pooling agreements with territories ask; empty when the position is unknown).
+    pub territories: &'a [ZoneId],
     /// When it was measured.
     pub time: Timestamp,
 }

@@ -93,6 +93,7 @@ impl AccessRequest {
             zones: Selection::from_list(&self.zones),
             sensors: Selection::from_list(&self.sensors),
             tags: Selection::from_list(&self.tags),
+            territories: Selection::All,
         }
     }
 

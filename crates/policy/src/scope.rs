@@ -2,9 +2,9 @@
 //! explicitly ([`Selection::All`]) so that no consumer can mistake an empty list for "all"
 //! or for "none".
 //!
-//! Intersections are exact for metrics, zones and sensors. Tags are "any of" sets (a sensor
-//! is in when it carries at least one listed tag), so the intersection of two tag lists is
-//! conservative: a sensor tagged both `a` and `b` is excluded from `{a} ∩ {b} = {}`. It never
+//! Intersections are exact for metrics, zones and sensors. Tags and territories are "any of"
+//! sets (a sensor is in when it carries at least one listed tag, a reading when its sensor
+//! stood in one listed territory), so the intersection of two such lists is conservative: a sensor tagged both `a` and `b` is excluded from `{a} ∩ {b} = {}`. It never
 //! lets through a sensor that either side excludes.
 
 use std::collections::BTreeSet;
@@ -73,6 +73,7 @@ pub(crate) enum Dimension {
     Zones,
     Sensors,
     Tags,
+    Territories,
 }
 
 impl fmt::Display for Dimension {
@@ -82,6 +83,7 @@ impl fmt::Display for Dimension {
             Dimension::Zones => "zones",
             Dimension::Sensors => "sensors",
             Dimension::Tags => "tags",
+            Dimension::Territories => "territories",
         })
     }
 }
@@ -97,6 +99,9 @@ pub struct Scope {
     pub sensors: Selection<SensorId>,
     /// Tags: a sensor is in when it carries one of them.
     pub tags: Selection<SensorTag>,
+    /// Territories (zones of the requester): a reading is in when its sensor stood inside
+    /// one of them when it was measured.
+    pub territories: Selection<ZoneId>,
 }
 
 impl Scope {
@@ -107,6 +112,7 @@ impl Scope {
             zones: Selection::from_list(&target.zones),
             sensors: Selection::from_list(&target.sensors),
             tags: Selection::from_list(&target.tags),
+            territories: Selection::from_list(&target.territories),
         }
     }
 
@@ -124,6 +130,10 @@ impl Scope {
                 .intersect(&other.sensors)
                 .ok_or(Dimension::Sensors)?,
             tags: self.tags.intersect(&other.tags).ok_or(Dimension::Tags)?,
+            territories: self
+                .territories
+                .intersect(&other.territories)
+                .ok_or(Dimension::Territories)?,
         })
     }
 
@@ -134,7 +144,7 @@ impl Scope {
         self.intersect(other).is_ok()
     }
 
-    /// Whether the reading is in scope (metric, zone, sensor and tags; not time).
+    /// Whether the reading is in scope (metric, zone, sensor, tags and territory; not time).
     pub fn admits(&self, reading: &ReadingFacts<'_>) -> bool {
         self.metrics.iter().any(|p| p.matches(reading.metric))
             && match &self.zones {
@@ -143,5 +153,6 @@ impl Scope {
             }
             && self.sensors.contains(reading.sensor)
             && self.tags.contains_any(reading.tags)
+            && self.territories.contains_any(reading.territories)
     }
 }

@@ -1,5 +1,6 @@
 //! What an agreement (or one of its prohibitions) is about: which metrics, zones, tagged
-//! sensors and sensors of the grantor.
+//! sensors and sensors of the grantor, and for a pooling agreement which territories of the
+//! grantee its sensors must stand in.
 
 use std::collections::BTreeSet;
 
@@ -25,6 +26,11 @@ pub struct Target {
     /// Explicit sensors; empty: any sensor.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub sensors: BTreeSet<SensorId>,
+    /// Pooling agreements only: zones of the grantee (a commune's boundary). A reading is in
+    /// the target when its sensor stood inside one of them when it was measured; empty: any
+    /// position.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub territories: BTreeSet<ZoneId>,
     /// Keys this build does not know (see [`UnknownTerms`]).
     #[serde(flatten)]
     pub unknown_terms: UnknownTerms,

@@ -28,6 +28,10 @@ pub struct Transforms {
     pub window: TimeWindow,
     /// The agreement's `not_after`: nothing is served from this instant on.
     pub valid_until: Timestamp,
+    /// Pooling agreements: only readings measured in this period (the agreement's validity
+    /// window) are served, whatever the request's range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<TimeRange>,
     /// Replace sensor ids by [`crate::pseudonym()`]s (raw `sensor` column, sensor-level units).
     pub pseudonymise: bool,
     /// Raw rows or aggregates.
@@ -109,16 +113,23 @@ impl Transforms {
     }
 
     /// The range served at `now`; `None` once the agreement has expired or when nothing is
-    /// old enough.
+    /// old enough. A pooling agreement's range stays inside its period, so the first and last
+    /// buckets of an aggregate may hold only the part of them measured in it.
     pub fn served_range(&self, now: Timestamp) -> Option<TimeRange> {
         if now >= self.valid_until {
             return None;
         }
-        self.window.served(now)
+        let range = self.window.served(now)?;
+        let Some(period) = self.period else {
+            return Some(range);
+        };
+        let range = TimeRange::new(range.from.max(period.from), range.to.min(period.to));
+        (!range.is_empty()).then_some(range)
     }
 
     /// Whether `reading` may enter this read at `now`: in [`Transforms::population`] and in
-    /// [`Transforms::served_range`]. Cheap enough to call per value.
+    /// [`Transforms::served_range`] (for a pooling agreement, inside its
+    /// [`Transforms::period`]). Cheap enough to call per value.
     pub fn admits(&self, reading: &ReadingFacts<'_>, now: Timestamp) -> bool {
         self.served_range(now)
             .is_some_and(|range| range.contains(reading.time))

@@ -13,12 +13,15 @@
 //! | `spatial_level` | `sensor` for `read_raw` (raw rows are per sensor) |
 //! | `k` | 1 for `read_raw`, and for `sensor`-level aggregates (a sensor cell holds one sensor) |
 //! | `fields` | required for `read_raw`, refused for `read_aggregate`; no `gateway` when pseudonymising |
-//! | `prohibitions[i].target` | metrics not empty; no tags |
+//! | `prohibitions[i].target` | metrics not empty; no tags, no territories |
+//! | `pooling` | the grantee is another tenant (the beneficiary) |
+//! | `target.territories` | pooling agreements of `read_raw` only (aggregate cells are cut by zone where the data is, which cannot follow a sensor across territories) |
 
 use std::fmt;
 
 use crate::agreement::{Agreement, UnknownTerms};
 use crate::error::{Error, Result};
+use crate::grantee::Grantee;
 use crate::terms::{Action, Field, SpatialLevel};
 use crate::vocabulary::{Term, TermSet};
 
@@ -116,7 +119,15 @@ impl Agreement {
                 "gateway identifies the device that pseudonymisation hides; drop it or stop pseudonymising",
             ),
         );
+        self.check_pooling(&mut report);
         for (i, prohibition) in self.prohibitions.iter().enumerate() {
+            report.check(
+                prohibition.target.territories.is_empty(),
+                format!("prohibitions[{i}].target.territories"),
+                Problem::Contradiction(
+                    "a prohibition cannot be scoped by territory: decisions are taken before sensors are placed; scope it by metric, zone or sensor",
+                ),
+            );
             report.check(
                 !prohibition.target.metrics.is_empty(),
                 format!("prohibitions[{i}].target.metrics"),
@@ -159,6 +170,34 @@ impl Agreement {
                 report,
                 &format!("prohibitions[{i}].target."),
                 &prohibition.target.unknown_terms,
+            );
+        }
+    }
+
+    fn check_pooling(&self, report: &mut Report) {
+        if self.pooling {
+            let other_tenant = matches!(&self.grantee, Grantee::Tenant(beneficiary) if *beneficiary != self.grantor);
+            report.check(
+                other_tenant,
+                "grantee",
+                Problem::Contradiction(
+                    "a pooling agreement names another tenant of this platform as beneficiary",
+                ),
+            );
+            report.check(
+                self.target.territories.is_empty() || self.action == Action::ReadRaw,
+                "target.territories",
+                Problem::Contradiction(
+                    "territories place each reading where its sensor stood: read_raw only; pool aggregates by tag or sensor list",
+                ),
+            );
+        } else {
+            report.check(
+                self.target.territories.is_empty(),
+                "target.territories",
+                Problem::Contradiction(
+                    "territories are zones of a beneficiary: only pooling agreements have them",
+                ),
             );
         }
     }

@@ -1,5 +1,5 @@
 //! The policy crate's one integration-test binary: the decision rules one by one, agreement
-//! validation, unknown terms, pseudonyms, suppression, ODRL, and property tests of the
+//! validation, unknown terms, pseudonyms, suppression, ODRL, pooling, and property tests of the
 //! engine over random agreements and requests.
 
 #![allow(clippy::unwrap_used)]
@@ -48,6 +48,9 @@ mod suppression;
 
 #[path = "policy/odrl.rs"]
 mod odrl;
+
+#[path = "policy/pooling.rs"]
+mod pooling;
 
 #[path = "policy/properties.rs"]
 mod properties;

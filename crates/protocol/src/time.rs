@@ -51,7 +51,27 @@ impl Timestamp {
         let micros = i64::try_from(delta.as_micros()).unwrap_or(i64::MAX);
         Self(self.0.saturating_sub(micros))
     }
+
+    /// The first instant of this instant's calendar month (UTC).
+    pub fn month_start(self) -> Self {
+        let (year, month, _) = civil_from_days(self.0.div_euclid(MICROS_PER_DAY));
+        Self(days_from_civil(year, month, 1) * MICROS_PER_DAY)
+    }
+
+    /// The first instant of the calendar month after this instant's (UTC).
+    pub fn next_month_start(self) -> Self {
+        let (year, month, _) = civil_from_days(self.0.div_euclid(MICROS_PER_DAY));
+        let (year, month) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
+        Self(days_from_civil(year, month, 1).saturating_mul(MICROS_PER_DAY))
+    }
 }
+
+/// Microseconds in a day.
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 impl From<SystemTime> for Timestamp {
     fn from(time: SystemTime) -> Self {
@@ -222,6 +242,27 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar_months() {
+        let at = |text: &str| Timestamp::parse_rfc3339(text).unwrap();
+        let mid = at("2026-12-05T14:00:00Z");
+        assert_eq!(mid.month_start(), at("2026-12-01T00:00:00Z"));
+        assert_eq!(mid.next_month_start(), at("2027-01-01T00:00:00Z"));
+        assert_eq!(
+            at("2028-02-29T23:59:59Z").next_month_start(),
+            at("2028-03-01T00:00:00Z")
+        );
+        let start = at("2026-03-01T00:00:00Z");
+        assert_eq!(
+            (start.month_start(), start.next_month_start()),
+            (start, at("2026-04-01T00:00:00Z"))
+        );
+        assert_eq!(
+            at("1969-12-31T23:00:00Z").month_start(),
+            at("1969-12-01T00:00:00Z")
+        );
+    }
 
     #[test]
     fn converts_to_and_from_system_time() {

@@ -118,6 +118,12 @@ macro_rules! forward_store {
                 async fn list_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {
                     self.select_sensors(tenant).await
                 }
+                async fn sensor_placements(
+                    &self,
+                    tenant: &TenantId,
+                ) -> Result<Vec<$crate::Placement>> {
+                    self.select_placements(tenant).await
+                }
                 async fn upsert_zone(&self, zone: &Zone) -> Result<()> {
                     self.write_zone(zone).await
                 }

@@ -10,8 +10,8 @@
 //!
 //! The registry (tenants, gateways with their certificate fingerprints, revocation times and
 //! every signing key they ever had, current or retired, one-time enrollment tokens kept only
-//! as hashes — see `identity` —, sensors with kind, unit, location and zone, zones as GeoJSON
-//! polygons), quarantine, security events, API tokens and the audit log (per-tenant hash
+//! as hashes — see `identity` —, sensors with kind, unit, location and zone, every move of a
+//! sensor — see `placement` —, zones as GeoJSON polygons), quarantine, security events, API tokens and the audit log (per-tenant hash
 //! chains and their signed checkpoints, computed by `beffroi_audit`) and the retention
 //! policies per tenant and metric class (purged with receipts in the audit log, see
 //! `retention`) live in the same database. A batch's
@@ -38,6 +38,7 @@ mod on_conflict;
 mod open;
 mod outcome;
 mod paging;
+mod placement;
 mod postgres;
 mod restore;
 mod retention;
@@ -56,6 +57,7 @@ pub use audit::AuditFilter;
 pub use governance::{AgreementRecord, CellQuery, CellRow, CellUnit, Partner};
 pub use model::*;
 pub use open::{open, OpenOptions, TimescaleMode};
+pub use placement::Placement;
 pub use postgres::PostgresStore;
 pub use restore::{BatchKey, RestoredAgreement, RestoredGateway, TenantRestore};
 pub use retention::{
@@ -256,6 +258,8 @@ pub trait Store: Send + Sync {
     }
     /// A tenant's sensors.
     async fn list_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>>;
+    /// Every placement of `tenant`'s sensors, by sensor then time.
+    async fn sensor_placements(&self, tenant: &TenantId) -> Result<Vec<Placement>>;
     /// Creates or replaces a zone.
     async fn upsert_zone(&self, zone: &Zone) -> Result<()>;
     /// A tenant's zones.

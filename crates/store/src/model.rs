@@ -202,6 +202,10 @@ pub struct Sensor {
     /// sensors by tag.
     #[serde(default)]
     pub tags: Vec<SensorTag>,
+    /// Since when it stands at `lat`/`lon` (its last [`crate::Placement`]). On a write that
+    /// moves it: when it was moved (default: the write's instant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_at: Option<Timestamp>,
 }
 
 /// A zone: a GeoJSON polygon with a name.

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::decode::is_unique_violation;
 use crate::identity::GatewayKeyRow;
 use crate::{
-    AlarmRule, Error, GatewayKeyRecord, NewGateway, Result, RetentionPolicy, Sensor, Tenant, Zone,
+    AlarmRule, Error, GatewayKeyRecord, NewGateway, Placement, Result, RetentionPolicy, Sensor,
+    Tenant, Zone,
 };
 
 /// A gateway as exported: its identity, not its runtime state (last seen, spool, health),
@@ -171,6 +172,8 @@ pub struct TenantRestore {
     pub gateways: Vec<RestoredGateway>,
     /// Its sensors.
     pub sensors: Vec<Sensor>,
+    /// Every move of its sensors, written as exported.
+    pub placements: Vec<Placement>,
     /// Its zones.
     pub zones: Vec<Zone>,
     /// Its alarm rules.
@@ -194,6 +197,9 @@ impl TenantRestore {
         };
         if let Some(s) = self.sensors.iter().find(|s| &s.tenant != tenant) {
             return Err(foreign("sensor", &s.tenant));
+        }
+        if let Some(p) = self.placements.iter().find(|p| &p.tenant != tenant) {
+            return Err(foreign("sensor placement", &p.tenant));
         }
         if let Some(z) = self.zones.iter().find(|z| &z.tenant != tenant) {
             return Err(foreign("zone", &z.tenant));

@@ -23,7 +23,7 @@ use crate::decode::{
 use crate::gateway_state::HealthState;
 use crate::{
     Actor, Alarm, AlarmAction, AlarmRule, AlarmState, Bucket, EnrollmentToken, GatewayKey,
-    GatewayKeyRecord, GatewayRecord, Page, QuarantineReason, QuarantineRecord, Raised,
+    GatewayKeyRecord, GatewayRecord, Page, Placement, QuarantineReason, QuarantineRecord, Raised,
     ReadingCursor, ReadingPage, Result, RevokedGateway, Role, SecurityEvent, SecurityEventKind,
     Sensor, Severity, StoredBatch, StoredReading, Tenant, TokenRecord, TokenScope, Zone,
 };
@@ -240,6 +240,18 @@ pub(crate) fn sensor_from(r: &impl Columns) -> Result<Sensor> {
         lon: r.opt_float("lon")?,
         zone: opt_id("sensors", r.opt_text("zone")?, SensorId::new)?,
         tags: r.json("sensors", "tags")?,
+        placed_at: r.opt_time("placed_at")?,
+    })
+}
+
+/// `sensor_placements`: `tenant, sensor, since, lat, lon`.
+pub(crate) fn placement_from(r: &impl Columns) -> Result<Placement> {
+    Ok(Placement {
+        tenant: id("sensor_placements", r.text("tenant")?, TenantId::new)?,
+        sensor: id("sensor_placements", r.text("sensor")?, SensorId::new)?,
+        since: r.time("since")?,
+        lat: r.opt_float("lat")?,
+        lon: r.opt_float("lon")?,
     })
 }
 

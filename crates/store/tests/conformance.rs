@@ -84,6 +84,7 @@ macro_rules! conformance {
 conformance! {
     registry_round_trips => crate::registry::round_trips,
     registry_errors => crate::registry::errors,
+    registry_sensor_moves => crate::registry::sensor_moves,
     gateway_certificate_and_rejections => crate::registry::gateway_certificate_and_rejections,
     tenant_isolation => crate::query::tenant_isolation,
     commit_and_duplicates => crate::ingest::commit_and_duplicates,

@@ -81,6 +81,7 @@ impl City {
                 lat: Some(south + ZONE_SIZE * (0.1 + 0.8 * dy)),
                 zone: Some(self.zones[zone].clone()),
                 tags: Vec::new(),
+                placed_at: None,
             })
             .await?;
         Ok(())

@@ -18,6 +18,8 @@ pub const READINGS_SENML: &str = "readings.senml.json";
 pub const GATEWAYS: &str = "gateways.json";
 /// Sensors.
 pub const SENSORS: &str = "sensors.json";
+/// Every move of the sensors (absent from exports made before moves were kept).
+pub const PLACEMENTS: &str = "sensor_placements.json";
 /// Zones, as a GeoJSON FeatureCollection.
 pub const ZONES: &str = "zones.geojson";
 /// Alarm rules.
@@ -37,13 +39,14 @@ pub const AUDIT_CHECKPOINTS: &str = "audit-checkpoints.json";
 /// The public keys that signed those checkpoints (SubjectPublicKeyInfo PEM).
 pub const AUDIT_KEYS: &str = "audit-keys.pem";
 
-/// Every data file, in the manifest's order; `partners.json` may be absent.
-pub const DATA_FILES: [&str; 14] = [
+/// Every data file, in the manifest's order; the [`OPTIONAL`] ones may be absent.
+pub const DATA_FILES: [&str; 15] = [
     BATCHES,
     READINGS_CSV,
     READINGS_SENML,
     GATEWAYS,
     SENSORS,
+    PLACEMENTS,
     ZONES,
     ALARM_RULES,
     RETENTION,
@@ -54,6 +57,10 @@ pub const DATA_FILES: [&str; 14] = [
     AUDIT_CHECKPOINTS,
     AUDIT_KEYS,
 ];
+
+/// The data files an export may lack: partners when no agreement names one, placements in
+/// exports made before moves were kept.
+pub const OPTIONAL: [&str; 2] = [PARTNERS, PLACEMENTS];
 
 /// An agreement in `agreements.json`: the native agreement at its version, its times, and
 /// whether it had a pseudonym key (the key itself is a secret and is not exported: import

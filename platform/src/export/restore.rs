@@ -23,8 +23,8 @@ use beffroi_audit::{
 };
 use beffroi_protocol::{TenantId, Timestamp, VerifyingKey};
 use beffroi_store::{
-    AlarmRule, CommitBatch, Partner, RestoredAgreement, RestoredGateway, RetentionPolicy, Sensor,
-    Store, TenantRestore, Zone,
+    AlarmRule, CommitBatch, Partner, Placement, RestoredAgreement, RestoredGateway,
+    RetentionPolicy, Sensor, Store, TenantRestore, Zone,
 };
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
@@ -66,6 +66,7 @@ struct Verified {
     manifest_sha256: String,
     gateways: Vec<RestoredGateway>,
     sensors: Vec<Sensor>,
+    placements: Vec<Placement>,
     zones: Vec<Zone>,
     alarm_rules: Vec<AlarmRule>,
     retention: Vec<RetentionPolicy>,
@@ -121,6 +122,7 @@ pub async fn import_tenant(
             tenant: verified.manifest.tenant.clone(),
             gateways: verified.gateways.clone(),
             sensors: verified.sensors.clone(),
+            placements: verified.placements.clone(),
             zones: verified.zones.clone(),
             alarm_rules: verified.alarm_rules.clone(),
             agreements,
@@ -312,10 +314,16 @@ fn verify(dir: &Path, trusted: &[VerifyingKey]) -> Result<Verified, ExportError>
             ),
         ));
     }
+    let sensors: Vec<Sensor> = json_rows(dir, &manifest, files::SENSORS)?;
+    let placements = match manifest.file(files::PLACEMENTS) {
+        Some(_) => json_rows(dir, &manifest, files::PLACEMENTS)?,
+        None => placed_since_epoch(&sensors),
+    };
     Ok(Verified {
         manifest_sha256: hex::encode(Sha256::digest(text.as_bytes())),
         gateways: json_rows(dir, &manifest, files::GATEWAYS)?,
-        sensors: json_rows(dir, &manifest, files::SENSORS)?,
+        sensors,
+        placements,
         zones,
         alarm_rules: json_rows(dir, &manifest, files::ALARM_RULES)?,
         retention: json_rows(dir, &manifest, files::RETENTION)?,
@@ -345,7 +353,7 @@ fn check_listing(dir: &Path, manifest: &Manifest) -> Result<(), ExportError> {
         }
     }
     for name in files::DATA_FILES {
-        if name != files::PARTNERS {
+        if !files::OPTIONAL.contains(&name) {
             entry(manifest, name)?;
         }
     }
@@ -362,6 +370,22 @@ fn check_listing(dir: &Path, manifest: &Manifest) -> Result<(), ExportError> {
         }
     }
     Ok(())
+}
+
+/// The placements of an export made before moves were kept: each sensor with a position
+/// stood there since the epoch (what the store's migration assumes of such sensors).
+fn placed_since_epoch(sensors: &[Sensor]) -> Vec<Placement> {
+    sensors
+        .iter()
+        .filter(|s| s.lat.is_some() && s.lon.is_some())
+        .map(|s| Placement {
+            tenant: s.tenant.clone(),
+            sensor: s.id.clone(),
+            since: Timestamp::from_unix_micros(0),
+            lat: s.lat,
+            lon: s.lon,
+        })
+        .collect()
 }
 
 /// Zones from the GeoJSON FeatureCollection of `zones.geojson`.

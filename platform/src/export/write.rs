@@ -246,6 +246,8 @@ async fn write_registry(
     write_json(out, files::GATEWAYS, &gateways, gateways.len(), files)?;
     let sensors = store.list_sensors(tenant).await?;
     write_json(out, files::SENSORS, &sensors, sensors.len(), files)?;
+    let placements = store.sensor_placements(tenant).await?;
+    write_json(out, files::PLACEMENTS, &placements, placements.len(), files)?;
     let zones = store.list_zones(tenant).await?;
     let features: Vec<serde_json::Value> = zones
         .iter()

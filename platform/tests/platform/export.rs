@@ -217,6 +217,7 @@ async fn seed(source: &Instance) {
             lon: Some(4.85),
             zone: (i < 3).then(|| id("centre")),
             tags: vec![serde_json::from_value(json!("school-street")).unwrap()],
+            placed_at: None,
         })
         .collect();
     store.upsert_sensors(&sensors).await.unwrap();

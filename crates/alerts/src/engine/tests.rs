@@ -78,6 +78,7 @@ fn sensor(id: &str, zone: &str) -> Sensor {
         lon: None,
         zone: Some(ZoneId::new(zone).unwrap()),
         tags: Vec::new(),
+        placed_at: None,
     }
 }
 

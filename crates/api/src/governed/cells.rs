@@ -176,7 +176,13 @@ pub(crate) async fn shared_cells(
         return Ok(answer);
     };
     (answer.from, answer.to) = (range.from, range.to);
-    let registry = Registry::load(state.store.as_ref(), grantor).await?;
+    let registry = Registry::load(
+        state.store.as_ref(),
+        grantor,
+        &read.request.requester,
+        &aggregation.grid,
+    )
+    .await?;
     let population = registry
         .population(state.store.as_ref(), grantor, &aggregation.grid)
         .await?;

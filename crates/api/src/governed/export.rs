@@ -197,7 +197,13 @@ impl RawExport {
     ) -> Result<Self> {
         let grantor = &read.request.grantor;
         let key = permit_key(state, &read, &permit).await?;
-        let registry = Registry::load(state.store.as_ref(), grantor).await?;
+        let registry = Registry::load(
+            state.store.as_ref(),
+            grantor,
+            &read.request.requester,
+            permit.transforms.population(),
+        )
+        .await?;
         let mut filter = None;
         if let Some(range) = permit.transforms.served_range(now) {
             let population = registry

@@ -30,7 +30,7 @@ use beffroi_store::{ReadingCursor, ReadingPage};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::population::Population;
+use super::population::{territories, Population};
 use super::{
     query_with, record, record_closing, GovernedRead, Outcome, RawPage, Registry, Requester,
 };
@@ -93,7 +93,7 @@ impl LiveGovernor {
             }
         }
         let store = self.state.store.as_ref();
-        let registry = Registry::load(store, grantor).await?;
+        let registry = Registry::load(store, grantor, &self.requester.grantee, scope).await?;
         let population = Arc::new(registry.population(store, grantor, scope).await?);
         let mut cache = cached();
         cache.retain(|_, (at, _)| at.elapsed() < POPULATION_TTL);
@@ -199,9 +199,13 @@ impl Governor for LiveGovernor {
             Ok(key) => key,
             Err(error) => return Err(Refusal::denied("no_key", error.to_string())),
         };
+        let store = self.state.store.as_ref();
+        let territories = territories(store, &read.request.requester, &permit.transforms.scope)
+            .await
+            .map_err(unavailable)?;
         let clock = self.state.clock.clone();
         let query = live_query(&read, now, opened)?;
-        match Grant::new(permit, key, Box::new(move || clock.now())) {
+        match Grant::new(permit, key, territories, Box::new(move || clock.now())) {
             Ok(grant) => {
                 let outcome = Outcome::Permit(&agreement, 0, None);
                 record(&self.state, &read, query, outcome)

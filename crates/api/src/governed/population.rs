@@ -5,17 +5,33 @@
 //! The store filters by these lists; every row or cell it returns is still checked against
 //! the scope here, so a sensor moved to another zone between the two reads is never served
 //! under the wrong terms.
+//!
+//! A pooling permit whose scope names territories (zones of the requester) places each
+//! reading where its sensor stood when it was measured: the registry then also holds every
+//! move of the grantor's sensors with the territories each position lies in. The store is
+//! asked for every sensor that ever stood in one, and each row is admitted by the placement
+//! in force at its time.
 
 use std::collections::BTreeMap;
 
-use beffroi_policy::{ReadingFacts, Scope, Selection, TimeRange};
+use beffroi_policy::{
+    Area, Grantee, ReadingFacts, Scope, Selection, Territories, TimeRange, ZoneId,
+};
 use beffroi_protocol::{MetricName, SensorId, TenantId, Timestamp};
-use beffroi_store::{ReadingFilter, Result, Sensor, Store};
+use beffroi_store::{Placement, ReadingFilter, Result, Sensor, Store, Zone};
 
-/// A grantor's sensors by id.
+/// Every instant.
+const ALL_TIME: TimeRange = TimeRange::new(
+    Timestamp::from_unix_micros(i64::MIN),
+    Timestamp::from_unix_micros(i64::MAX),
+);
+
+/// A grantor's sensors by id, and where they stood when the permit places readings.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Registry {
     sensors: BTreeMap<SensorId, Sensor>,
+    /// Each sensor's moves in time order: from when, and inside which territories.
+    moves: BTreeMap<SensorId, Vec<(Timestamp, Vec<ZoneId>)>>,
 }
 
 /// The readings a scope covers, as store filters.
@@ -46,22 +62,93 @@ impl Population {
     }
 }
 
+/// The areas of the territories `scope` names, read from `requester`'s zones; none when the
+/// scope names none (or the requester is not a tenant: it has no zones). A named zone that
+/// is missing or unreadable places nothing inside it.
+pub(crate) async fn territories(
+    store: &dyn Store,
+    requester: &Grantee,
+    scope: &Scope,
+) -> Result<Territories> {
+    let (Selection::Only(_), Grantee::Tenant(tenant)) = (&scope.territories, requester) else {
+        return Ok(Territories::default());
+    };
+    Ok(territories_in(store.list_zones(tenant).await?, scope))
+}
+
+/// The areas of the territories `scope` names among `zones` (the requester's).
+pub(crate) fn territories_in(zones: Vec<Zone>, scope: &Scope) -> Territories {
+    Territories::new(
+        zones
+            .into_iter()
+            .filter(|z| scope.territories.contains(&z.id))
+            .filter_map(|z| Some((z.id, Area::from_geojson(&z.geometry)?))),
+    )
+}
+
 impl Registry {
-    /// The grantor's registry.
-    pub(crate) async fn load(store: &dyn Store, grantor: &TenantId) -> Result<Self> {
+    /// The grantor's registry as a read of `requester` within `scope` sees it: with every
+    /// move of its sensors placed in the scope's territories when it names any.
+    pub(crate) async fn load(
+        store: &dyn Store,
+        grantor: &TenantId,
+        requester: &Grantee,
+        scope: &Scope,
+    ) -> Result<Self> {
+        let territories = territories(store, requester, scope).await?;
         let sensors = store.list_sensors(grantor).await?;
-        Ok(Self {
-            sensors: sensors.into_iter().map(|s| (s.id.clone(), s)).collect(),
-        })
+        let placements = if territories.is_empty() {
+            Vec::new()
+        } else {
+            store.sensor_placements(grantor).await?
+        };
+        Ok(Self::new(sensors, &placements, &territories))
     }
 
-    /// The facts `Transforms::admits` checks for a reading of `sensor` (unregistered: no
-    /// zone, no tags).
-    pub(crate) fn facts<'a>(
+    /// A registry of `sensors`, their `placements` (in time order per sensor) placed in
+    /// `territories`.
+    pub(crate) fn new(
+        sensors: Vec<Sensor>,
+        placements: &[Placement],
+        territories: &Territories,
+    ) -> Self {
+        let mut moves: BTreeMap<SensorId, Vec<_>> = BTreeMap::new();
+        if !territories.is_empty() {
+            for placement in placements {
+                let inside = territories.containing(placement.position());
+                moves
+                    .entry(placement.sensor.clone())
+                    .or_default()
+                    .push((placement.since, inside));
+            }
+        }
+        Self {
+            sensors: sensors.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            moves,
+        }
+    }
+
+    /// `sensor`'s moves, oldest first (none unless the permit places readings).
+    fn moves(&self, sensor: &SensorId) -> &[(Timestamp, Vec<ZoneId>)] {
+        self.moves.get(sensor).map_or(&[], Vec::as_slice)
+    }
+
+    /// The territories `sensor` stood in at `time` (none before its first placement).
+    fn territories_at(&self, sensor: &SensorId, time: Timestamp) -> &[ZoneId] {
+        self.moves(sensor)
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= time)
+            .map_or(&[], |(_, inside)| inside.as_slice())
+    }
+
+    /// The facts of a reading of `sensor` measured at `time` in `territories`.
+    fn facts_in<'a>(
         &'a self,
         metric: &'a MetricName,
         sensor: &'a SensorId,
         time: Timestamp,
+        territories: &'a [ZoneId],
     ) -> ReadingFacts<'a> {
         let registered = self.sensors.get(sensor);
         ReadingFacts {
@@ -69,16 +156,33 @@ impl Registry {
             sensor,
             zone: registered.and_then(|s| s.zone.as_ref()),
             tags: registered.map_or(&[], |s| s.tags.as_slice()),
+            territories,
             time,
         }
     }
 
-    /// Whether `scope` admits `sensor` (with `metric`, which the scope must match too).
-    pub(crate) fn admits(&self, scope: &Scope, metric: &MetricName, sensor: &SensorId) -> bool {
-        scope.admits(&self.facts(metric, sensor, Timestamp::from_unix_micros(0)))
+    /// The facts `Transforms::admits` checks for a reading of `sensor` measured at `time`
+    /// (unregistered: no zone, no tags, no position).
+    pub(crate) fn facts<'a>(
+        &'a self,
+        metric: &'a MetricName,
+        sensor: &'a SensorId,
+        time: Timestamp,
+    ) -> ReadingFacts<'a> {
+        self.facts_in(metric, sensor, time, self.territories_at(sensor, time))
     }
 
-    /// The registered sensors `scope` admits for some of `metrics`, by id.
+    /// Whether `scope` admits `sensor` where it stands now (with `metric`, which the scope
+    /// must match too).
+    pub(crate) fn admits(&self, scope: &Scope, metric: &MetricName, sensor: &SensorId) -> bool {
+        let now = self
+            .moves(sensor)
+            .last()
+            .map_or(&[][..], |(_, inside)| inside);
+        scope.admits(&self.facts_in(metric, sensor, Timestamp::from_unix_micros(0), now))
+    }
+
+    /// The registered sensors `scope` admits where they stand now, for some of `metrics`.
     pub(crate) fn sensors_in<'a>(
         &'a self,
         scope: &'a Scope,
@@ -87,6 +191,46 @@ impl Registry {
         self.sensors
             .values()
             .filter(move |s| metrics.iter().any(|m| self.admits(scope, m, &s.id)))
+    }
+
+    /// Whether `scope` admits some reading of `sensor` with one of `metrics` measured in
+    /// `range`, wherever the sensor stood then.
+    pub(crate) fn admits_during(
+        &self,
+        scope: &Scope,
+        metrics: &[MetricName],
+        sensor: &SensorId,
+        range: TimeRange,
+    ) -> bool {
+        let moves = self.moves(sensor);
+        // Before its first placement, a sensor stood nowhere known.
+        let first = moves.first().map_or(range.to, |(since, _)| *since);
+        let unplaced = (range.from < first).then_some(&[][..]);
+        let placed = moves.iter().enumerate().filter_map(|(i, (since, inside))| {
+            let until = moves.get(i + 1).map_or(range.to, |(next, _)| *next);
+            (*since < range.to && range.from < until).then_some(inside.as_slice())
+        });
+        let epoch = Timestamp::from_unix_micros(0);
+        unplaced.into_iter().chain(placed).any(|inside| {
+            metrics
+                .iter()
+                .any(|m| scope.admits(&self.facts_in(m, sensor, epoch, inside)))
+        })
+    }
+
+    /// How many registered sensors `scope` admits for some of `metrics` at some time of
+    /// `range`.
+    pub(crate) fn count_during(
+        &self,
+        scope: &Scope,
+        metrics: &[MetricName],
+        range: TimeRange,
+    ) -> u64 {
+        let admitted = self
+            .sensors
+            .keys()
+            .filter(|id| self.admits_during(scope, metrics, id, range));
+        u64::try_from(admitted.count()).unwrap_or(u64::MAX)
     }
 
     /// The store filters for `scope`.
@@ -104,10 +248,13 @@ impl Registry {
             .collect();
         let unrestricted = scope.zones == Selection::All
             && scope.sensors == Selection::All
-            && scope.tags == Selection::All;
+            && scope.tags == Selection::All
+            && scope.territories == Selection::All;
         let sensors = (!unrestricted).then(|| {
-            self.sensors_in(scope, &metrics)
-                .map(|s| s.id.clone())
+            self.sensors
+                .keys()
+                .filter(|id| self.admits_during(scope, &metrics, id, ALL_TIME))
+                .cloned()
                 .collect()
         });
         Ok(Population { metrics, sensors })

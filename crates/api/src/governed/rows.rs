@@ -67,7 +67,13 @@ pub(crate) async fn raw_rows(
         return Body::json(&page, 0);
     };
     (page.from, page.to) = (range.from, range.to);
-    let registry = Registry::load(state.store.as_ref(), grantor).await?;
+    let registry = Registry::load(
+        state.store.as_ref(),
+        grantor,
+        &read.request.requester,
+        transforms.population(),
+    )
+    .await?;
     let population = registry
         .population(state.store.as_ref(), grantor, transforms.population())
         .await?;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod partners;
 pub mod platform;
+pub mod pooling;
 pub mod quarantine;
 pub mod readings;
 pub mod retention;

@@ -7,6 +7,7 @@ mod alarms;
 mod audit;
 mod gateways;
 mod governance;
+mod pooling;
 mod retention;
 mod session;
 
@@ -96,6 +97,7 @@ pub fn document() -> Value {
         paths.extend(audit::paths());
         paths.extend(gateways::paths());
         paths.extend(governance::paths());
+        paths.extend(pooling::paths());
         paths.extend(retention::paths());
         paths.extend(session::paths());
     }
@@ -104,6 +106,7 @@ pub fn document() -> Value {
         schemas.extend(audit::schemas());
         schemas.extend(gateways::schemas());
         schemas.extend(governance::schemas());
+        schemas.extend(pooling::schemas());
         schemas.extend(retention::schemas());
         schemas.extend(session::schemas());
     }
@@ -291,7 +294,9 @@ fn schemas() -> Value {
                 "kind": { "type": "string" }, "unit": { "type": ["string", "null"] },
                 "lat": { "type": ["number", "null"] }, "lon": { "type": ["number", "null"] },
                 "zone": { "oneOf": [ schema_ref("Slug"), { "type": "null" } ] },
-                "tags": { "type": "array", "items": schema_ref("Slug") } } },
+                "tags": { "type": "array", "items": schema_ref("Slug") },
+                "placed_at": { "type": "string", "format": "date-time",
+                    "description": "Since when it stands at lat/lon (its last move)." } } },
         "SensorBody": { "type": "object", "required": ["kind"], "additionalProperties": false,
             "properties": {
                 "kind": { "type": "string", "pattern": "^[a-z0-9_-]{1,32}$" },
@@ -299,7 +304,10 @@ fn schemas() -> Value {
                 "lat": { "type": ["number", "null"], "minimum": -90, "maximum": 90 },
                 "lon": { "type": ["number", "null"], "minimum": -180, "maximum": 180 },
                 "zone": { "oneOf": [ schema_ref("Slug"), { "type": "null" } ] },
-                "tags": { "type": "array", "items": schema_ref("Slug"), "maxItems": 32 } } },
+                "tags": { "type": "array", "items": schema_ref("Slug"), "maxItems": 32 },
+                "placed_at": { "type": ["string", "null"], "format": "date-time",
+                    "description": "When a put that changes lat/lon moved it (default now; not \
+                        in the future, not before its previous move)." } } },
         "Geometry": { "type": "object", "required": ["type", "coordinates"],
             "description": "GeoJSON Polygon or MultiPolygon: closed rings of at least 4 [lon, lat] positions.",
             "properties": { "type": { "type": "string", "enum": ["Polygon", "MultiPolygon"] },

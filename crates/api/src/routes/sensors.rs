@@ -1,10 +1,14 @@
 //! `GET /api/v1/sensors` and `PUT /api/v1/sensors/{id}` (admin): the sensor registry. A put
 //! is recorded in the audit log (`registry_change`) before it is applied.
+//!
+//! A put that changes a sensor's position records a move (`placed_at`: when it was moved,
+//! default now, never in the future nor before its previous move): pooling agreements place
+//! each reading where its sensor stood when it was measured.
 
 use axum::extract::State;
 use beffroi_audit::AuditKind;
 use beffroi_policy::SensorTag;
-use beffroi_protocol::{SensorId, Unit};
+use beffroi_protocol::{SensorId, Timestamp, Unit};
 use beffroi_store::{Role, Sensor, ZoneId};
 use serde::Deserialize;
 
@@ -43,6 +47,9 @@ pub struct SensorBody {
     /// Tags (slugs) that sharing agreements may target; at most [`MAX_TAGS`].
     #[serde(default)]
     pub tags: Vec<SensorTag>,
+    /// When it was moved to `lat`/`lon`, if this put moves it (default: now).
+    #[serde(default)]
+    pub placed_at: Option<Timestamp>,
 }
 
 impl SensorBody {
@@ -114,6 +121,12 @@ pub async fn put(
             )));
         }
     }
+    let now = state.clock.now();
+    if let Some(placed_at) = body.placed_at.filter(|at| *at > now) {
+        return Err(ApiError::bad_request(format!(
+            "placed_at: {placed_at} is in the future (now is {now})"
+        )));
+    }
     let sensor = Sensor {
         tenant: caller.tenant.clone(),
         id,
@@ -123,6 +136,7 @@ pub async fn put(
         lon: body.lon,
         zone,
         tags: body.tags,
+        placed_at: Some(body.placed_at.unwrap_or(now)),
     };
     let change = change_by(
         &caller,
@@ -137,5 +151,11 @@ pub async fn put(
     })
     .await?;
     state.registry_changed(&sensor.tenant);
-    Ok(ApiJson(sensor))
+    let stored = state.store.list_sensors(&sensor.tenant).await?;
+    Ok(ApiJson(
+        stored
+            .into_iter()
+            .find(|s| s.id == sensor.id)
+            .unwrap_or(sensor),
+    ))
 }

@@ -444,7 +444,13 @@ async fn registry(state: &ApiState, read: &GovernedRead, permit: Permit) -> Resu
     let grantor = &read.request.grantor;
     let transforms = &permit.transforms;
     let key = governed::permit_key(state, read, &permit).await?;
-    let registry = Registry::load(state.store.as_ref(), grantor).await?;
+    let registry = Registry::load(
+        state.store.as_ref(),
+        grantor,
+        &read.request.requester,
+        &transforms.scope,
+    )
+    .await?;
     let population = registry
         .population(state.store.as_ref(), grantor, &transforms.scope)
         .await?;

@@ -87,6 +87,7 @@ pub(super) async fn fixture(h: &Harness) -> Result<Fixture> {
                     lon: Some(4.85),
                     zone: Some(SensorId::new(zone)?),
                     tags: vec![SensorTag::new("air-quality")?],
+                    placed_at: None,
                 })
                 .await?;
             for step in 0..24 {

@@ -36,6 +36,7 @@ async fn sensors(h: &Harness) -> Result<()> {
                 lon: Some(4.85),
                 zone: None,
                 tags,
+                placed_at: None,
             })
             .await?;
     }

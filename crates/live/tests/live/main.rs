@@ -49,6 +49,7 @@ fn sensor(id: &str, zone: &str, lon: f64, lat: f64) -> Sensor {
         lon: Some(lon),
         zone: Some(ZoneId::new(zone).unwrap()),
         tags: Vec::new(),
+        placed_at: None,
     }
 }
 
@@ -870,6 +871,7 @@ impl beffroi_live::Governor for FakeGovernor {
         beffroi_live::Grant::new(
             permit,
             None,
+            beffroi_policy::Territories::default(),
             Box::new(move || {
                 Timestamp::from_unix_micros(clock.load(std::sync::atomic::Ordering::SeqCst))
             }),

@@ -23,6 +23,9 @@ pub fn to_odrl(agreement: &Agreement) -> Value {
     policy.insert("profile".into(), json!(BEFFROI_PROFILE));
     policy.insert("beffroi:version".into(), json!(agreement.version));
     policy.insert("beffroi:state".into(), json!(agreement.state.as_str()));
+    if agreement.pooling {
+        policy.insert("beffroi:pooling".into(), json!(true));
+    }
     policy.insert(
         "assigner".into(),
         json!(party_iri(&Grantee::Tenant(agreement.grantor.clone()))),
@@ -92,7 +95,7 @@ fn texts<T: ToString>(items: &BTreeSet<T>) -> Vec<String> {
     items.iter().map(ToString::to_string).collect()
 }
 
-/// The target as an `AssetCollection` refined by metric, zone, tag and sensor.
+/// The target as an `AssetCollection` refined by metric, zone, tag, sensor and territory.
 fn asset(grantor: &TenantId, target: &Target) -> Value {
     let mut refinement = vec![constraint(
         Operand::Metric,
@@ -103,6 +106,7 @@ fn asset(grantor: &TenantId, target: &Target) -> Value {
         (Operand::Zone, texts(&target.zones)),
         (Operand::SensorTag, texts(&target.tags)),
         (Operand::Sensor, texts(&target.sensors)),
+        (Operand::Territory, texts(&target.territories)),
     ] {
         if !items.is_empty() {
             refinement.push(constraint(operand, Operator::IsAnyOf, json!(items)));

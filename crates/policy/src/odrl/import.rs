@@ -34,6 +34,7 @@ pub fn from_odrl(document: &Value) -> Result<Agreement> {
         "profile",
         "beffroi:version",
         "beffroi:state",
+        "beffroi:pooling",
         "assigner",
         "assignee",
         "permission",
@@ -60,6 +61,10 @@ pub fn from_odrl(document: &Value) -> Result<Agreement> {
     let id: AgreementId = with(top.required("uid")?, |at| at.parse_after(AGREEMENT_URN))?;
     let version = with(top.required("beffroi:version")?, |at| at.u32())?;
     let state = with(top.required("beffroi:state")?, |at| at.parse())?;
+    let pooling = match top.get("beffroi:pooling") {
+        Some(value) => with(value, |at| at.bool())?,
+        None => false,
+    };
     let grantor: TenantId = with(top.required("assigner")?, |at| {
         match at.parse_after(URN)? {
             Grantee::Tenant(tenant) => Ok(tenant),
@@ -124,6 +129,7 @@ pub fn from_odrl(document: &Value) -> Result<Agreement> {
         fields: terms.fields.unwrap_or_default(),
         embargo_s: terms.embargo_s.ok_or_else(|| missing("beffroi:embargo"))?,
         prohibitions,
+        pooling,
         unknown_terms: UnknownTerms::new(),
     })
 }
@@ -166,6 +172,7 @@ fn asset(at: At<'_, '_>, grantor: &TenantId) -> Result<Target> {
             Operand::Zone => target.zones = right.parse_set()?,
             Operand::SensorTag => target.tags = right.parse_set()?,
             Operand::Sensor => target.sensors = right.parse_set()?,
+            Operand::Territory => target.territories = right.parse_set()?,
             _ => {
                 return Err(odrl_error(
                     &path,
@@ -293,12 +300,17 @@ impl Terms {
             (Operand::Field, Operator::IsAnyOf) => {
                 once(&mut self.fields, path, "field", right.term_set()?)
             }
-            (Operand::Metric | Operand::Zone | Operand::SensorTag | Operand::Sensor, _) => {
-                Err(odrl_error(
-                    path,
-                    format!("{operand} is a target refinement, not a constraint"),
-                ))
-            }
+            (
+                Operand::Metric
+                | Operand::Zone
+                | Operand::SensorTag
+                | Operand::Sensor
+                | Operand::Territory,
+                _,
+            ) => Err(odrl_error(
+                path,
+                format!("{operand} is a target refinement, not a constraint"),
+            )),
             (operand, operator) => Err(unsupported(path, operand, operator)),
         }
     }

@@ -68,6 +68,7 @@ fn the_live_predicate_moves_the_cut_with_now() {
         sensor: &s,
         zone: None,
         tags: &[],
+        territories: &[],
         time: at(t),
     };
     let transforms = &permit.transforms;

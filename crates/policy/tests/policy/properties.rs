@@ -22,6 +22,7 @@ fn facts(r: &UniverseReading) -> ReadingFacts<'_> {
         sensor: &r.sensor,
         zone: r.zone.as_ref(),
         tags: &r.tags,
+        territories: &[],
         time: at(0),
     }
 }

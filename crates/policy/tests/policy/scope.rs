@@ -157,6 +157,7 @@ fn the_reading_predicate_is_the_scope_and_the_time() {
         sensor: &s1,
         zone,
         tags,
+        territories: &[],
         time: at(time),
     };
     let t = &permit.transforms;

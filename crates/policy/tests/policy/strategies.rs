@@ -81,6 +81,7 @@ fn target(with_tags: bool) -> impl Strategy<Value = Target> {
             zones,
             sensors,
             tags: if with_tags { tags } else { BTreeSet::new() },
+            territories: BTreeSet::new(),
             unknown_terms: UnknownTerms::new(),
         })
 }
@@ -143,6 +144,7 @@ pub fn agreement() -> impl Strategy<Value = Agreement> {
                     fields,
                     embargo_s,
                     prohibitions,
+                    pooling: false,
                     unknown_terms: UnknownTerms::new(),
                 };
                 // Nudge towards coherence so that permits are frequent.

@@ -80,6 +80,7 @@ pub fn aggregate_agreement(id: &str) -> Agreement {
         fields: TermSet::new(),
         embargo_s: 0,
         prohibitions: Vec::new(),
+        pooling: false,
         unknown_terms: UnknownTerms::new(),
     }
 }

@@ -24,6 +24,7 @@ fn aggregation(k: u32, bucket_hours: u32, functions: &[Function]) -> Aggregation
             zones: Selection::All,
             sensors: Selection::All,
             tags: Selection::All,
+            territories: Selection::All,
         },
     }
 }

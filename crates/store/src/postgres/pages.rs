@@ -386,6 +386,7 @@ mod tests {
                 lon: None,
                 zone: (n < 2).then(|| SensorId::new("small").expect("zone")),
                 tags: Vec::new(),
+                placed_at: None,
             })
             .collect();
         store.upsert_sensors(&sensors).await?;

@@ -8,11 +8,14 @@ use super::{ts, us, PostgresStore};
 use crate::identity::{attach_keys, gateway_inserted, key_registered, GatewayKeyRow};
 use crate::on_conflict::OnConflict;
 use crate::outcome::{gateway_found, tenant_created, tenant_found};
+use crate::placement::moved;
 use crate::rows::{
-    gateway_from, gateway_key_from, gateway_key_record_from, revoked_gateway_from, sensor_from,
-    tenant_from, zone_from,
+    gateway_from, gateway_key_from, gateway_key_record_from, placement_from, revoked_gateway_from,
+    sensor_from, tenant_from, zone_from,
 };
-use crate::{GatewayKey, GatewayRecord, NewGateway, Result, RevokedGateway, Sensor, Tenant, Zone};
+use crate::{
+    GatewayKey, GatewayRecord, NewGateway, Placement, Result, RevokedGateway, Sensor, Tenant, Zone,
+};
 
 impl PostgresStore {
     pub(super) async fn insert_tenant(&self, id: &TenantId, name: &str) -> Result<Tenant> {
@@ -175,21 +178,49 @@ impl PostgresStore {
             self.require_tenant(tenant).await?;
         }
         let mut tx = self.pool.begin().await?;
+        let now = Timestamp::now();
         for sensor in sensors {
             insert_sensor_row(&mut *tx, sensor, OnConflict::Replace).await?;
+            let latest = sqlx::query(
+                "SELECT tenant, sensor, since, lat, lon FROM sensor_placements \
+                 WHERE tenant = $1 AND sensor = $2 ORDER BY since DESC LIMIT 1",
+            )
+            .bind(sensor.tenant.as_str())
+            .bind(sensor.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(placement_from)
+            .transpose()?;
+            if let Some(placement) = moved(latest.as_ref(), sensor, now)? {
+                insert_placement_row(&mut *tx, &placement).await?;
+            }
         }
         Ok(tx.commit().await?)
     }
 
     pub(super) async fn select_sensors(&self, tenant: &TenantId) -> Result<Vec<Sensor>> {
         let rows = sqlx::query(
-            "SELECT tenant, id, kind, unit, lat, lon, zone, tags FROM sensors \
-             WHERE tenant = $1 ORDER BY id",
+            "SELECT tenant, id, kind, unit, lat, lon, zone, tags, \
+             (SELECT max(since) FROM sensor_placements p \
+              WHERE p.tenant = s.tenant AND p.sensor = s.id) AS placed_at \
+             FROM sensors s WHERE tenant = $1 ORDER BY id",
         )
         .bind(tenant.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(sensor_from).collect()
+    }
+
+    pub(super) async fn select_placements(&self, tenant: &TenantId) -> Result<Vec<Placement>> {
+        let rows = sqlx::query(
+            "SELECT tenant, sensor, since, lat, lon FROM sensor_placements \
+             WHERE tenant = $1 ORDER BY sensor, since",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(placement_from).collect()
     }
 
     pub(super) async fn write_zone(&self, zone: &Zone) -> Result<()> {
@@ -313,6 +344,25 @@ pub(super) async fn insert_sensor_row<'c>(
     .bind(sensor.lon)
     .bind(sensor.zone.as_ref().map(SensorId::as_str))
     .bind(Json(&sensor.tags))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Appends one placement of a sensor.
+pub(super) async fn insert_placement_row<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    placement: &Placement,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sensor_placements (tenant, sensor, since, lat, lon) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(placement.tenant.as_str())
+    .bind(placement.sensor.as_str())
+    .bind(placement.since.unix_micros())
+    .bind(placement.lat)
+    .bind(placement.lon)
     .execute(db)
     .await?;
     Ok(())

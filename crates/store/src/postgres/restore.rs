@@ -11,8 +11,8 @@ use super::audit::{insert_entries, lock_head, set_head};
 use super::governance::insert_agreement_row;
 use super::pseudonym_keys::insert_key_row;
 use super::registry::{
-    insert_gateway_key_row, insert_gateway_row, insert_sensor_row, insert_tenant_row,
-    insert_zone_row,
+    insert_gateway_key_row, insert_gateway_row, insert_placement_row, insert_sensor_row,
+    insert_tenant_row, insert_zone_row,
 };
 use super::retention::insert_policy_row;
 use super::PostgresStore;
@@ -46,6 +46,9 @@ impl PostgresStore {
         }
         for sensor in &restore.sensors {
             insert_sensor_row(&mut *tx, sensor, OnConflict::Fail).await?;
+        }
+        for placement in &restore.placements {
+            insert_placement_row(&mut *tx, placement).await?;
         }
         for zone in &restore.zones {
             insert_zone_row(&mut *tx, zone, OnConflict::Fail).await?;

@@ -298,6 +298,7 @@ pub async fn sensor_tags_round_trip(store: Arc<dyn Store>) {
             lon: None,
             zone: None,
             tags: tags.clone(),
+            placed_at: None,
         })
         .await
         .expect("upsert");
@@ -350,6 +351,7 @@ pub async fn cells_match_brute_force(store: Arc<dyn Store>) {
                 lon: None,
                 zone: zone.map(sensor),
                 tags: Vec::new(),
+                placed_at: None,
             })
             .await
             .expect("sensor");

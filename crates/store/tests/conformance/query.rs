@@ -152,6 +152,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
             lon: None,
             zone: Some(sensor("port")),
             tags: Vec::new(),
+            placed_at: None,
         })
         .await
         .expect("sensor");
@@ -228,6 +229,7 @@ pub async fn reading_filters(store: Arc<dyn Store>) {
                 lon: None,
                 zone: zone.map(sensor),
                 tags: Vec::new(),
+                placed_at: None,
             })
             .await
             .expect("sensor");
@@ -323,6 +325,7 @@ pub async fn raw_pages_by_filter(store: Arc<dyn Store>) {
                 lon: None,
                 zone: zone_of(n).map(sensor),
                 tags: Vec::new(),
+                placed_at: None,
             })
             .await
             .expect("sensor");

@@ -1,9 +1,10 @@
-//! Registry cases: tenants, gateways, keys, revocation, sensors, zones.
+//! Registry cases: tenants, gateways, keys, revocation, sensors and their moves, zones.
 
 use std::sync::Arc;
 
 use beffroi_store::{
-    Error, NewGateway, QuarantineReason, QuarantineRecord, RevokedGateway, Sensor, Store, Zone,
+    Error, NewGateway, Placement, QuarantineReason, QuarantineRecord, RevokedGateway, Sensor,
+    Store, Zone,
 };
 use serde_json::json;
 
@@ -121,6 +122,7 @@ pub async fn round_trips(store: Arc<dyn Store>) {
         lon: Some(4.835_659),
         zone: Some(sensor("part-dieu")),
         tags: Vec::new(),
+        placed_at: Some(at(1_000)),
     };
     store.upsert_sensor(&s).await.expect("sensor");
     store
@@ -137,6 +139,7 @@ pub async fn round_trips(store: Arc<dyn Store>) {
         .expect("sensor");
     s.kind = "air-quality".into();
     s.lat = Some(45.5);
+    s.placed_at = Some(at(2_000));
     store.upsert_sensor(&s).await.expect("replace");
     let sensors = store.list_sensors(&tenant("lyon")).await.expect("sensors");
     assert_eq!(sensors.len(), 2);
@@ -262,6 +265,7 @@ pub async fn errors(store: Arc<dyn Store>) {
         lon: None,
         zone: None,
         tags: Vec::new(),
+        placed_at: None,
     };
     assert!(matches!(
         store.upsert_sensor(&orphan).await,
@@ -348,4 +352,88 @@ pub async fn gateway_certificate_and_rejections(store: Arc<dyn Store>) {
         .expect("gateway")
         .expect("present");
     assert_eq!(one.rejected_batches, 3);
+}
+
+/// Every move of a sensor is kept, in order; a write that does not move it appends nothing,
+/// one without `placed_at` moves it at the write's instant, and one that would rewrite the
+/// past is refused.
+pub async fn sensor_moves(store: Arc<dyn Store>) {
+    let metro = tenant("metro");
+    store
+        .create_tenant(&metro, "Métropole")
+        .await
+        .expect("tenant");
+    let mut s = Sensor {
+        tenant: metro.clone(),
+        id: sensor("no2-1"),
+        kind: "air".into(),
+        unit: None,
+        lat: None,
+        lon: None,
+        zone: None,
+        tags: Vec::new(),
+        placed_at: Some(at(10)),
+    };
+    store.upsert_sensor(&s).await.expect("unplaced");
+    assert_eq!(store.sensor_placements(&metro).await.expect("none"), []);
+    let listed = store.list_sensors(&metro).await.expect("sensors");
+    assert_eq!(listed[0].placed_at, None);
+
+    (s.lat, s.lon, s.placed_at) = (Some(45.77), Some(4.86), Some(at(100)));
+    store.upsert_sensor(&s).await.expect("placed");
+    s.kind = "air-quality".into();
+    s.placed_at = Some(at(150));
+    store.upsert_sensor(&s).await.expect("same position");
+    (s.lat, s.placed_at) = (Some(45.78), Some(at(200)));
+    store.upsert_sensor(&s).await.expect("moved");
+    (s.lat, s.lon, s.placed_at) = (None, None, Some(at(300)));
+    store.upsert_sensor(&s).await.expect("position removed");
+    let place = |since, lat, lon| Placement {
+        tenant: metro.clone(),
+        sensor: sensor("no2-1"),
+        since: at(since),
+        lat,
+        lon,
+    };
+    assert_eq!(
+        store.sensor_placements(&metro).await.expect("placements"),
+        [
+            place(100, Some(45.77), Some(4.86)),
+            place(200, Some(45.78), Some(4.86)),
+            place(300, None, None),
+        ]
+    );
+    let listed = store.list_sensors(&metro).await.expect("sensors");
+    assert_eq!(
+        (listed[0].kind.as_str(), listed[0].placed_at),
+        ("air-quality", Some(at(300)))
+    );
+
+    (s.lat, s.lon, s.placed_at) = (Some(45.0), Some(4.0), Some(at(300)));
+    let err = store
+        .upsert_sensor(&s)
+        .await
+        .expect_err("not after the last move");
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                what: "placed_at",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    s.placed_at = None;
+    store.upsert_sensor(&s).await.expect("moved now");
+    let last = store.sensor_placements(&metro).await.expect("placements");
+    assert_eq!(last.len(), 4);
+    assert!(last[3].since > at(300) && last[3].position() == Some((4.0, 45.0)));
+    assert_eq!(
+        store
+            .sensor_placements(&tenant("other"))
+            .await
+            .expect("other"),
+        []
+    );
 }

@@ -81,6 +81,7 @@ fn restore(t: &str) -> TenantRestore {
             lon: Some(4.84),
             zone: Some(sensor("centre")),
             tags: vec![],
+            placed_at: None,
         }],
         zones: vec![Zone {
             tenant: tenant(t),
@@ -103,6 +104,7 @@ fn restore(t: &str) -> TenantRestore {
             updated_at: at(T0),
         }],
         restored_at: at(T0 + SEC),
+        placements: Vec::new(),
     }
 }
 

@@ -284,6 +284,8 @@ pub async fn previous_release_reads_back(db: Database) {
             lon: Some(4.83),
             zone: None,
             tags: vec![SensorTag::new("school-street").expect("tag")],
+            // Placed before moves were kept: since the epoch.
+            placed_at: Some(at(0)),
         }
     );
 

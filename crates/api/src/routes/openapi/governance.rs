@@ -245,7 +245,13 @@ pub(super) fn schemas() -> Map<String, Value> {
                     "metrics": { "type": "array", "items": { "type": "string" } },
                     "zones": { "type": "array", "items": schema_ref("Slug") },
                     "tags": { "type": "array", "items": schema_ref("Slug") },
-                    "sensors": { "type": "array", "items": schema_ref("Slug") } } },
+                    "sensors": { "type": "array", "items": schema_ref("Slug") },
+                    "territories": { "type": "array", "items": schema_ref("Slug"),
+                        "description": "Pooling, read_raw: zones of the beneficiary; a reading is \
+                            in when its sensor stood inside one when it was measured." } } },
+                "pooling": { "type": "boolean", "description": "A pooling agreement: the \
+                    grantee (another tenant) uses the sensors as its own, for readings measured \
+                    inside the validity window." },
                 "min_bucket_s": { "type": "integer", "minimum": 1 },
                 "functions": { "type": "array", "items": schema_ref("Function") },
                 "k": { "type": "integer", "minimum": 1 },
