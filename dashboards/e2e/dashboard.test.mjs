@@ -16,6 +16,11 @@
 //    partner signs in with its own token and follows the shared readings live (pseudonyms);
 //    the officer revokes the agreement and the partner's live view ends. The tenant admin
 //    creates a gateway's one-time enrollment token and revokes a running gateway.
+// 4. Pooled sensors: the neighbouring commune signs in and finds, on its Supervision page,
+//    exactly the demo city's sensors that stand inside its boundary, marked as operated by the
+//    demo tenant, with live values (in its own zone's tiles too, and hollow markers on its
+//    map); the demo's data officer opens the Pooled network page,
+//    sees the agreement, its beneficiary and what it served, and downloads the usage as CSV.
 //
 // A screenshot of each step goes to `target/browser-artifacts/` (kept as test artifacts; on
 // failure, `failure-<step>.png` too). Environment: BEFFROI_BIN (default
@@ -418,4 +423,85 @@ test('a data officer shares with a partner, previews as the partner, audits and 
   });
   assert.deepEqual(page.errors, [], 'no uncaught error in the page');
   assert.deepEqual(partner.errors, [], 'no uncaught error in the partner page');
+});
+
+/** Whether `[lon, lat]` lies inside a GeoJSON polygon's outer ring (crossing number). */
+function inside([x, y], ring) {
+  let odd = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i];
+    const [xj, yj] = ring[j];
+    if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) odd = !odd;
+  }
+  return odd;
+}
+
+test('a commune uses the pooled sensors inside its boundary; the operator sees what they served', async () => {
+  const demo = await startDemo(['--gateways', '2', '--rate', '20']);
+  cleanups.push(async () => {
+    await demo.platform.stop();
+    rmSync(demo.dataDir, { recursive: true, force: true });
+  });
+  const { api, token, tenant, neighbour, neighbour_token: neighbourToken } = demo.info;
+  const platforms = () => [demo.platform];
+  const get = async (path, bearer) => {
+    const response = await fetch(`${api}${path}`, { headers: { authorization: `Bearer ${bearer}` } });
+    assert.equal(response.status, 200, `${path}: ${await response.clone().text()}`);
+    return response.json();
+  };
+  // What the commune must see: the operator's sensors inside the commune's own boundary.
+  const [boundary] = (await get('/api/v1/zones', neighbourToken)).items;
+  const expected = (await get('/api/v1/sensors', token)).items
+    .filter((s) => s.lat !== null && inside([s.lon, s.lat], boundary.geometry.coordinates[0]))
+    .map((s) => s.id)
+    .sort();
+  assert.ok(expected.length > 0, 'some of the demo sensors stand inside the commune');
+
+  const commune = await newPage();
+  await step(commune, 'pooled-sensors-in-supervision', platforms, async () => {
+    await commune.goto(`${api}/#token=${neighbourToken}`);
+    const rows = commune.locator('[data-testid="pooled-sensor"]');
+    await rows.first().waitFor({ timeout: 20_000 });
+    const seen = (await rows.evaluateAll((els) => els.map((e) => e.dataset.sensor))).sort();
+    assert.deepEqual(seen, expected, 'exactly the sensors inside the boundary');
+    const operators = new Set(await rows.evaluateAll((els) => els.map((e) => e.dataset.operator)));
+    assert.deepEqual([...operators], [tenant]);
+    assert.match(await rows.first().textContent(), new RegExp(`operated by ${tenant}`));
+    await waitFor('live values of the pooled sensors', 30_000, async () =>
+      (await commune.locator('[data-testid="pooled-value"]').count()) > 0);
+    // They count in the commune's own zone tiles, like its own sensors.
+    await commune.locator(`[data-testid="zone-tile"][data-zone="${boundary.id}"]`).first().waitFor({ timeout: 10_000 });
+    assert.ok((await commune.locator('[data-testid="sensor-marker"][data-pooled="true"]').count()) > 0, 'pooled markers');
+  });
+  await commune.close();
+
+  const officer = await newPage();
+  await step(officer, 'pooled-network-page', platforms, async () => {
+    await officer.goto(`${api}/#token=${token}`);
+    await officer.getByTestId('nav-pooling').click();
+    const agreement = officer.locator(`[data-testid="pooling-agreement"][data-agreement="pool-${neighbour}"]`);
+    await agreement.waitFor({ timeout: 10_000 });
+    assert.equal(await agreement.getByTestId('pooling-beneficiary').textContent(), neighbour);
+    // The commune's registry read and its live view, counted from the audit log.
+    // Today's row (by day: the agreement began yesterday), asked again until the log has it.
+    const today = officer.locator(`[data-testid="pooling-usage-row"][data-beneficiary="${neighbour}"]`).last();
+    const count = async (testid) => Number((await today.getByTestId(testid).textContent()).replace(/\D/g, ''));
+    let asks = 0;
+    await waitFor('the commune\'s usage', 20_000, async () => {
+      asks += 1;
+      await officer.getByTestId('pooling-period').selectOption(asks % 2 ? 'day' : 'month');
+      await today.waitFor({ timeout: 5_000 });
+      return (await count('usage-readings')) >= expected.length && (await count('usage-accesses')) > 0;
+    });
+    assert.equal(await count('usage-sensors'), expected.length, 'the sensors pooled today');
+    const [download] = await Promise.all([
+      officer.waitForEvent('download', { timeout: 10_000 }),
+      officer.getByTestId('pooling-download').click(),
+    ]);
+    assert.match(download.suggestedFilename(), new RegExp(`^pooling-usage_${tenant}_.*\\.csv$`));
+    const csv = readFileSync(await download.path(), 'utf8');
+    assert.match(csv, /^beneficiary,agreement,period_from,period_to,sensors,accesses,readings_served,denied\r\n/);
+    assert.match(csv, new RegExp(`\\r\\n${neighbour},pool-${neighbour},`));
+  });
+  assert.deepEqual(officer.errors, [], 'no uncaught error in the officer page');
 });

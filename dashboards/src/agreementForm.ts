@@ -31,6 +31,10 @@ export interface AgreementForm {
   zones: string;
   tags: string;
   sensors: string;
+  /** Pooling: the grantee (a tenant) uses the sensors as its own, per period. */
+  pooling: boolean;
+  /** Pooling: zones of the beneficiary, as typed. */
+  territories: string;
   action: Action;
   /** A duration as typed: seconds (`3600`) or with a unit (`15m`, `1h`, `1d`). */
   minBucket: string;
@@ -73,6 +77,8 @@ export function emptyAgreementForm(nowMs: number): AgreementForm {
     zones: '',
     tags: '',
     sensors: '',
+    pooling: false,
+    territories: '',
     action: 'read_aggregate',
     minBucket: '1h',
     functions: ['avg'],
@@ -129,6 +135,8 @@ export function agreementToForm(a: Agreement): AgreementForm {
     zones: (a.target.zones ?? []).join(', '),
     tags: (a.target.tags ?? []).join(', '),
     sensors: (a.target.sensors ?? []).join(', '),
+    pooling: a.pooling ?? false,
+    territories: (a.target.territories ?? []).join(', '),
     action: a.action,
     minBucket: a.min_bucket_s === undefined ? '' : secondsToText(a.min_bucket_s),
     functions: [...a.functions],
@@ -174,7 +182,7 @@ export function formToAgreement(form: AgreementForm): AgreementFormResult {
   if (metrics.length === 0) err('metrics', 'agr.err.metricsEmpty');
   const badMetric = metrics.find((m) => !isMetricPattern(m));
   if (badMetric !== undefined) err('metrics', 'agr.err.metric', { value: badMetric });
-  const slugs = (field: 'zones' | 'tags' | 'sensors'): string[] => {
+  const slugs = (field: 'zones' | 'tags' | 'sensors' | 'territories'): string[] => {
     const list = splitList(form[field]);
     const bad = list.find((x) => !SLUG.test(x));
     if (bad !== undefined) err(field, 'agr.err.slug', { value: bad });
@@ -183,6 +191,10 @@ export function formToAgreement(form: AgreementForm): AgreementFormResult {
   const zones = slugs('zones');
   const tags = slugs('tags');
   const sensors = slugs('sensors');
+  const territories = slugs('territories');
+  if (form.pooling && form.granteeKind !== 'tenant') err('granteeKind', 'agr.err.poolingGrantee');
+  if (territories.length && !form.pooling) err('territories', 'agr.err.territoriesPooling');
+  else if (territories.length && form.action !== 'read_raw') err('territories', 'agr.err.territoriesRaw');
 
   if (form.purposes.length === 0) err('purposes', 'agr.err.purposes');
   if (form.functions.length === 0) err('functions', 'agr.err.functions');
@@ -225,6 +237,7 @@ export function formToAgreement(form: AgreementForm): AgreementFormResult {
   if (zones.length) target.zones = zones;
   if (tags.length) target.tags = tags;
   if (sensors.length) target.sensors = sensors;
+  if (territories.length) target.territories = territories;
   const body: AgreementBody = {
     id,
     grantee,
@@ -242,6 +255,7 @@ export function formToAgreement(form: AgreementForm): AgreementFormResult {
   if (minBucket !== null) body.min_bucket_s = minBucket;
   if (fields.length) body.fields = fields;
   if (form.prohibitions.length) body.prohibitions = [...form.prohibitions];
+  if (form.pooling) body.pooling = true;
   return { ok: true, body };
 }
 
@@ -257,6 +271,8 @@ const PATH_FIELDS: Record<string, keyof AgreementForm> = {
   'target.zones': 'zones',
   'target.tags': 'tags',
   'target.sensors': 'sensors',
+  'target.territories': 'territories',
+  pooling: 'pooling',
   min_bucket_s: 'minBucket',
   functions: 'functions',
   k: 'k',
@@ -299,6 +315,9 @@ export function summarizeTarget(a: Agreement, lang: Lang): string {
   if (a.target.zones?.length) parts.push(tIn(lang, 'agr.sumZones', { list: a.target.zones.join(', ') }));
   if (a.target.tags?.length) parts.push(tIn(lang, 'agr.sumTags', { list: a.target.tags.join(', ') }));
   if (a.target.sensors?.length) parts.push(tIn(lang, 'agr.sumSensors', { list: a.target.sensors.join(', ') }));
+  if (a.target.territories?.length) {
+    parts.push(tIn(lang, 'agr.sumTerritories', { list: a.target.territories.join(', ') }));
+  }
   return parts.join(' · ');
 }
 

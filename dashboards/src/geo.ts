@@ -1,5 +1,8 @@
 // Map geometry, pure: bounding boxes of the view for the live `bbox` filter, the decision to
-// re-subscribe after a pan or zoom, and a debounce with injectable timers.
+// re-subscribe after a pan or zoom, whether a point lies in a zone, and a debounce with
+// injectable timers.
+
+import type { Geometry, Position } from './types';
 
 /** `[west, south, east, north]` in WGS 84 degrees, as the live filter takes it. */
 export type BBox = [number, number, number, number];
@@ -112,4 +115,25 @@ export function debounce<A extends unknown[]>(
     pending = null;
   };
   return d;
+}
+
+/** Whether a ray from `[x, y]` towards +x crosses `ring` an odd number of times. */
+function crossesOdd(ring: Position[], x: number, y: number): boolean {
+  let odd = false;
+  for (let i = 1; i < ring.length; i += 1) {
+    const [x0, y0] = ring[i - 1] as [number, number];
+    const [x1, y1] = ring[i] as [number, number];
+    if (y0 > y !== y1 > y && x < x0 + ((y - y0) / (y1 - y0)) * (x1 - x0)) odd = !odd;
+  }
+  return odd;
+}
+
+/**
+ * Whether `[lon, lat]` lies in a zone's Polygon or MultiPolygon (holes excluded), by the same
+ * half-open rule as the platform's (crates/policy/src/territory.rs): a point on an edge two
+ * adjoining zones share is in exactly one of them.
+ */
+export function inGeometry(lon: number, lat: number, geometry: Geometry): boolean {
+  const polygons = geometry.type === 'Polygon' ? [geometry.coordinates] : geometry.coordinates;
+  return polygons.some((rings) => rings.filter((ring) => crossesOdd(ring, lon, lat)).length % 2 === 1);
 }

@@ -88,6 +88,8 @@ export interface Target {
   zones?: string[];
   tags?: string[];
   sensors?: string[];
+  /** Pooling agreements: zones of the beneficiary its sensors must stand in. */
+  territories?: string[];
 }
 
 /** A prohibition: kept as the server wrote it (the form carries it through unchanged). */
@@ -118,6 +120,8 @@ export interface Agreement {
   fields?: Field[];
   embargo_s: number;
   prohibitions?: Prohibition[];
+  /** A pooling agreement: the grantee tenant uses the operator's sensors as its own. */
+  pooling?: boolean;
 }
 
 /** What POST /api/v1/agreements and PUT /api/v1/agreements/{id} take (grantor and state default). */

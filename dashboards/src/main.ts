@@ -18,6 +18,7 @@ import { renderLogin } from './pages/login';
 import { rulesPage } from './pages/rules';
 import { securityPage } from './pages/security';
 import { sensorPage } from './pages/sensor';
+import { poolingPage } from './pages/pooling';
 import { sharedPage } from './pages/shared';
 import { supervisionPage } from './pages/supervision';
 import { parseRoute, routeHash, tokenFromHash, type Route } from './routes';
@@ -118,6 +119,7 @@ const NAV: { route: Route['name']; key: MessageKey; testid: string }[] = [
   { route: 'rules', key: 'nav.rules', testid: 'nav-rules' },
   { route: 'agreements', key: 'nav.agreements', testid: 'nav-agreements' },
   { route: 'shared', key: 'nav.shared', testid: 'nav-shared' },
+  { route: 'pooling', key: 'nav.pooling', testid: 'nav-pooling' },
   { route: 'audit', key: 'nav.audit', testid: 'nav-audit' },
 ];
 
@@ -415,6 +417,8 @@ function pageFor(route: Route): Page {
       return agreementsPage;
     case 'shared':
       return sharedPage;
+    case 'pooling':
+      return poolingPage;
     case 'audit':
       return auditPage;
     case 'login':

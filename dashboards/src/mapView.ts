@@ -23,6 +23,8 @@ export interface MapViewOptions {
   popupContent: (sensorId: string) => HTMLElement;
   sensorSeverity: (sensorId: string) => Severity | undefined;
   onSensorOpen?: (sensorId: string | null) => void;
+  /** Whether a sensor is another tenant's, pooled to this one (drawn apart). */
+  isPooled?: (sensorId: string) => boolean;
 }
 
 interface SensorProps {
@@ -176,9 +178,10 @@ export class MapView {
 
   private sensorMarker(id: string, lat: number, lon: number): L.Marker {
     const severity = this.opts.sensorSeverity(id);
+    const pooled = this.opts.isPooled?.(id) ?? false;
     const marker = L.marker([lat, lon], {
       icon: L.divIcon({
-        className: `sensor-icon${severity ? ` sev-${severity}` : ''}`,
+        className: `sensor-icon${severity ? ` sev-${severity}` : ''}${pooled ? ' pooled' : ''}`,
         html: '<span></span>',
         iconSize: [18, 18],
       }),
@@ -191,6 +194,7 @@ export class MapView {
       if (el) {
         el.dataset['testid'] = 'sensor-marker';
         el.dataset['sensor'] = id;
+        if (pooled) el.dataset['pooled'] = 'true';
       }
     });
     onActivate(marker, () => this.openPopup(id, lat, lon));

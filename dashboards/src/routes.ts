@@ -8,6 +8,7 @@ export type Route =
   | { name: 'rules' }
   | { name: 'agreements' }
   | { name: 'shared' }
+  | { name: 'pooling' }
   | { name: 'audit' }
   | { name: 'login' }
   | { name: 'notFound'; path: string };
@@ -29,6 +30,7 @@ export function parseRoute(hash: string): Route {
     case 'rules':
     case 'agreements':
     case 'shared':
+    case 'pooling':
     case 'audit':
       if (parts.length === 1) return { name: first };
       break;

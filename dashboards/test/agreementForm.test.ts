@@ -167,6 +167,46 @@ describe('agreement form', () => {
   });
 });
 
+describe('pooling agreements', () => {
+  const pooling = (): AgreementForm => ({
+    ...rawForm(),
+    granteeKind: 'tenant',
+    granteeId: 'villeurbanne',
+    pooling: true,
+    territories: 'commune, quartier-nord',
+  });
+
+  it('builds a pooling body with territories, and round-trips it', () => {
+    const result = formToAgreement(pooling());
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.body.pooling).toBe(true);
+    expect(result.body.target.territories).toEqual(['commune', 'quartier-nord']);
+    const stored: Agreement = { ...result.body, grantor: 'lyon', state: 'active', version: 1 };
+    const back = agreementToForm(stored);
+    expect(back.pooling).toBe(true);
+    expect(back.territories).toBe('commune, quartier-nord');
+    expect(summarizeTarget(stored, 'en')).toContain('territories: commune, quartier-nord');
+    const plain = formToAgreement({ ...rawForm(), granteeKind: 'tenant', granteeId: 'villeurbanne' });
+    expect(plain.ok).toBe(true);
+    expect(plain.ok && 'pooling' in plain.body).toBe(false);
+  });
+
+  it('refuses what the server refuses, naming the field', () => {
+    const fields = (form: AgreementForm): (string | null)[] => {
+      const result = formToAgreement(form);
+      return result.ok ? [] : result.errors.map((e) => e.field);
+    };
+    expect(fields({ ...pooling(), granteeKind: 'partner', granteeId: 'air-lab' })).toEqual(['granteeKind']);
+    expect(fields({ ...pooling(), pooling: false })).toEqual(['territories']);
+    expect(fields({ ...pooling(), territories: 'Not A Slug' })).toEqual(['territories']);
+    expect(fields({ ...aggregateForm(), granteeKind: 'tenant', granteeId: 'vaulx', pooling: true, territories: 'commune' })).toEqual([
+      'territories',
+    ]);
+    expect(serverFieldErrors('invalid agreement: target.territories: read_raw only')[0]?.field).toBe('territories');
+  });
+});
+
 describe('agreement form parsing', () => {
   it('reads durations as the server does', () => {
     expect(parseDuration('3600')).toBe(3600);

@@ -3,10 +3,31 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   bboxContains,
   debounce,
+  inGeometry,
   needsResubscribe,
   viewBBox,
   type BBox,
 } from '../src/geo';
+
+describe('point in zone', () => {
+  const square = (x0: number, x1: number): number[][] => [
+    [x0, 0],
+    [x1, 0],
+    [x1, 1],
+    [x0, 1],
+    [x0, 0],
+  ];
+  it('places points in polygons, holes excluded, and a shared edge on one side only', () => {
+    const withHole = { type: 'Polygon' as const, coordinates: [square(0, 4), square(1, 2)] };
+    expect(inGeometry(0.5, 0.5, withHole)).toBe(true);
+    expect(inGeometry(1.5, 0.5, withHole)).toBe(false);
+    expect(inGeometry(5, 0.5, withHole)).toBe(false);
+    const west = { type: 'Polygon' as const, coordinates: [square(0, 1)] };
+    const east = { type: 'MultiPolygon' as const, coordinates: [[square(1, 2)], [square(5, 6)]] };
+    expect(inGeometry(5.5, 0.5, east)).toBe(true);
+    for (const y of [0.25, 0.5, 0.75]) expect(inGeometry(1, y, west) !== inGeometry(1, y, east)).toBe(true);
+  });
+});
 
 describe('view bbox', () => {
   it('is [west, south, east, north], rounded outwards', () => {

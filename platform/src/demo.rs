@@ -1,6 +1,7 @@
 //! `beffroi demo`: the platform with its embedded broker and SQLite in a local data directory,
 //! a demo tenant with zones, sensors and alarm rules, two grantees it may share data with (a
-//! neighbouring commune's tenant and a partner lab, with no data of their own), simulated
+//! neighbouring commune's tenant and a partner lab, with no data of their own; the commune
+//! uses the demo's sensors inside its boundary through a pooling agreement), simulated
 //! gateways running the real agent pipeline (in-process, each with its own keys, spool and mTLS
 //! connection through the gate), and the operators' dashboard (built with npm on first use, see
 //! [`crate::webapp`]). It prints the dashboard's link (with an operator token in its fragment)
@@ -8,6 +9,8 @@
 //! `beffroi.toml` (the same platform for `serve`, without the simulated gateways) in the data
 //! directory, then runs until Ctrl-C (or `--duration`) and stops in order: agents, gate, ingest
 //! (drained and committed), live views, HTTP.
+
+mod pooling;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -115,8 +118,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = running.store.clone();
 
     let tenant = TenantId::new(TENANT)?;
+    let neighbour = TenantId::new(NEIGHBOUR.0)?;
     admin::create_tenant(store.as_ref(), &tenant, "Ville de démonstration").await?;
-    admin::create_tenant(store.as_ref(), &TenantId::new(NEIGHBOUR.0)?, NEIGHBOUR.1).await?;
+    admin::create_tenant(store.as_ref(), &neighbour, NEIGHBOUR.1).await?;
     let partner = PartnerId::new(PARTNER.0)?;
     admin::create_partner(store.as_ref(), &partner, PARTNER.1).await?;
     for (id, name, offset) in ZONES {
@@ -125,6 +129,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for rule in rules(&tenant)? {
         store.create_alarm_rule(&rule).await?;
     }
+    pooling::pool_with_neighbour(&store, &tenant, &neighbour, NEIGHBOUR.1).await?;
     let stop_agents = CancellationToken::new();
     let mut agents = JoinSet::new();
     for n in 1..=args.gateways {
@@ -140,8 +145,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The alert engine loaded the (then empty) rule set at start: tell it.
     running.alerts.rules_changed(tenant.clone());
     let partner_token = admin::create_partner_token(store.as_ref(), &partner, "demo").await?;
-    write_demo_file(&data_dir, &running, &token, &partner_token)?;
-    print_banner(&running, &token, args.gateways, dashboard.is_some());
+    let neighbour_token = admin::create_token(&store, &neighbour, Role::Admin, "demo").await?;
+    let tokens = DemoTokens {
+        tenant: &token,
+        partner: &partner_token,
+        neighbour: &neighbour_token,
+    };
+    write_demo_file(&data_dir, &running, &tokens)?;
+    print_banner(&running, &tokens, args.gateways, dashboard.is_some());
 
     match args.duration {
         Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
@@ -403,29 +414,37 @@ fn rules(tenant: &TenantId) -> anyhow::Result<Vec<AlarmRule>> {
     ])
 }
 
-/// `demo.json`: the addresses, the tenant admin's token and the partner lab's, for scripts and
-/// browser tests (owner-only: it holds tokens).
-fn write_demo_file(
-    data_dir: &Path,
-    running: &Running,
-    token: &str,
-    partner_token: &str,
-) -> anyhow::Result<()> {
+/// The tokens the demo hands out.
+struct DemoTokens<'a> {
+    /// The demo tenant's admin.
+    tenant: &'a str,
+    /// The partner lab's.
+    partner: &'a str,
+    /// The neighbouring commune's admin (it uses the demo's pooled sensors).
+    neighbour: &'a str,
+}
+
+/// `demo.json`: the addresses, the tenant admin's token, the partner lab's and the
+/// neighbouring commune's, for scripts and browser tests (owner-only: it holds tokens).
+fn write_demo_file(data_dir: &Path, running: &Running, tokens: &DemoTokens) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "api": format!("http://{}", running.api_addr),
         "gate": running.gate_addr.to_string(),
         "enroll": running.enroll_addr.map(|a| format!("https://localhost:{}", a.port())),
-        "token": token,
+        "token": tokens.tenant,
         "tenant": TENANT,
         "partner": PARTNER.0,
-        "partner_token": partner_token,
+        "partner_token": tokens.partner,
+        "neighbour": NEIGHBOUR.0,
+        "neighbour_token": tokens.neighbour,
     });
     crate::pki::write_private(&data_dir.join("demo.json"), &format!("{json:#}\n"))?;
     Ok(())
 }
 
-fn print_banner(running: &Running, token: &str, gateways: usize, dashboard: bool) {
+fn print_banner(running: &Running, tokens: &DemoTokens, gateways: usize, dashboard: bool) {
     let api: SocketAddr = running.api_addr;
+    let token = tokens.tenant;
     println!();
     println!("Beffroi demo is running: {gateways} simulated gateways → gate (mTLS) → broker → ingest → SQLite → live views");
     if dashboard {
@@ -442,6 +461,12 @@ fn print_banner(running: &Running, token: &str, gateways: usize, dashboard: bool
     println!("  OpenAPI:   http://{api}/api/v1/openapi.json");
     println!("  metrics:   http://{api}/metrics");
     println!("  API token (tenant demo, admin): {token}");
+    if dashboard {
+        println!(
+            "  the neighbouring commune, which uses the demo's pooled sensors: http://{api}/#token={}",
+            tokens.neighbour
+        );
+    }
     println!();
     println!("  try: curl -s -H 'Authorization: Bearer {token}' http://{api}/api/v1/gateways");
     println!("       curl -s -H 'Authorization: Bearer {token}' 'http://{api}/api/v1/readings/buckets?metric=air.pm25&bucket=1m'");

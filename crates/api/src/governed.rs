@@ -43,7 +43,7 @@ pub use live::LiveGovernor;
 pub use requester::Requester;
 
 pub(crate) use cells::publish_cells;
-pub(crate) use export::serve_export;
+pub(crate) use export::{compact_time, serve_export};
 pub(crate) use population::Registry;
 pub(crate) use rows::raw_rows;
 

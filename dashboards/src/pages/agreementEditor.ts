@@ -54,6 +54,8 @@ export function agreementEditor(ctx: Ctx, record: AgreementRecord | null, hooks:
   const zonesInput = text(form.zones, 'agr-zones');
   const tagsInput = text(form.tags, 'agr-tags');
   const sensorsInput = text(form.sensors, 'agr-sensors');
+  const poolingInput = h('input', { type: 'checkbox', checked: form.pooling, 'data-testid': 'agr-pooling', id: uid('agr-pooling') });
+  const territoriesInput = text(form.territories, 'agr-territories');
   const actionSel = select(ACTIONS, form.action, (a) => t(`action.${a}`), 'agr-action');
   const bucketInput = text(form.minBucket, 'agr-min-bucket', { placeholder: '1h' });
   const functions = errors.checks('functions', t('agr.field.functions'), FUNCTIONS, form.functions, (f) => t(`fn.${f}`), 'agr-functions');
@@ -74,12 +76,17 @@ export function agreementEditor(ctx: Ctx, record: AgreementRecord | null, hooks:
   }
 
   const granteeField = errors.field('granteeId', t('agr.field.granteeId'), granteeInput, t('agr.field.granteeHelp'));
+  const territoriesField = errors.field('territories', t('agr.field.territories'), territoriesInput, t('agr.field.territoriesHelp'));
+  const poolingHelpId = uid('agr-pooling-help');
+  poolingInput.setAttribute('aria-describedby', poolingHelpId);
   const bucketField = errors.field('minBucket', t('agr.field.minBucket'), bucketInput, t('agr.field.durationHelp'));
   const sync = (): void => {
     granteeField.hidden = kindSel.value === 'public';
     fields.hidden = actionSel.value !== 'read_raw';
+    territoriesField.hidden = !poolingInput.checked;
   };
   kindSel.addEventListener('change', sync);
+  poolingInput.addEventListener('change', sync);
   actionSel.addEventListener('change', sync);
   sync();
 
@@ -122,6 +129,13 @@ export function agreementEditor(ctx: Ctx, record: AgreementRecord | null, hooks:
         errors.field('zones', t('agr.field.zones'), zonesInput, t('agr.field.listHelp')),
         errors.field('tags', t('agr.field.tags'), tagsInput, t('agr.field.listHelp')),
         errors.field('sensors', t('agr.field.sensors'), sensorsInput, t('agr.field.listHelp')),
+        h(
+          'div',
+          { class: 'field' },
+          h('span', { class: 'check-row' }, poolingInput, h('label', { for: poolingInput.id }, t('agr.field.pooling'))),
+          h('span', { class: 'help', id: poolingHelpId }, t('agr.field.poolingHelp')),
+        ),
+        territoriesField,
       ),
     ),
     h(
@@ -164,6 +178,8 @@ export function agreementEditor(ctx: Ctx, record: AgreementRecord | null, hooks:
     zones: zonesInput.value,
     tags: tagsInput.value,
     sensors: sensorsInput.value,
+    pooling: poolingInput.checked,
+    territories: territoriesInput.value,
     action: actionSel.value as AgreementForm['action'],
     minBucket: bucketInput.value,
     functions: checked(functions),

@@ -8,6 +8,10 @@
 // - `zones`: raw readings of the sensors registered in the tenant's zones; it feeds the tiles,
 //   which summarise whole zones whatever part of the map is in view.
 // - `sec`: security events, for the ticker. Alarms come from the shared AlarmStore.
+// - `pooled-<agreement>`: for each pooling agreement granted to the tenant, a grantee view of
+//   the operator's pooled sensors (docs/pooling.md). They are drawn on the map apart (hollow
+//   markers), keyed `operator/sensor`, and listed with their operator in the Pooled sensors
+//   panel.
 // Values only mark things dirty; the DOM is updated once per animation frame.
 
 import { describeChange, worstSeverityBySensor, worstSeverityByZone } from '../alarms';
@@ -16,10 +20,12 @@ import type { AlarmChangeEvent } from '../alarmStore';
 import type { Page, Registry } from '../context';
 import { h, mount, setAttr, setText } from '../dom';
 import { formatNumber, formatValue } from '../format';
-import { debounce, needsResubscribe, type BBox } from '../geo';
+import { debounce, inGeometry, needsResubscribe, type BBox } from '../geo';
 import { getLang, t, tn } from '../i18n';
 import type { MapView } from '../mapView';
 import { sensorHref } from '../routes';
+import { asPooledReading, asRegistrySensor, loadPooled, poolingMetrics, poolingPurpose, type PooledSensor } from '../pooled';
+import { SharedLiveView } from '../sharedLive';
 import { parseMillis } from '../time';
 import type { LiveReading, OffsetPage, SecurityEvent, Severity, SubscriptionMessage } from '../types';
 import { errorBox, loadingBox, refreshRelativeTimes, relTime, setStale, severityBadge, staleMarker } from '../ui';
@@ -59,6 +65,31 @@ export const supervisionPage: Page = (root, ctx) => {
   const mapNote = h('p', { class: 'muted small' });
   const tilesBox = h('div', { class: 'tiles', 'data-testid': 'zone-tiles' }, loadingBox());
   const ticker = h('ol', { class: 'ticker', 'data-testid': 'event-ticker', 'aria-label': t('sup.ticker') });
+  const pooledBody = h('tbody', { 'data-testid': 'pooled-sensors' });
+  const pooledPanel = h(
+    'section',
+    { class: 'panel pooled-panel', 'aria-labelledby': 'sup-pooled-h', hidden: true },
+    h('h2', { id: 'sup-pooled-h' }, t('sup.pooled')),
+    h('p', { class: 'muted small' }, t('sup.pooledHelp')),
+    h(
+      'div',
+      { class: 'table-wrap' },
+      h(
+        'table',
+        { class: 'data-table' },
+        h(
+          'thead',
+          null,
+          h(
+            'tr',
+            null,
+            ...[t('sup.pooledSensor'), t('sup.pooledOperator'), t('sup.pooledValues')].map((x) => h('th', { scope: 'col' }, x)),
+          ),
+        ),
+        pooledBody,
+      ),
+    ),
+  );
   const feed = store ? createAlarmFeed(ctx, store) : null;
 
   mount(
@@ -94,6 +125,7 @@ export const supervisionPage: Page = (root, ctx) => {
         h('h2', { id: 'sup-ticker-h' }, t('sup.ticker')),
         ticker,
       ),
+      pooledPanel,
     ),
   );
 
@@ -112,6 +144,7 @@ export const supervisionPage: Page = (root, ctx) => {
   let popupEl: HTMLElement | null = null;
   let popupDirty = false;
   const tickerEntries: TickerEntry[] = [];
+  let pooled = new Map<string, PooledSensor>();
 
   // ---- alarms ----
   const alarmEntry = (c: AlarmChangeEvent): TickerEntry => ({
@@ -215,6 +248,7 @@ export const supervisionPage: Page = (root, ctx) => {
     }
   };
   const flushValues = (): void => {
+    renderPooled();
     if (tilesStructureDirty) {
       tilesStructureDirty = false;
       dirtyTiles.clear();
@@ -355,6 +389,7 @@ export const supervisionPage: Page = (root, ctx) => {
   // ---- popup ----
   const fillPopup = (el: HTMLElement, sensorId: string): void => {
     const sensor = registry?.sensorById.get(sensorId);
+    const pooledSensor = pooled.get(sensorId);
     const lang = getLang();
     const values = [...latest.of(sensorId).entries()].sort(([a], [b]) => (a < b ? -1 : 1));
     const now = ctx.clock.now();
@@ -365,12 +400,15 @@ export const supervisionPage: Page = (root, ctx) => {
     const focusedId = active instanceof HTMLElement && el.contains(active) ? active.dataset['testid'] : undefined;
     mount(
       el,
-      h('h3', null, sensorId, ' ', sev ? severityBadge(sev) : null),
+      h('h3', null, pooledSensor?.sensor ?? sensorId, ' ', sev ? severityBadge(sev) : null),
       h(
         'p',
         { class: 'muted small' },
         [sensor?.kind, sensor?.zone ? zoneName(sensor.zone) : null].filter(Boolean).join(' · '),
       ),
+      pooledSensor
+        ? h('p', { class: 'pooled-operator', 'data-testid': 'popup-pooled' }, t('sup.pooledBy', { operator: pooledSensor.operator }))
+        : null,
       values.length === 0
         ? h('p', { class: 'muted' }, t('sup.noValue'))
         : h(
@@ -389,16 +427,69 @@ export const supervisionPage: Page = (root, ctx) => {
               ];
             }),
           ),
-      h('a', { href: sensorHref(sensorId), class: 'btn btn-small', 'data-testid': 'popup-sensor-link' }, t('sup.openSensor')),
+      pooledSensor
+        ? null
+        : h('a', { href: sensorHref(sensorId), class: 'btn btn-small', 'data-testid': 'popup-sensor-link' }, t('sup.openSensor')),
     );
     if (focusedId) el.querySelector<HTMLElement>(`[data-testid="${focusedId}"]`)?.focus({ preventScroll: true });
+  };
+
+  // ---- pooled sensors ----
+  const renderPooled = (): void => {
+    if (pooled.size === 0) return;
+    const lang = getLang();
+    mount(
+      pooledBody,
+      ...[...pooled.values()].map((p) => {
+        const values = [...latest.of(p.key).entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+        return h(
+          'tr',
+          { 'data-testid': 'pooled-sensor', 'data-sensor': p.sensor, 'data-operator': p.operator },
+          h('td', null, p.sensor, ' ', h('span', { class: 'muted small' }, p.kind)),
+          h('td', { class: 'pooled-operator' }, t('sup.pooledBy', { operator: p.operator })),
+          h(
+            'td',
+            null,
+            values.length === 0
+              ? h('span', { class: 'muted' }, t('sup.noValue'))
+              : values.map(([metric, v]) =>
+                  h(
+                    'span',
+                    { class: 'pooled-value', 'data-testid': 'pooled-value', 'data-metric': metric, 'data-time': String(v.timeMs) },
+                    `${metric} ${formatValue(v.value, v.unit, lang, { yes: t('common.yes'), no: t('common.no') })} `,
+                  ),
+                ),
+          ),
+        );
+      }),
+    );
+  };
+  /** Follows each pooling grant live; its values join the tenant's own. */
+  const followPooled = (grants: Awaited<ReturnType<typeof loadPooled>>['grants']): void => {
+    for (const grant of grants) {
+      const view = new SharedLiveView(ctx.live, `pooled-${grant.id}`);
+      cleanups.push(view.onChange((state) => {
+        for (const r of state.latest.values()) applyReading(asPooledReading(grant.grantor, r));
+        popupDirty ||= popupSensor !== null && pooled.has(popupSensor);
+        ctx.frames.schedule('sup-values', flushValues);
+      }));
+      cleanups.push(() => view.stop());
+      view.start({ grantor: grant.grantor, purpose: poolingPurpose(grant), metrics: poolingMetrics(grant) });
+    }
   };
 
   // ---- load ----
   const start = async (): Promise<void> => {
     let reg: Registry;
+    let pooledLoad: Awaited<ReturnType<typeof loadPooled>> = { grants: [], sensors: [] };
     try {
-      reg = await ctx.registry();
+      const me = ctx.me;
+      [reg, pooledLoad] = await Promise.all([
+        ctx.registry(),
+        me.scope === 'tenant'
+          ? loadPooled(ctx.api, me.tenant.id, ctx.clock.now()).catch(() => pooledLoad)
+          : Promise.resolve(pooledLoad),
+      ]);
     } catch (e) {
       if (disposed) return;
       mount(mapBox, errorBox(e, () => void start()));
@@ -406,8 +497,22 @@ export const supervisionPage: Page = (root, ctx) => {
       return;
     }
     if (disposed) return;
+    pooled = new Map(pooledLoad.sensors.map((p) => [p.key, p]));
+    const own = reg;
+    // A pooled sensor counts in the tiles of our zone it stands in, like our own.
+    const pooledZone = new Map<string, string>();
+    for (const p of pooledLoad.sensors) {
+      const { lon, lat } = p;
+      const zone = lon === null || lat === null ? undefined : reg.zones.find((z) => inGeometry(lon, lat, z.geometry));
+      if (zone) pooledZone.set(p.key, zone.id);
+    }
+    // The map draws the tenant's sensors and the pooled ones; tiles summarise its own zones.
+    if (pooled.size) {
+      const sensors = [...reg.sensors, ...pooledLoad.sensors.map(asRegistrySensor)];
+      reg = { ...reg, sensors, sensorById: new Map(sensors.map((s) => [s.id, s])) };
+    }
     registry = reg;
-    tiles = new ZoneTiles((s) => reg.sensorById.get(s)?.zone);
+    tiles = new ZoneTiles((s) => own.sensorById.get(s)?.zone ?? pooledZone.get(s));
     const { MapView } = await import('../mapView');
     if (disposed) return;
     map = new MapView({
@@ -416,6 +521,7 @@ export const supervisionPage: Page = (root, ctx) => {
       registry: reg,
       onMove: (view) => debouncedSubscribe(view),
       sensorSeverity: (id) => sensorWorst.get(id),
+      isPooled: (id) => pooled.has(id),
       popupContent: (id) => {
         popupSensor = id;
         popupEl = h('div', { class: 'popup', 'data-testid': 'sensor-popup', 'data-sensor': id });
@@ -449,6 +555,11 @@ export const supervisionPage: Page = (root, ctx) => {
     }
     renderTiles();
     if (!tiles.keys().length) mount(tilesBox, h('p', { class: 'muted' }, t('sup.tilesEmpty')));
+    if (pooled.size) {
+      pooledPanel.hidden = false;
+      renderPooled();
+      followPooled(pooledLoad.grants);
+    }
   };
   void start();
 

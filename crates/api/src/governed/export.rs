@@ -137,21 +137,24 @@ pub(crate) async fn serve_export(
     Ok(response)
 }
 
-/// `<grantor>_<agreement>_<from>_<to>.<ext>`, times as `20260101T000000Z`.
+/// An instant in a file name: `20260101T000000000000Z` (letters and digits only, so it is a
+/// valid header value).
+pub(crate) fn compact_time(t: Timestamp) -> String {
+    t.to_string()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// `<grantor>_<agreement>_<from>_<to>.<ext>`, times as [`compact_time`].
 fn file_name(read: &GovernedRead, agreement: &AgreementRef, format: ExportFormat) -> String {
-    let compact = |t: Timestamp| -> String {
-        t.to_string()
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect()
-    };
     let range = &read.request.range;
     format!(
         "{}_{}_{}_{}.{}",
         read.request.grantor,
         agreement.id,
-        compact(range.from),
-        compact(range.to),
+        compact_time(range.from),
+        compact_time(range.to),
         format.extension()
     )
 }

@@ -34,7 +34,7 @@ use serde_json::json;
 use crate::audit::record_access;
 use crate::auth::Caller;
 use crate::error::{ApiError, Result};
-use crate::governed::Registry;
+use crate::governed::{compact_time, Registry};
 use crate::query::QueryParams;
 use crate::routes::readings::time_range;
 use crate::ApiState;
@@ -162,15 +162,11 @@ pub async fn usage(
         }
     };
     let report = report(&state, &caller.tenant, range, period).await?;
-    let (body, content_type) = if csv {
-        (
-            to_csv(&report.items),
-            "text/csv; charset=utf-8; header=present",
-        )
+    let body = if csv {
+        to_csv(&report.items)
     } else {
-        let body = serde_json::to_string(&report)
-            .map_err(|e| ApiError::bad_request(format!("cannot encode the report: {e}")))?;
-        (body, "application/json")
+        serde_json::to_string(&report)
+            .map_err(|e| ApiError::bad_request(format!("cannot encode the report: {e}")))?
     };
     let read = json!({
         "resource": "pooling_usage", "from": range.from, "to": range.to,
@@ -178,7 +174,23 @@ pub async fn usage(
     });
     let rows = report.items.len() as u64;
     record_access(&state, &caller, read, rows, body.as_bytes()).await?;
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    if !csv {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let name = format!(
+        "attachment; filename=\"pooling-usage_{}_{}_{}.csv\"",
+        caller.tenant,
+        compact_time(range.from),
+        compact_time(range.to)
+    );
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            "text/csv; charset=utf-8; header=present".to_owned(),
+        ),
+        (header::CONTENT_DISPOSITION, name),
+    ];
+    Ok((headers, body).into_response())
 }
 
 /// The rows of `operator`'s pooling agreements over `range`, cut by `period`.

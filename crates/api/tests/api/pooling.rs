@@ -408,6 +408,14 @@ async fn three_tenants_share_a_pooled_network_by_territory(h: Harness) -> Result
         )
         .await?;
     assert_eq!(csv.status, StatusCode::OK, "{}", csv.text());
+    let disposition = csv
+        .headers
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok());
+    assert!(
+        disposition.is_some_and(|d| d.starts_with("attachment; filename=\"pooling-usage_metro_")),
+        "{disposition:?}"
+    );
     assert!(csv.text().starts_with(
         "beneficiary,agreement,period_from,period_to,sensors,accesses,readings_served,denied\r\n"
     ));

@@ -1,0 +1,90 @@
+//! The demo's pooled sensor network (docs/pooling.md): the neighbouring commune draws its
+//! boundary over the east of the demo city (the Part-Dieu zone), and the demo tenant pools
+//! every sensor standing inside it to the commune, raw and live, for a year. Signed in with
+//! the commune's token, the dashboard's Supervision page shows those sensors as pooled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use beffroi_api::audit::{audited, Change};
+use beffroi_audit::AuditKind;
+use beffroi_policy::{
+    Action, Agreement, AgreementId, Field, Function, Grantee, Purpose, SpatialLevel, State, Target,
+    TermSet, UnknownTerms,
+};
+use beffroi_protocol::{TenantId, Timestamp};
+use beffroi_store::{Store, Zone, ZoneId};
+
+use super::CENTRE;
+use crate::admin;
+
+/// The commune's zone the pooling places sensors in.
+const BOUNDARY: &str = "commune";
+
+/// Draws the neighbour's boundary and records the operator's pooling agreement with it.
+pub(super) async fn pool_with_neighbour(
+    store: &Arc<dyn Store>,
+    operator: &TenantId,
+    neighbour: &TenantId,
+    neighbour_name: &str,
+) -> anyhow::Result<()> {
+    let (lon, lat) = (CENTRE.0 + 0.017, CENTRE.1 - 0.005);
+    let (east, north) = (lon + 0.026, lat + 0.022);
+    store
+        .upsert_zone(&Zone {
+            tenant: neighbour.clone(),
+            id: ZoneId::new(BOUNDARY)?,
+            name: neighbour_name.to_owned(),
+            geometry: serde_json::json!({
+                "type": "Polygon",
+                "coordinates": [[[lon, lat], [east, lat], [east, north], [lon, north], [lon, lat]]],
+            }),
+        })
+        .await?;
+    let now = Timestamp::now();
+    let day = Duration::from_secs(86_400);
+    let mut target = Target::of_metrics(["*".parse()?]);
+    target.territories = [ZoneId::new(BOUNDARY)?].into();
+    let agreement = Agreement {
+        id: AgreementId::new(format!("pool-{neighbour}"))?,
+        version: 1,
+        grantor: operator.clone(),
+        grantee: Grantee::Tenant(neighbour.clone()),
+        state: State::Active,
+        not_before: now.saturating_sub(day),
+        not_after: now.saturating_add(day * 365),
+        purposes: TermSet::from([Purpose::EnvironmentalMonitoring, Purpose::PublicService]),
+        action: Action::ReadRaw,
+        target,
+        min_bucket_s: None,
+        functions: TermSet::from([Function::Avg]),
+        k: 1,
+        spatial_level: SpatialLevel::Sensor,
+        pseudonymise: false,
+        fields: TermSet::from([
+            Field::Time,
+            Field::Value,
+            Field::Unit,
+            Field::Metric,
+            Field::Sensor,
+        ]),
+        embargo_s: 0,
+        prohibitions: Vec::new(),
+        pooling: true,
+        unknown_terms: UnknownTerms::new(),
+    };
+    let change = Change::new(
+        operator.clone(),
+        admin::local_operator(),
+        AuditKind::AgreementChange,
+        "create",
+        "agreement",
+        agreement.id.as_str(),
+    )
+    .with_request(&agreement);
+    audited(store.as_ref(), &[change], async {
+        store.create_agreement(&agreement, None, now).await
+    })
+    .await?;
+    Ok(())
+}
