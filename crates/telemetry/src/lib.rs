@@ -9,6 +9,7 @@
 //! This crate owns no IO besides the event writer task and those `/proc` reads; it must not
 //! depend on HTTP or MQTT.
 
+mod allocator;
 mod events;
 mod metrics;
 mod process;

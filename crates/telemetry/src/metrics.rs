@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::allocator::AllocatorFigures;
 use crate::process::ProcessFigures;
 
 /// A monotonically increasing count.
@@ -159,11 +160,14 @@ macro_rules! metrics {
         }
 
         impl Metrics {
-            /// The Prometheus text exposition of every metric, then of the process's own
-            /// figures.
+            /// The Prometheus text exposition of every metric, then of the heap allocator's and
+            /// the process's own figures.
             pub fn render(&self) -> String {
                 let mut out = String::with_capacity(4096);
                 $(render_one(&mut out, $name, $help, label_key!($($label)?), &self.$field);)*
+                if let Some(allocator) = AllocatorFigures::read() {
+                    allocator.render(&mut out);
+                }
                 if let Some(process) = ProcessFigures::read() {
                     process.render(&mut out);
                 }
