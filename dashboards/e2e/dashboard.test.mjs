@@ -19,7 +19,8 @@
 // 4. Pooled sensors: the neighbouring commune signs in and finds, on its Supervision page,
 //    exactly the demo city's sensors that stand inside its boundary, marked as operated by the
 //    demo tenant, with live values (in its own zone's tiles too, and hollow markers on its
-//    map); the demo's data officer opens the Pooled network page,
+//    map); it creates an alarm rule that also watches pooled sensors, whose alarm names a
+//    pooled sensor and its operator; the demo's data officer opens the Pooled network page,
 //    sees the agreement, its beneficiary and what it served, and downloads the usage as CSV.
 //
 // A screenshot of each step goes to `target/browser-artifacts/` (kept as test artifacts; on
@@ -472,6 +473,42 @@ test('a commune uses the pooled sensors inside its boundary; the operator sees w
     // They count in the commune's own zone tiles, like its own sensors.
     await commune.locator(`[data-testid="zone-tile"][data-zone="${boundary.id}"]`).first().waitFor({ timeout: 10_000 });
     assert.ok((await commune.locator('[data-testid="sensor-marker"][data-pooled="true"]').count()) > 0, 'pooled markers');
+  });
+
+  // The commune's own alarm rule on a metric the pooled sensors measure, watching them for a
+  // purpose the agreement allows: its alarm names the pooled sensor and its operator.
+  const metric = await commune.locator('[data-testid="pooled-value"]').first().getAttribute('data-metric');
+  await step(commune, 'pooled-alarm-rule', platforms, async () => {
+    await commune.locator('[data-testid="nav-rules"]').click();
+    const demoRule = commune.locator('[data-testid="rule-row"][data-rule-id="pm25-pooled"]');
+    await demoRule.waitFor({ timeout: 10_000 });
+    assert.equal(
+      await demoRule.locator('[data-testid="rule-pooled-marker"]').getAttribute('data-purpose'),
+      'environmental_monitoring',
+    );
+    const byTestId = (id) => commune.locator(`[data-testid="${id}"]`);
+    await byTestId('rule-new').click();
+    await byTestId('rule-name').fill('E2E: any pooled value');
+    await byTestId('rule-kind').selectOption('threshold');
+    await byTestId('rule-metric').fill(metric);
+    await byTestId('rule-op').selectOption('gt');
+    await byTestId('rule-value').fill('-1000000');
+    await byTestId('rule-for').fill('0');
+    await byTestId('rule-pooled').selectOption('environmental_monitoring');
+    await byTestId('rule-save').click();
+    await commune.locator('[data-testid="rule-row"]', { hasText: 'E2E: any pooled value' })
+      .locator('[data-testid="rule-pooled-marker"]').waitFor({ timeout: 10_000 });
+  });
+  await step(commune, 'pooled-alarm-raised', platforms, async () => {
+    await commune.locator('[data-testid="nav-supervision"]').click();
+    const item = commune.locator(
+      `[data-testid="alarm-item"][data-subject="pooled"][data-operator="${tenant}"]`,
+      { hasText: 'E2E: any pooled value' },
+    ).first();
+    await item.waitFor({ timeout: 30_000 });
+    const meta = await item.textContent();
+    assert.match(meta, new RegExp(`operated by ${tenant}`));
+    assert.ok(expected.some((id) => meta.includes(`${id} · ${metric}`)), `a sensor inside the boundary: ${meta}`);
   });
   await commune.close();
 

@@ -1,6 +1,7 @@
 // The active-alarm feed: newest first, severity and state badges, acknowledge and clear (with
 // an optional comment) for operators and admins. Items are keyed by alarm id and updated in
-// place, so a live update never throws away a comment being typed or the keyboard focus.
+// place, so a live update never throws away a comment being typed or the keyboard focus. An
+// alarm about a pooled sensor names its operator (item `data-subject="pooled"`, `data-operator`).
 
 import { ConflictError, type AlarmStore } from './alarmStore';
 import { errorMessage } from './api';
@@ -16,6 +17,8 @@ export function subjectText(a: Alarm): string {
   switch (s.kind) {
     case 'series':
       return t('alarm.subjectSeries', { sensor: s.sensor, metric: s.metric });
+    case 'pooled':
+      return `${t('alarm.subjectSeries', { sensor: s.sensor, metric: s.metric })} · ${t('sup.pooledBy', { operator: s.operator })}`;
     case 'gateway':
       return t('alarm.subjectGateway', { gateway: s.gateway });
     case 'gap':
@@ -117,6 +120,8 @@ export function createAlarmFeed(ctx: Ctx, store: AlarmStore): AlarmFeed {
     const a = item.alarm;
     setAttr(item.li, 'data-state', a.state);
     setAttr(item.li, 'data-severity', a.severity);
+    setAttr(item.li, 'data-subject', a.subject.kind);
+    setAttr(item.li, 'data-operator', a.subject.kind === 'pooled' ? a.subject.operator : null);
     item.li.className = `alarm-item sev-${a.severity} state-${a.state}`;
     mount(item.head, severityBadge(a.severity), stateBadge(a.state), h('strong', { class: 'alarm-rule' }, a.rule_name));
     mount(item.message, a.message);

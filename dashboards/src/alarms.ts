@@ -1,8 +1,10 @@
 // Alarm bookkeeping, pure: merging copies by id (the newest `updated_at` wins), the active
-// list, and the worst active severity per zone that colours the map.
+// list, the worst active severity per zone that colours the map, and per sensor (own or
+// pooled) that rings its marker.
 
+import { pooledKey } from './pooled';
 import { compareTimes, parseMicros } from './time';
-import type { Alarm, AlarmState, Severity } from './types';
+import type { Alarm, AlarmState, AlarmSubject, Severity } from './types';
 
 export const SEVERITY_RANK: Record<Severity, number> = {
   info: 0,
@@ -105,13 +107,31 @@ export function worstSeverityByZone(
   return out;
 }
 
-/** The worst severity of the active alarms about each sensor (marker rings). */
+/**
+ * The map's key of the sensor an alarm is about: its id for one of ours, `operator/sensor`
+ * for a pooled one (so that an own sensor with the same id is never confused with it).
+ */
+export function alarmSensorKey(subject: AlarmSubject): string | undefined {
+  switch (subject.kind) {
+    case 'series':
+      return subject.sensor;
+    case 'pooled':
+      return pooledKey(subject.operator, subject.sensor);
+    case 'gateway':
+    case 'gap':
+    case 'security':
+      return undefined;
+  }
+}
+
+/** The worst severity of the active alarms about each sensor, by map key (marker rings). */
 export function worstSeverityBySensor(alarms: Iterable<Alarm>): Map<string, Severity> {
   const out = new Map<string, Severity>();
   for (const a of alarms) {
-    if (!isActive(a.state) || a.subject.kind !== 'series') continue;
-    const w = worse(out.get(a.subject.sensor), a.severity);
-    if (w) out.set(a.subject.sensor, w);
+    const key = alarmSensorKey(a.subject);
+    if (!isActive(a.state) || key === undefined) continue;
+    const w = worse(out.get(key), a.severity);
+    if (w) out.set(key, w);
   }
   return out;
 }

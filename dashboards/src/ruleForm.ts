@@ -2,6 +2,7 @@
 // field, and a one-line summary of a condition.
 
 import { formatDuration, formatNumber } from './format';
+import type { Purpose } from './governanceTypes';
 import { pluralKey, tIn, type Lang, type MessageKey, type Params } from './i18n';
 import type {
   AlarmRule,
@@ -34,6 +35,8 @@ export interface RuleForm {
   op: Comparison;
   value: string;
   forS: string;
+  /** The purpose under which a threshold rule also watches pooled sensors ('': own only). */
+  pooled: Purpose | '';
   afterS: string;
   noticeDays: string;
   gateways: string;
@@ -54,6 +57,7 @@ export function emptyForm(): RuleForm {
     op: 'gt',
     value: '',
     forS: '0',
+    pooled: '',
     afterS: '120',
     noticeDays: '7',
     gateways: '',
@@ -78,6 +82,7 @@ export function ruleToForm(rule: AlarmRule): RuleForm {
       f.op = c.op;
       f.value = String(c.value);
       f.forS = String(c.for_s ?? 0);
+      f.pooled = c.pooled ?? '';
       break;
     case 'gateway_offline':
       f.afterS = String(c.after_s);
@@ -171,6 +176,7 @@ export function formToBody(form: RuleForm, creating: boolean): FormResult {
       const c: RuleCondition = { kind: 'threshold', metric, op: form.op, value: value ?? 0, for_s: forS ?? 0 };
       if (zone) c.zone = zone;
       if (sensors.length) c.sensors = sensors;
+      if (form.pooled) c.pooled = form.pooled;
       condition = c;
       break;
     }

@@ -2,6 +2,8 @@
 // crates/store/src/model.rs, crates/store/src/alarms.rs and docs/live.md.
 // Times are RFC 3339 strings with microseconds ("2026-12-04T10:00:00.000000Z").
 
+import type { Purpose } from './governanceTypes';
+
 export type Iso = string;
 
 export type Role = 'viewer' | 'operator' | 'admin';
@@ -73,6 +75,11 @@ export const COMPARISONS: readonly Comparison[] = ['gt', 'ge', 'lt', 'le'];
 
 export type AlarmSubject =
   | { kind: 'series'; sensor: string; metric: string }
+  /**
+   * A series of a sensor another tenant (`operator`) pools to this one; `sensor` is its id as
+   * this tenant sees it (maybe a pseudonym), and the alarm's `zone` is ours it stood in.
+   */
+  | { kind: 'pooled'; operator: string; sensor: string; metric: string }
   | { kind: 'gateway'; gateway: string }
   | { kind: 'gap'; gateway: string; first_seq: number; last_seq: number }
   | { kind: 'security'; gateway?: string; event: SecurityEventKind };
@@ -116,6 +123,8 @@ export type RuleCondition =
       op: Comparison;
       value: number;
       for_s?: number;
+      /** Also watch the sensors pooled to this tenant by agreements allowing this purpose. */
+      pooled?: Purpose;
     }
   | { kind: 'gateway_offline'; after_s: number; gateways?: string[] }
   | { kind: 'spool_gap'; reasons?: GapReason[] }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
+import { subjectText } from '../src/alarmFeed';
 import {
   activeAlarms,
+  alarmSensorKey,
   describeChange,
   mergeAlarm,
   mergeAlarms,
@@ -13,6 +15,8 @@ import {
   zoneStyle,
   ZONE_STYLES,
 } from '../src/alarms';
+import { setLang } from '../src/i18n';
+import { pooledKey } from '../src/pooled';
 import { parseMicros } from '../src/time';
 import type { Alarm } from '../src/types';
 
@@ -173,6 +177,30 @@ describe('zone colouring', () => {
       alarm({ id: 3, severity: 'critical', state: 'cleared' }),
     ]);
     expect(w.get('s1')).toBe('major');
+  });
+
+  it('rings a pooled sensor by operator and sensor, never an own sensor of the same id', () => {
+    const pooled = { kind: 'pooled', operator: 'metro', sensor: 's1', metric: 'no2' } as const;
+    expect(alarmSensorKey(pooled)).toBe(pooledKey('metro', 's1'));
+    expect(alarmSensorKey({ kind: 'gateway', gateway: 'gw-1' })).toBeUndefined();
+    const w = worstSeverityBySensor([
+      alarm({ id: 1, severity: 'info' }),
+      alarm({ id: 2, severity: 'critical', subject: pooled, zone: 'centre' }),
+      alarm({ id: 3, severity: 'major', subject: { ...pooled, operator: 'sytral' } }),
+    ]);
+    expect(Object.fromEntries(w)).toEqual({ s1: 'info', 'metro/s1': 'critical', 'sytral/s1': 'major' });
+  });
+});
+
+describe('subject text', () => {
+  it('names the operator of a pooled sensor, after its sensor and metric', () => {
+    const a = alarm({ id: 1, subject: { kind: 'pooled', operator: 'metro', sensor: 'p_ab12', metric: 'no2' } });
+    setLang('en');
+    expect(subjectText(a)).toBe('p_ab12 · no2 · pooled · operated by metro');
+    expect(subjectText(alarm({ id: 2 }))).toBe('s1 · air.pm25');
+    setLang('fr');
+    expect(subjectText(a)).toBe('p_ab12 · no2 · mutualisé · opéré par metro');
+    setLang('en');
   });
 });
 

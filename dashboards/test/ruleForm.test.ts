@@ -41,6 +41,19 @@ describe('rule form', () => {
     }
   });
 
+  it('round-trips the pooled purpose of a threshold rule, absent staying absent', () => {
+    const own: RuleCondition = { kind: 'threshold', metric: 'no2', zone: 'centre', op: 'gt', value: 200, for_s: 600 };
+    const pooled: RuleCondition = { ...own, pooled: 'environmental_monitoring' };
+    expect(ruleToForm(rule(own)).pooled).toBe('');
+    expect(ruleToForm(rule(pooled)).pooled).toBe('environmental_monitoring');
+    const ownBody = formToBody(ruleToForm(rule(own)), false);
+    expect(ownBody.ok && 'pooled' in ownBody.body.condition).toBe(false);
+    const pooledBody = formToBody(ruleToForm(rule(pooled)), false);
+    expect(pooledBody.ok && pooledBody.body.condition).toEqual(pooled);
+    const chosen = formToBody({ ...emptyForm(), name: 'NO2', metric: 'no2', value: '200', pooled: 'research' }, true);
+    expect(chosen.ok && chosen.body.condition).toMatchObject({ kind: 'threshold', pooled: 'research' });
+  });
+
   it('sends the id only when creating and given', () => {
     const f = { ...emptyForm(), name: 'PM high', metric: 'air.pm25', value: '50', id: 'pm-high' };
     const created = formToBody(f, true);

@@ -364,6 +364,7 @@ fn rules(tenant: &TenantId) -> anyhow::Result<Vec<AlarmRule>> {
             op: Comparison::Gt,
             value,
             for_s,
+            pooled: None,
         })
     };
     Ok(vec![

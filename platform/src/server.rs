@@ -195,6 +195,14 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::default());
     let live = Hub::new(config.live.clone(), store.clone(), metrics.clone());
     let (alerts, alert_task) = Alerts::new(store.clone(), live.clone(), metrics.clone());
+    // Governed reads and pooled alarm rules decide against the same agreements and clock.
+    let agreements = beffroi_api::governed::AgreementCache::new(store.clone());
+    let clock = beffroi_api::clock::Clock::system();
+    let alert_task = alert_task.pooling(Arc::new(beffroi_api::governed::PoolAlarms::new(
+        store.clone(),
+        agreements.clone(),
+        clock.clone(),
+    )));
     let (ingest_events, _) = broadcast::channel(crate::fanout::INGEST_EVENTS);
     let (security_events, _) = broadcast::channel(crate::fanout::SECURITY_EVENTS);
     let fanout = tokio::spawn(crate::fanout::run(
@@ -346,8 +354,8 @@ pub async fn start(config: PlatformConfig) -> Result<Running, StartError> {
         alerts: alerts.clone(),
         dashboard: Arc::new(config.dashboard.clone()),
         audit_keys: Arc::new(audit_key.keys().clone()),
-        clock: beffroi_api::clock::Clock::system(),
-        agreements: beffroi_api::governed::AgreementCache::new(store.clone()),
+        clock,
+        agreements,
         enrollment: Arc::new(EnrollmentSettings {
             pin: enroll_pin.clone(),
             default_ttl: config.enroll.token_ttl,

@@ -5,6 +5,7 @@
 //! | rule | input | raises | resolves |
 //! |---|---|---|---|
 //! | threshold | committed readings | condition held `for_s` (see `threshold`) | first reading where it does not hold |
+//! | threshold, `pooled` | also the readings of other tenants its pool watches admit (see `pooled`) | the same, per pooled sensor | the same |
 //! | gateway offline | batches, health reports, ticks | no batch nor health for `after_s` | the gateway is heard again |
 //! | spool gap | health reports | each new gap (first time seen) | — (by hand) |
 //! | security | security events of the tenant | each event (repeats count occurrences) | — (by hand) |
@@ -16,13 +17,17 @@
 //! served them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use beffroi_protocol::{Gap, GatewayId, Health, MetricName, SensorId, TenantId, Timestamp, Value};
+use beffroi_protocol::{
+    Gap, GatewayId, Health, MetricName, Reading, SensorId, TenantId, Timestamp, Value,
+};
 use beffroi_store::{
-    Alarm, AlarmRule, AlarmSubject, CommitBatch, GatewayRecord, NewAlarm, RuleCondition, RuleId,
-    SecurityEvent, Sensor, ZoneId,
+    Alarm, AlarmRule, AlarmSubject, CommitBatch, Comparison, GatewayRecord, NewAlarm,
+    RuleCondition, RuleId, SecurityEvent, Sensor, ZoneId,
 };
 
+use crate::pooled::PoolWatch;
 use crate::threshold::{Step, Threshold};
 
 /// Gaps remembered per gateway (a health report carries at most 64).
@@ -61,7 +66,8 @@ struct Liveness {
 struct TenantRules {
     rules: Vec<AlarmRule>,
     zones: HashMap<SensorId, ZoneId>,
-    thresholds: HashMap<(RuleId, SensorId, MetricName), Threshold>,
+    /// Threshold states by rule and subject (a series, own or pooled).
+    thresholds: HashMap<(RuleId, AlarmSubject), Threshold>,
     gateways: HashMap<GatewayId, Liveness>,
     gaps_seen: HashMap<GatewayId, Vec<(u64, u64)>>,
 }
@@ -107,9 +113,7 @@ impl Engine {
             })
             .map(|r| &r.id)
             .collect();
-        state
-            .thresholds
-            .retain(|(rule, _, _), _| kept.contains(rule));
+        state.thresholds.retain(|(rule, _), _| kept.contains(rule));
         for live in state.gateways.values_mut() {
             live.offline.retain(|rule| kept.contains(rule));
             live.expiring.retain(|rule| kept.contains(rule));
@@ -168,9 +172,9 @@ impl Engine {
                 continue;
             };
             match &alarm.subject {
-                AlarmSubject::Series { sensor, metric } => {
+                AlarmSubject::Series { .. } | AlarmSubject::Pooled { .. } => {
                     state.thresholds.insert(
-                        (alarm.rule.clone(), sensor.clone(), metric.clone()),
+                        (alarm.rule.clone(), alarm.subject.clone()),
                         Threshold::active(),
                     );
                 }
@@ -209,68 +213,105 @@ impl Engine {
             ..
         } = state;
         for rule in rules.iter() {
-            let RuleCondition::Threshold {
-                metric,
-                zone,
-                sensors,
-                op,
-                value: limit,
-                for_s,
-            } = &rule.condition
-            else {
+            let Some(threshold) = ThresholdRule::of(rule) else {
                 continue;
             };
-            let hold_us = i64::try_from(for_s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
-            for reading in &batch.readings {
-                let Value::Number(value) = reading.value else {
-                    continue;
-                };
-                if reading.metric != *metric
-                    || (!sensors.is_empty() && !sensors.contains(&reading.sensor))
-                    || zone
-                        .as_ref()
-                        .is_some_and(|z| zones.get(&reading.sensor) != Some(z))
-                {
+            for reading in batch
+                .readings
+                .iter()
+                .filter(|r| r.metric == *threshold.metric)
+            {
+                let zone = zones.get(&reading.sensor);
+                if !threshold.selects(reading.sensor.as_str(), zone.into_iter()) {
                     continue;
                 }
-                let key = (rule.id.clone(), reading.sensor.clone(), metric.clone());
-                let step = thresholds
-                    .entry(key)
-                    .or_insert_with(Threshold::new)
-                    .observe(reading.time, op.holds(value, *limit), hold_us);
                 let subject = AlarmSubject::Series {
                     sensor: reading.sensor.clone(),
-                    metric: metric.clone(),
+                    metric: reading.metric.clone(),
                 };
-                match step {
-                    Step::Stay => {}
-                    Step::Raise => {
-                        let message = format!(
-                            "{metric} = {value} {unit} {} {limit} for ≥ {for_s} s at {sensor}",
-                            op.symbol(),
-                            unit = reading.unit,
-                            sensor = reading.sensor,
-                        );
-                        actions.push(raise(
-                            &batch.tenant,
-                            rule,
-                            subject,
-                            zones.get(&reading.sensor).cloned(),
-                            message,
-                            Some(value),
-                            reading.time,
-                        ));
-                    }
-                    Step::Resolve => actions.push(Action::Resolve {
-                        tenant: batch.tenant.clone(),
-                        rule: rule.id.clone(),
-                        subject,
-                        at: reading.time,
-                    }),
-                }
+                let zone = zone.cloned();
+                actions.extend(threshold.observe(
+                    &batch.tenant,
+                    thresholds,
+                    subject,
+                    zone,
+                    reading,
+                ));
             }
         }
         actions
+    }
+
+    /// An operator's committed batch as the pooled rules watching it see it: each `watches`
+    /// entry on `batch`'s tenant admits the readings its rule may evaluate (no other reading
+    /// reaches the rule).
+    pub fn pooled(
+        &mut self,
+        batch: &CommitBatch,
+        watches: &[Arc<dyn PoolWatch>],
+        now: Timestamp,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for watch in watches.iter().filter(|w| *w.operator() == batch.tenant) {
+            let Some(state) = self.tenants.get_mut(watch.beneficiary()) else {
+                continue;
+            };
+            let TenantRules {
+                rules, thresholds, ..
+            } = state;
+            let Some(threshold) = rules
+                .iter()
+                .find(|r| r.id == *watch.rule())
+                .and_then(ThresholdRule::of)
+                .filter(|t| t.pooled)
+            else {
+                continue;
+            };
+            for reading in batch
+                .readings
+                .iter()
+                .filter(|r| r.metric == *threshold.metric)
+            {
+                let Some(seen) = watch.admit(reading, now) else {
+                    continue;
+                };
+                if !threshold.selects(&seen.sensor, seen.zones.iter()) {
+                    continue;
+                }
+                let zone = threshold
+                    .zone
+                    .cloned()
+                    .or_else(|| seen.zones.first().cloned());
+                let subject = AlarmSubject::Pooled {
+                    operator: batch.tenant.clone(),
+                    sensor: seen.sensor,
+                    metric: reading.metric.clone(),
+                };
+                actions.extend(threshold.observe(
+                    watch.beneficiary(),
+                    thresholds,
+                    subject,
+                    zone,
+                    reading,
+                ));
+            }
+        }
+        actions
+    }
+
+    /// Every enabled threshold rule that also watches pooled sensors.
+    pub fn pooled_rules(&self) -> Vec<AlarmRule> {
+        self.tenants
+            .values()
+            .flat_map(|t| &t.rules)
+            .filter(|r| ThresholdRule::of(r).is_some_and(|t| t.pooled))
+            .cloned()
+            .collect()
+    }
+
+    /// A tenant's enabled rule.
+    pub fn rule(&self, tenant: &TenantId, id: &RuleId) -> Option<&AlarmRule> {
+        self.tenants.get(tenant)?.rules.iter().find(|r| r.id == *id)
     }
 
     /// A recorded health report: the gateway was heard; new gaps raise gap alarms.
@@ -394,6 +435,107 @@ impl Engine {
             }
         }
         actions
+    }
+}
+
+/// A threshold rule's terms, borrowed from its condition.
+struct ThresholdRule<'a> {
+    rule: &'a AlarmRule,
+    metric: &'a MetricName,
+    zone: Option<&'a ZoneId>,
+    sensors: &'a [SensorId],
+    op: Comparison,
+    limit: f64,
+    for_s: u64,
+    pooled: bool,
+}
+
+impl<'a> ThresholdRule<'a> {
+    /// The terms of `rule`, if it is a threshold rule.
+    fn of(rule: &'a AlarmRule) -> Option<Self> {
+        let RuleCondition::Threshold {
+            metric,
+            zone,
+            sensors,
+            op,
+            value,
+            for_s,
+            pooled,
+        } = &rule.condition
+        else {
+            return None;
+        };
+        Some(Self {
+            rule,
+            metric,
+            zone: zone.as_ref(),
+            sensors,
+            op: *op,
+            limit: *value,
+            for_s: *for_s,
+            pooled: pooled.is_some(),
+        })
+    }
+
+    /// Whether the rule's sensor and zone scope take `sensor` (an id, or a pooled sensor's
+    /// pseudonym, which no rule lists), standing in `zones`.
+    fn selects<'z>(&self, sensor: &str, mut zones: impl Iterator<Item = &'z ZoneId>) -> bool {
+        (self.sensors.is_empty() || self.sensors.iter().any(|s| s.as_str() == sensor))
+            && self.zone.is_none_or(|wanted| zones.any(|z| z == wanted))
+    }
+
+    /// Feeds `reading` (of the rule's metric, about `subject`) to the subject's threshold
+    /// state; the alarm to raise or resolve when it changes.
+    fn observe(
+        &self,
+        tenant: &TenantId,
+        thresholds: &mut HashMap<(RuleId, AlarmSubject), Threshold>,
+        subject: AlarmSubject,
+        zone: Option<ZoneId>,
+        reading: &Reading,
+    ) -> Option<Action> {
+        let Value::Number(value) = reading.value else {
+            return None;
+        };
+        let hold_us = i64::try_from(self.for_s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+        let step = thresholds
+            .entry((self.rule.id.clone(), subject.clone()))
+            .or_insert_with(Threshold::new)
+            .observe(reading.time, self.op.holds(value, self.limit), hold_us);
+        match step {
+            Step::Stay => None,
+            Step::Raise => {
+                let at = match &subject {
+                    AlarmSubject::Pooled {
+                        operator, sensor, ..
+                    } => format!("{sensor} (pooled, operated by {operator})"),
+                    _ => reading.sensor.to_string(),
+                };
+                let message = format!(
+                    "{metric} = {value} {unit} {op} {limit} for ≥ {for_s} s at {at}",
+                    metric = self.metric,
+                    unit = reading.unit,
+                    op = self.op.symbol(),
+                    limit = self.limit,
+                    for_s = self.for_s,
+                );
+                Some(raise(
+                    tenant,
+                    self.rule,
+                    subject,
+                    zone,
+                    message,
+                    Some(value),
+                    reading.time,
+                ))
+            }
+            Step::Resolve => Some(Action::Resolve {
+                tenant: tenant.clone(),
+                rule: self.rule.id.clone(),
+                subject,
+                at: reading.time,
+            }),
+        }
     }
 }
 

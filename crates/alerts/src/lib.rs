@@ -8,14 +8,17 @@
 //! [`beffroi_live::Hub`]. It must not speak HTTP, hold SQL, or slow ingest: inputs are handed
 //! over without waiting ([`Alerts`]).
 //!
-//! Rules: thresholds on a metric with zone/sensor scope and a duration, gateway offline, spool
+//! Rules: thresholds on a metric with zone/sensor scope and a duration (on the tenant's own
+//! sensors and, for a `pooled` rule, on those other tenants pool with it: see [`PoolGovernor`]), gateway offline, spool
 //! gaps, security events (see [`beffroi_store::RuleCondition`]). The alarm lifecycle (open →
 //! acknowledged → cleared) is documented with [`beffroi_store::Alarm`]; acknowledging and
 //! clearing by hand go through the API, clearing when a condition ends comes from here.
 
 mod engine;
+mod pooled;
 mod runner;
 mod threshold;
 
 pub use engine::{Action, Engine};
+pub use pooled::{PoolGovernor, PoolWatch, Seen, Verdict};
 pub use runner::{AlertTask, Alerts, Clock, LEASE, LEASE_NAME, MAX_RETRIES, QUEUE, RELOAD, TICK};

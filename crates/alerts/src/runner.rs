@@ -5,6 +5,7 @@
 //! fan-out ──try_send──► inputs (bounded) ──► engine ──► actions ──► store ──► hub (live)
 //!                       ticks (1 s) ───────►   │                      │ failed: retried
 //!                       rule/registry reloads ─┘                      ▼ next tick
+//!                       agreement changes ──► pooled rules' watches (see `pooled`)
 //! ```
 //! Handing work over never waits: when the queue is full the input is dropped and counted in
 //! `beffroi_live_fanout_lagged_total`, never slowing ingest. Alarm writes that fail are kept
@@ -25,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Action, Engine};
+use crate::pooled::{Pool, PoolGovernor, Verdict};
 
 /// Inputs waiting for the engine.
 pub const QUEUE: usize = 4096;
@@ -97,6 +99,8 @@ pub struct AlertTask {
     /// This node's name as the holder of the engine's lease; `None`: a single node, which
     /// always runs the engine.
     holder: Option<String>,
+    /// Pooled rules' watches and their governor (none: own sensors only).
+    pool: Pool,
 }
 
 impl Alerts {
@@ -114,6 +118,7 @@ impl Alerts {
                 hub,
                 metrics,
                 holder: None,
+                pool: Pool::default(),
             },
         )
     }
@@ -161,6 +166,13 @@ impl AlertTask {
         self
     }
 
+    /// Lets threshold rules with a `pooled` purpose watch other tenants' sensors as far as
+    /// `governor` permits (see [`PoolGovernor`]); without it they watch their own only.
+    pub fn pooling(mut self, governor: Arc<dyn PoolGovernor>) -> Self {
+        self.pool = Pool::new(governor);
+        self
+    }
+
     /// Runs until `shutdown` fires (or every handle is dropped).
     pub async fn run(self, shutdown: CancellationToken) {
         self.run_with_clock(shutdown, Clock::start()).await;
@@ -169,9 +181,10 @@ impl AlertTask {
     /// [`AlertTask::run`] with a given clock.
     pub async fn run_with_clock(mut self, shutdown: CancellationToken, clock: Clock) {
         let mut engine = Engine::default();
+        let mut pool = std::mem::take(&mut self.pool);
         let mut retries: VecDeque<Action> = VecDeque::new();
         let mut leading = self.lead(false).await;
-        let mut loaded = leading && self.load_all(&mut engine).await;
+        let mut loaded = leading && self.load_all(&mut engine, &mut pool, &clock).await;
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reload = tokio::time::interval(RELOAD);
@@ -183,8 +196,9 @@ impl AlertTask {
                     // Apply what was already handed over, then stop.
                     while let Ok(input) = self.rx.try_recv() {
                         if leading {
-                            let actions = self.evaluate(&mut engine, input, &clock).await;
-                            self.apply_all(actions, &mut retries).await;
+                            let actions =
+                                self.evaluate(&mut engine, &mut pool, input, &clock).await;
+                            self.apply_all(actions, &mut retries, &engine, &pool).await;
                         }
                     }
                     self.resign(leading).await;
@@ -192,7 +206,9 @@ impl AlertTask {
                 }
                 input = self.rx.recv() => match input {
                     None => return,
-                    Some(input) if leading => self.evaluate(&mut engine, input, &clock).await,
+                    Some(input) if leading => {
+                        self.evaluate(&mut engine, &mut pool, input, &clock).await
+                    }
                     // Another node runs the engine: it hears of the same inputs.
                     Some(_) => Vec::new(),
                 },
@@ -210,18 +226,22 @@ impl AlertTask {
                         continue;
                     }
                     if !loaded {
-                        loaded = self.load_all(&mut engine).await;
+                        loaded = self.load_all(&mut engine, &mut pool, &clock).await;
                     }
                     let mut due: Vec<Action> = retries.drain(..).collect();
                     due.extend(engine.tick(clock.now()));
                     due
                 }
                 _ = reload.tick(), if leading => {
-                    loaded = self.load_all(&mut engine).await;
+                    loaded = self.load_all(&mut engine, &mut pool, &clock).await;
+                    Vec::new()
+                }
+                () = pool.agreements_changed(), if leading => {
+                    pool.refresh(&engine, clock.now(), &self.metrics).await;
                     Vec::new()
                 }
             };
-            self.apply_all(actions, &mut retries).await;
+            self.apply_all(actions, &mut retries, &engine, &pool).await;
         }
     }
 
@@ -267,26 +287,46 @@ impl AlertTask {
     }
 
     /// What one input asks of alarms.
-    async fn evaluate(&self, engine: &mut Engine, input: Input, clock: &Clock) -> Vec<Action> {
+    async fn evaluate(
+        &self,
+        engine: &mut Engine,
+        pool: &mut Pool,
+        input: Input,
+        clock: &Clock,
+    ) -> Vec<Action> {
         match input {
-            Input::Batch(batch) => engine.batch(&batch, clock.now()),
+            Input::Batch(batch) => {
+                let now = clock.now();
+                let mut actions = engine.batch(&batch, now);
+                actions.extend(engine.pooled(&batch, pool.watches(), now));
+                actions
+            }
             Input::Health(health) => engine.health(&health, clock.now()),
             Input::Security(event) => engine.security(&event),
             Input::RulesChanged(tenant) => {
                 self.load_tenant(engine, &tenant).await;
+                pool.refresh(engine, clock.now(), &self.metrics).await;
                 Vec::new()
             }
             Input::RegistryChanged(tenant) => {
                 self.load_sensors(engine, &tenant).await;
+                // An operator's sensors, or a beneficiary's zones, may have moved.
+                pool.refresh(engine, clock.now(), &self.metrics).await;
                 Vec::new()
             }
         }
     }
 
     /// Applies actions in order; those the store refused wait for the next tick.
-    async fn apply_all(&self, actions: Vec<Action>, retries: &mut VecDeque<Action>) {
+    async fn apply_all(
+        &self,
+        actions: Vec<Action>,
+        retries: &mut VecDeque<Action>,
+        engine: &Engine,
+        pool: &Pool,
+    ) {
         for action in actions {
-            if !self.apply(&action).await {
+            if !self.apply(&action, engine, pool).await {
                 if retries.len() >= MAX_RETRIES {
                     retries.pop_front();
                     tracing::error!("alarm retry queue full: the oldest alarm change is lost");
@@ -296,9 +336,9 @@ impl AlertTask {
         }
     }
 
-    /// Loads every tenant's rules (and what they need), then resumes from active alarms.
-    /// False when the store failed (tried again at the next tick).
-    async fn load_all(&self, engine: &mut Engine) -> bool {
+    /// Loads every tenant's rules (and what they need), resumes from active alarms and decides
+    /// the pooled rules' watches. False when the store failed (tried again at the next tick).
+    async fn load_all(&self, engine: &mut Engine, pool: &mut Pool, clock: &Clock) -> bool {
         let rules = match self.store.all_alarm_rules().await {
             Ok(rules) => rules,
             Err(error) => {
@@ -322,7 +362,9 @@ impl AlertTask {
         for tenant in known {
             engine.set_rules(&tenant, Vec::new());
         }
-        self.resume(engine, None).await
+        let resumed = self.resume(engine, None).await;
+        pool.refresh(engine, clock.now(), &self.metrics).await;
+        resumed
     }
 
     /// Reloads one tenant's rules and resumes its active alarms.
@@ -371,8 +413,23 @@ impl AlertTask {
         }
     }
 
-    /// Writes one alarm change and pushes it live; false when the store failed.
-    async fn apply(&self, action: &Action) -> bool {
+    /// Writes one alarm change and pushes it live; false when it is to be retried (the store
+    /// failed, or a pooled sensor's change could not be recorded in its operator's log). A
+    /// pooled sensor's change the policy engine now refuses is dropped and counted.
+    async fn apply(&self, action: &Action, engine: &Engine, pool: &Pool) -> bool {
+        match pool.reveal(action, engine).await {
+            Verdict::Recorded => {}
+            Verdict::Refused(reason) => {
+                self.metrics.alerts_pooled_refused.incr();
+                tracing::info!(%reason, ?action, "alarm change on a pooled sensor refused: dropped");
+                return true;
+            }
+            Verdict::Unavailable(reason) => {
+                self.metrics.alert_errors.incr();
+                tracing::warn!(%reason, "cannot record an alarm change on a pooled sensor; retrying at the next tick");
+                return false;
+            }
+        }
         let written = match action {
             Action::Raise(alarm) => self.store.raise_alarm(alarm).await.map(|raised| {
                 if raised.opened {

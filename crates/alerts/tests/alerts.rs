@@ -144,6 +144,7 @@ fn threshold() -> RuleCondition {
         op: Comparison::Gt,
         value: 50.0,
         for_s: 0,
+        pooled: None,
     }
 }
 

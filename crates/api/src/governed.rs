@@ -27,6 +27,7 @@
 //! Agreements come from the [`AgreementCache`] (at most one second old); `now` from the
 //! [`crate::clock::Clock`] of the state.
 
+mod alarms;
 mod cache;
 mod cells;
 mod export;
@@ -37,6 +38,7 @@ mod population;
 mod requester;
 mod rows;
 
+pub use alarms::PoolAlarms;
 pub use cache::{AgreementCache, REFRESH_INTERVAL};
 pub use export::{ExportFormat, MAX_EXPORT_RANGE};
 pub use live::LiveGovernor;
@@ -54,7 +56,7 @@ use axum::response::{IntoResponse, Response};
 use beffroi_audit::{AccessDetail, AuditActor, AuditKind, Channel, Digest, NewAuditEntry};
 use beffroi_policy::{decide, AccessRequest, AgreementRef, Decision, Permit, PseudonymKey};
 use beffroi_protocol::Timestamp;
-use beffroi_store::ReadingCursor;
+use beffroi_store::{ReadingCursor, Store};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -167,7 +169,7 @@ pub(crate) async fn permitted(
 /// The pseudonym key a permit needs, if it pseudonymises. An agreement that pseudonymises
 /// without a key serves nothing (409: its grantor must rotate its key).
 pub(crate) async fn permit_key(
-    state: &ApiState,
+    store: &dyn Store,
     read: &GovernedRead,
     permit: &Permit,
 ) -> Result<Option<PseudonymKey>> {
@@ -175,7 +177,7 @@ pub(crate) async fn permit_key(
         return Ok(None);
     }
     let id = &permit.agreement.id;
-    match state.store.pseudonym_key(&read.request.grantor, id).await? {
+    match store.pseudonym_key(&read.request.grantor, id).await? {
         Some(key) => Ok(Some(key)),
         None => Err(ApiError::Conflict(format!(
             "agreement {id} pseudonymises sensor ids but has no key; its grantor must rotate \
@@ -267,6 +269,16 @@ pub(crate) async fn record(
     query: Value,
     outcome: Outcome<'_>,
 ) -> Result<()> {
+    record_in(state.store.as_ref(), read, query, outcome).await
+}
+
+/// [`record`] in `store`.
+pub(crate) async fn record_in(
+    store: &dyn Store,
+    read: &GovernedRead,
+    query: Value,
+    outcome: Outcome<'_>,
+) -> Result<()> {
     let unavailable = |e: &dyn std::fmt::Display| ApiError::AuditUnavailable(e.to_string());
     let audit_ref = |a: &AgreementRef| beffroi_audit::AgreementRef {
         id: a.id.to_string(),
@@ -296,6 +308,7 @@ pub(crate) async fn record(
             beffroi_policy::Channel::Rest => Channel::Rest,
             beffroi_policy::Channel::Live => Channel::Live,
             beffroi_policy::Channel::Export => Channel::Export,
+            beffroi_policy::Channel::Alarm => Channel::Alarm,
         },
         query,
         rows,
@@ -310,8 +323,7 @@ pub(crate) async fn record(
         &detail,
     )
     .map_err(|e| unavailable(&e))?;
-    state
-        .store
+    store
         .append_audit(std::slice::from_ref(&entry))
         .await
         .map_err(|e| unavailable(&e))?;

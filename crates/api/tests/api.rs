@@ -47,6 +47,8 @@ mod governance;
 mod live;
 #[path = "api/pooling.rs"]
 mod pooling;
+#[path = "api/pooling_alarms.rs"]
+mod pooling_alarms;
 #[path = "api/retention.rs"]
 mod retention;
 #[path = "api/session.rs"]
@@ -70,7 +72,7 @@ use axum::body::Bytes;
 use axum::http::{header, Method, Request, StatusCode};
 use beffroi_alerts::Alerts;
 use beffroi_api::clock::Clock;
-use beffroi_api::governed::AgreementCache;
+use beffroi_api::governed::{AgreementCache, PoolAlarms};
 use beffroi_api::routes::dashboard::DashboardConfig;
 use beffroi_api::{router, serve, tokens, ApiState};
 use beffroi_live::{Hub, LiveConfig};
@@ -113,6 +115,9 @@ struct Harness {
     addr: SocketAddr,
     store: Arc<dyn Store>,
     live: Hub,
+    /// The alert engine (pooled rules decided by the API's governor), fed by tests as the
+    /// platform's fan-out feeds it.
+    alerts: Alerts,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     /// The API clock, in microseconds since the epoch; 0: the system clock.
@@ -266,6 +271,19 @@ impl Harness {
         metrics.ingest_broker_connected.set(1);
         let live = Hub::new(live_config, store.clone(), metrics.clone());
         let (alerts, alert_task) = Alerts::new(store.clone(), live.clone(), metrics.clone());
+        let clock = {
+            let now_us = now_us.clone();
+            Clock::new(move || match now_us.load(Ordering::SeqCst) {
+                0 => Timestamp::now(),
+                us => Timestamp::from_unix_micros(us),
+            })
+        };
+        let agreements = AgreementCache::new(store.clone());
+        let alert_task = alert_task.pooling(Arc::new(PoolAlarms::new(
+            store.clone(),
+            agreements.clone(),
+            clock.clone(),
+        )));
         let shutdown = CancellationToken::new();
         tokio::spawn(alert_task.run(shutdown.clone()));
         tokio::spawn(live.clone().maintain(shutdown.clone()));
@@ -275,17 +293,11 @@ impl Harness {
             metrics: metrics.clone(),
             ready: ready.clone(),
             live: live.clone(),
-            alerts,
+            alerts: alerts.clone(),
             dashboard: Arc::new(dashboard),
             audit_keys: Arc::new(audit::audit_keys()),
-            clock: {
-                let now_us = now_us.clone();
-                Clock::new(move || match now_us.load(Ordering::SeqCst) {
-                    0 => Timestamp::now(),
-                    us => Timestamp::from_unix_micros(us),
-                })
-            },
-            agreements: AgreementCache::new(store.clone()),
+            clock,
+            agreements,
             enrollment: Arc::new(beffroi_api::enrollment::EnrollmentSettings {
                 pin: PIN.to_owned(),
                 default_ttl: beffroi_api::enrollment::DEFAULT_TOKEN_TTL,
@@ -300,6 +312,7 @@ impl Harness {
             addr,
             store,
             live,
+            alerts,
             metrics,
             ready,
             now_us,
@@ -495,6 +508,7 @@ async fn seed_alarm(store: &dyn Store, tenant: &str) -> Result<i64> {
                 op: Comparison::Gt,
                 value: 50.0,
                 for_s: 0,
+                pooled: None,
             },
             created_at: now,
             updated_at: now,

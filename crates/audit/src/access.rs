@@ -23,6 +23,8 @@ pub enum Channel {
     Live,
     /// An export.
     Export,
+    /// An alarm raised or cleared on a pooled sensor by the grantee's alarm rule.
+    Alarm,
 }
 
 impl Channel {
@@ -32,6 +34,7 @@ impl Channel {
             Channel::Rest => "rest",
             Channel::Live => "live",
             Channel::Export => "export",
+            Channel::Alarm => "alarm",
         }
     }
 }

@@ -25,6 +25,9 @@ vocabulary!(
         Live => "live",
         /// An export.
         Export => "export",
+        /// An alarm rule of the grantee evaluated on pooled sensors: an alarm raised or
+        /// cleared reveals the reading that decided it.
+        Alarm => "alarm",
     }
 );
 

@@ -19,6 +19,8 @@
 use beffroi_protocol::{GapReason, GatewayId, MetricName, SensorId, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use beffroi_policy::Purpose;
+
 use crate::{SecurityEventKind, ZoneId};
 
 /// An alarm rule id, unique within its tenant; reuses the slug grammar.
@@ -128,6 +130,13 @@ pub enum RuleCondition {
         /// How long the condition must hold before the alarm opens.
         #[serde(default)]
         for_s: u64,
+        /// Also the sensors other tenants pool with this one, for this purpose: each operator's
+        /// readings that a pooling agreement allows this tenant to read for it, decided by the
+        /// policy engine as any read is (`zone` then means the sensors standing inside the
+        /// zone's boundary when they measured; `sensors`, ids as this tenant sees them). An
+        /// alarm about one is recorded in its operator's audit log. Absent: own sensors only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pooled: Option<Purpose>,
     },
     /// No health report nor batch from a gateway for `after_s` seconds (only gateways seen at
     /// least once). One alarm per gateway, cleared when it is heard again.
@@ -285,6 +294,17 @@ pub enum AlarmSubject {
         /// Last seq of the gap.
         last_seq: u64,
     },
+    /// One metric of a sensor another tenant operates and pools with this one (threshold
+    /// rules watching pooled sensors).
+    Pooled {
+        /// The tenant that operates the sensor.
+        operator: TenantId,
+        /// The sensor, as this tenant sees it: its id, or its pseudonym (`p_…`) when the
+        /// agreement pseudonymises.
+        sensor: String,
+        /// The metric.
+        metric: MetricName,
+    },
     /// A kind of security event, from one gateway when known (security rules).
     Security {
         /// The gateway, when the event names one.
@@ -300,6 +320,11 @@ impl AlarmSubject {
     pub fn key(&self) -> String {
         match self {
             AlarmSubject::Series { sensor, metric } => format!("series:{sensor}:{metric}"),
+            AlarmSubject::Pooled {
+                operator,
+                sensor,
+                metric,
+            } => format!("pooled:{operator}:{sensor}:{metric}"),
             AlarmSubject::Gateway { gateway } => format!("gateway:{gateway}"),
             AlarmSubject::Gap {
                 gateway,
@@ -486,6 +511,11 @@ mod tests {
                 sensor: SensorId::new("s1").expect("valid"),
                 metric: MetricName::new("air.pm25").expect("valid"),
             },
+            AlarmSubject::Pooled {
+                operator: TenantId::new("metro").expect("valid"),
+                sensor: "s1".into(),
+                metric: MetricName::new("air.pm25").expect("valid"),
+            },
             AlarmSubject::Gateway {
                 gateway: gw.clone(),
             },
@@ -505,8 +535,9 @@ mod tests {
         ]
         .map(|s| s.key());
         assert_eq!(keys[0], "series:s1:air.pm25");
-        assert_eq!(keys[2], "gap:gw-1:3-9");
-        assert_eq!(keys[4], "security:-:acl_violation");
+        assert_eq!(keys[1], "pooled:metro:s1:air.pm25");
+        assert_eq!(keys[3], "gap:gw-1:3-9");
+        assert_eq!(keys[5], "security:-:acl_violation");
         let unique: std::collections::HashSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len());
     }

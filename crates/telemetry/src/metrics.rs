@@ -210,6 +210,8 @@ metrics! {
     alarms_raised: Counter => "beffroi_alarms_raised_total", "Alarms opened.";
     alarms_resolved: Counter => "beffroi_alarms_resolved_total", "Alarms cleared automatically because their condition ended.";
     alert_errors: Counter => "beffroi_alert_store_errors_total", "Alarm writes that failed (retried at the next evaluation).";
+    alerts_pooled_watches: Gauge => "beffroi_alerts_pooled_watches", "Pooled alarm rules' watches in force: one per rule and operator whose pooling agreements permit it.";
+    alerts_pooled_refused: Counter => "beffroi_alerts_pooled_refused_total", "Alarm changes on pooled sensors not shown because the policy engine refused them when they were to be written (the agreement ended or changed meanwhile).";
     alerts_leader: Gauge => "beffroi_alerts_leader", "1 while this node runs the alert engine (the one node holding the cluster's alerts lease; always 1 on a single node), else 0.";
     cluster_relayed: Labeled ["direction"] => "beffroi_cluster_relayed_total", "Events relayed between the nodes of a cluster, by direction (sent, received, dropped: not sent because the relay fell behind or the broker refused).";
     cluster_relayed_bytes: Labeled ["direction"] => "beffroi_cluster_relayed_bytes_total", "Bytes of the events relayed between the nodes of a cluster (their JSON payloads), by direction (sent, received).";

@@ -1,10 +1,12 @@
 // Alarm rules (`#/rules`): list, create, edit, enable/disable, delete. Changing rules needs the
 // admin role; others see the list read-only. Server errors (problem+json `detail`) are shown
-// next to the form.
+// next to the form. A threshold rule may also watch the sensors pooled to the tenant under
+// one purpose (marked "pooled · <purpose>" in the list).
 
 import { errorMessage, seg } from '../api';
 import { hasRole, type Page } from '../context';
 import { h, mount } from '../dom';
+import { PURPOSES } from '../governanceTypes';
 import { getLang, t } from '../i18n';
 import {
   emptyForm,
@@ -23,8 +25,25 @@ import {
   SEVERITIES,
   type AlarmRule,
   type Items,
+  type RuleCondition,
 } from '../types';
 import { emptyRow, errorBox, loadingBox, severityBadge, uid } from '../ui';
+
+/** The choices of the pooled-sensors select: own sensors only, or also pooled for a purpose. */
+const POOLED_CHOICES: readonly RuleForm['pooled'][] = ['', ...PURPOSES];
+
+const pooledChoiceLabel = (p: RuleForm['pooled']): string =>
+  p ? t('rules.field.pooledFor', { purpose: t(`purpose.${p}`) }) : t('rules.field.pooledOwn');
+
+/** The "pooled · <purpose>" marker of a rule that also watches pooled sensors. */
+function pooledMarker(c: RuleCondition): HTMLElement | null {
+  if (c.kind !== 'threshold' || !c.pooled) return null;
+  return h(
+    'span',
+    { class: 'pill pill-pooled', 'data-testid': 'rule-pooled-marker', 'data-purpose': c.pooled },
+    t('rules.pooledMarker', { purpose: t(`purpose.${c.pooled}`) }),
+  );
+}
 
 export const rulesPage: Page = (root, ctx) => {
   let disposed = false;
@@ -89,7 +108,7 @@ export const rulesPage: Page = (root, ctx) => {
           { 'data-testid': 'rule-row', 'data-rule-id': rule.id, 'data-enabled': String(rule.enabled) },
           h('th', { scope: 'row' }, rule.name, h('br'), h('code', { class: 'muted small' }, rule.id)),
           h('td', null, severityBadge(rule.severity)),
-          h('td', null, summarize(rule.condition, lang)),
+          h('td', null, summarize(rule.condition, lang), ' ', pooledMarker(rule.condition)),
           h(
             'td',
             null,
@@ -240,6 +259,7 @@ export const rulesPage: Page = (root, ctx) => {
     const opSel = select(COMPARISONS, form.op, (o) => t(`op.${o}`), 'rule-op');
     const valueInput = text('value', 'rule-value', { inputmode: 'decimal', required: true });
     const forInput = text('forS', 'rule-for', { inputmode: 'numeric' });
+    const pooledSel = select(POOLED_CHOICES, form.pooled, pooledChoiceLabel, 'rule-pooled');
     const afterInput = text('afterS', 'rule-after', { inputmode: 'numeric' });
     const noticeInput = text('noticeDays', 'rule-notice', { inputmode: 'decimal' });
     const gatewaysInput = text('gateways', 'rule-gateways');
@@ -262,6 +282,7 @@ export const rulesPage: Page = (root, ctx) => {
         field('forS', t('rules.field.for'), forInput),
         field('zone', t('rules.field.zone'), zoneInput),
         field('sensors', t('rules.field.sensors'), sensorsInput, t('rules.field.listHelp')),
+        field('pooled', t('rules.field.pooled'), pooledSel, t('rules.field.pooledHelp')),
         registryZones,
       ),
       gateway_offline: h(
@@ -331,6 +352,7 @@ export const rulesPage: Page = (root, ctx) => {
       op: opSel.value as RuleForm['op'],
       value: valueInput.value,
       forS: forInput.value,
+      pooled: pooledSel.value as RuleForm['pooled'],
       afterS: afterInput.value,
       noticeDays: noticeInput.value,
       gateways: gatewaysInput.value,

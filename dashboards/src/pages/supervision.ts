@@ -11,10 +11,10 @@
 // - `pooled-<agreement>`: for each pooling agreement granted to the tenant, a grantee view of
 //   the operator's pooled sensors (docs/pooling.md). They are drawn on the map apart (hollow
 //   markers), keyed `operator/sensor`, and listed with their operator in the Pooled sensors
-//   panel.
+//   panel. An alarm about a pooled sensor rings its marker (matched by operator and sensor).
 // Values only mark things dirty; the DOM is updated once per animation frame.
 
-import { describeChange, worstSeverityBySensor, worstSeverityByZone } from '../alarms';
+import { alarmSensorKey, describeChange, worstSeverityBySensor, worstSeverityByZone } from '../alarms';
 import { createAlarmFeed, subjectText } from '../alarmFeed';
 import type { AlarmChangeEvent } from '../alarmStore';
 import type { Page, Registry } from '../context';
@@ -159,7 +159,7 @@ export const supervisionPage: Page = (root, ctx) => {
     zoneWorst = worstSeverityByZone(store.alarms.values(), (s) => registry?.sensorById.get(s)?.zone);
     sensorWorst = worstSeverityBySensor(store.alarms.values());
     map?.setZoneSeverities(zoneWorst);
-    if (changes.some((c) => c.after.subject.kind === 'series')) map?.renderMarkers();
+    if (changes.some((c) => alarmSensorKey(c.after.subject) !== undefined)) map?.renderMarkers();
     updateZoneBadges();
     let announced = 0;
     for (const c of changes) {

@@ -1,7 +1,8 @@
 //! The demo's pooled sensor network (docs/pooling.md): the neighbouring commune draws its
 //! boundary over the east of the demo city (the Part-Dieu zone), and the demo tenant pools
 //! every sensor standing inside it to the commune, raw and live, for a year. Signed in with
-//! the commune's token, the dashboard's Supervision page shows those sensors as pooled.
+//! the commune's token, the dashboard's Supervision page shows those sensors as pooled, and
+//! the commune's own alarm rule watches their PM2.5.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,8 @@ use beffroi_policy::{
     Action, Agreement, AgreementId, Field, Function, Grantee, Purpose, SpatialLevel, State, Target,
     TermSet, UnknownTerms,
 };
-use beffroi_protocol::{TenantId, Timestamp};
-use beffroi_store::{Store, Zone, ZoneId};
+use beffroi_protocol::{MetricName, TenantId, Timestamp};
+use beffroi_store::{AlarmRule, Comparison, RuleCondition, RuleId, Severity, Store, Zone, ZoneId};
 
 use super::CENTRE;
 use crate::admin;
@@ -86,5 +87,27 @@ pub(super) async fn pool_with_neighbour(
         store.create_agreement(&agreement, None, now).await
     })
     .await?;
+    store
+        .create_alarm_rule(&AlarmRule {
+            tenant: neighbour.clone(),
+            id: RuleId::new("pm25-pooled")?,
+            name:
+                "PM2.5 above 15 µg/m³ (WHO 24-h guideline) for 1 min in the commune, pooled sensors"
+                    .into(),
+            severity: Severity::Warning,
+            enabled: true,
+            condition: RuleCondition::Threshold {
+                metric: MetricName::new("air.pm25")?,
+                zone: Some(ZoneId::new(BOUNDARY)?),
+                sensors: Vec::new(),
+                op: Comparison::Gt,
+                value: 15.0,
+                for_s: 60,
+                pooled: Some(Purpose::EnvironmentalMonitoring),
+            },
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
     Ok(())
 }

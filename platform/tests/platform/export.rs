@@ -249,6 +249,7 @@ async fn seed(source: &Instance) {
                 op: Comparison::Gt,
                 value: 50.5,
                 for_s: 600,
+                pooled: None,
             },
             created_at: Timestamp::from_unix_micros(T0),
             updated_at: Timestamp::from_unix_micros(T0 + 1),

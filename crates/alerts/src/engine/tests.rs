@@ -44,6 +44,7 @@ fn pm25_over(value: f64, for_s: u64, zone: Option<&str>) -> RuleCondition {
         op: Comparison::Gt,
         value,
         for_s,
+        pooled: None,
     }
 }
 
@@ -494,4 +495,120 @@ fn security_events_raise_for_their_tenant_and_kinds_only() {
     assert!(engine
         .security(&event(None, SecurityEventKind::AclViolation))
         .is_empty());
+}
+
+/// A pool watch that admits the readings of `operator`'s sensors listed in `admitted`, under
+/// the id the beneficiary sees, standing in zone `z1`.
+#[derive(Debug)]
+struct Admitting {
+    rule: RuleId,
+    operator: TenantId,
+    admitted: Vec<(&'static str, &'static str)>,
+}
+
+impl PoolWatch for Admitting {
+    fn beneficiary(&self) -> &TenantId {
+        static LYON: std::sync::OnceLock<TenantId> = std::sync::OnceLock::new();
+        LYON.get_or_init(tenant)
+    }
+    fn rule(&self) -> &RuleId {
+        &self.rule
+    }
+    fn operator(&self) -> &TenantId {
+        &self.operator
+    }
+    fn admit(&self, reading: &Reading, _now: Timestamp) -> Option<crate::Seen> {
+        let (_, seen) = self
+            .admitted
+            .iter()
+            .find(|(sensor, _)| reading.sensor.as_str() == *sensor)?;
+        Some(crate::Seen {
+            sensor: (*seen).to_owned(),
+            zones: vec![ZoneId::new("z1").unwrap()],
+        })
+    }
+}
+
+/// PM2.5 over `value` in zone `z1`, pooled sensors included.
+fn pooled_pm25_over(value: f64) -> RuleCondition {
+    let mut condition = pm25_over(value, 0, Some("z1"));
+    if let RuleCondition::Threshold { pooled, .. } = &mut condition {
+        *pooled = Some(beffroi_policy::Purpose::EnvironmentalMonitoring);
+    }
+    condition
+}
+
+fn operator_batch(operator: &TenantId, readings: &[(&str, f64, i64)]) -> CommitBatch {
+    CommitBatch {
+        tenant: operator.clone(),
+        ..batch("gw-op", readings)
+    }
+}
+
+#[test]
+fn a_pooled_rule_sees_only_what_its_watch_admits_under_the_id_it_sees() {
+    let metro = TenantId::new("metro").unwrap();
+    let mut engine = Engine::default();
+    engine.set_rules(
+        &tenant(),
+        vec![
+            rule("pooled", pooled_pm25_over(10.0)),
+            rule("own", pm25_over(10.0, 0, None)),
+        ],
+    );
+    assert_eq!(engine.pooled_rules().len(), 1);
+    let watches: Vec<Arc<dyn PoolWatch>> = vec![
+        Arc::new(Admitting {
+            rule: RuleId::new("pooled").unwrap(),
+            operator: metro.clone(),
+            admitted: vec![("a", "p_a")],
+        }),
+        // A watch of the own-sensors rule, or on another operator, sees nothing here.
+        Arc::new(Admitting {
+            rule: RuleId::new("own").unwrap(),
+            operator: metro.clone(),
+            admitted: vec![("a", "a"), ("b", "b")],
+        }),
+        Arc::new(Admitting {
+            rule: RuleId::new("pooled").unwrap(),
+            operator: TenantId::new("other").unwrap(),
+            admitted: vec![("b", "b")],
+        }),
+    ];
+    let over = operator_batch(&metro, &[("a", 20.0, 1), ("b", 20.0, 1)]);
+    assert!(engine.batch(&over, at(1)).is_empty(), "not lyon's batch");
+    let actions = engine.pooled(&over, &watches, at(1));
+    let alarms = raised(&actions);
+    assert_eq!(alarms.len(), 1, "{actions:?}");
+    let subject = AlarmSubject::Pooled {
+        operator: metro.clone(),
+        sensor: "p_a".into(),
+        metric: MetricName::new("air.pm25").unwrap(),
+    };
+    assert_eq!(alarms[0].tenant, tenant());
+    assert_eq!(alarms[0].rule.as_str(), "pooled");
+    assert_eq!(alarms[0].subject, subject);
+    assert_eq!(alarms[0].zone, Some(ZoneId::new("z1").unwrap()));
+    assert!(
+        alarms[0]
+            .message
+            .ends_with("at p_a (pooled, operated by metro)"),
+        "{}",
+        alarms[0].message
+    );
+    let under = operator_batch(&metro, &[("a", 5.0, 2)]);
+    assert_eq!(
+        resolved(&engine.pooled(&under, &watches, at(2))),
+        [&subject]
+    );
+
+    // After a restart, the active pooled alarm is resumed: not raised twice, resolved once.
+    let mut engine = Engine::default();
+    engine.set_rules(&tenant(), vec![rule("pooled", pooled_pm25_over(10.0))]);
+    engine.resume(&[active_alarm(subject.clone(), "pooled")]);
+    assert!(engine.pooled(&over, &watches, at(3)).is_empty());
+    assert_eq!(
+        resolved(&engine.pooled(&under, &watches, at(4))),
+        [&subject]
+    );
 }

@@ -157,7 +157,7 @@ pub(crate) async fn shared_cells(
 ) -> Result<SharedCells> {
     let transforms = &permit.transforms;
     let grantor = &read.request.grantor;
-    let key = permit_key(state, read, &permit).await?;
+    let key = permit_key(state.store.as_ref(), read, &permit).await?;
     let mut answer = SharedCells {
         grantor: grantor.clone(),
         agreement: permit.agreement.clone(),

@@ -199,7 +199,7 @@ impl RawExport {
         now: Timestamp,
     ) -> Result<Self> {
         let grantor = &read.request.grantor;
-        let key = permit_key(state, &read, &permit).await?;
+        let key = permit_key(state.store.as_ref(), &read, &permit).await?;
         let registry = Registry::load(
             state.store.as_ref(),
             grantor,

@@ -37,7 +37,7 @@ use super::{
 use crate::ApiState;
 
 /// How far ahead a live view's request reaches: its agreement's `not_after` ends it sooner.
-const LIVE_HORIZON: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(super) const LIVE_HORIZON: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How long the population of a delayed view's permit is reused: a sensor that joins the
 /// agreement's target reaches its delayed views within this time (one that leaves it is
@@ -195,7 +195,7 @@ impl Governor for LiveGovernor {
             Decision::Permit(permit) => permit,
         };
         let agreement = permit.agreement.clone();
-        let key = match super::permit_key(&self.state, &read, &permit).await {
+        let key = match super::permit_key(self.state.store.as_ref(), &read, &permit).await {
             Ok(key) => key,
             Err(error) => return Err(Refusal::denied("no_key", error.to_string())),
         };

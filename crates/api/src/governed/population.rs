@@ -78,10 +78,18 @@ pub(crate) async fn territories(
 
 /// The areas of the territories `scope` names among `zones` (the requester's).
 pub(crate) fn territories_in(zones: Vec<Zone>, scope: &Scope) -> Territories {
+    areas_of(
+        zones
+            .into_iter()
+            .filter(|z| scope.territories.contains(&z.id)),
+    )
+}
+
+/// The areas of `zones` that have a boundary.
+pub(crate) fn areas_of(zones: impl IntoIterator<Item = Zone>) -> Territories {
     Territories::new(
         zones
             .into_iter()
-            .filter(|z| scope.territories.contains(&z.id))
             .filter_map(|z| Some((z.id, Area::from_geojson(&z.geometry)?))),
     )
 }

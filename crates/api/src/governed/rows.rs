@@ -52,7 +52,7 @@ pub(crate) async fn raw_rows(
 ) -> Result<Body> {
     let transforms = &permit.transforms;
     let grantor = &read.request.grantor;
-    let key = permit_key(state, read, &permit).await?;
+    let key = permit_key(state.store.as_ref(), read, &permit).await?;
     let mut page = SharedRows {
         grantor: grantor.clone(),
         agreement: permit.agreement.clone(),

@@ -6,6 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use beffroi_audit::AuditKind;
+use beffroi_policy::Area;
 use beffroi_protocol::Timestamp;
 use beffroi_store::{AlarmRule, Role, RuleCondition, RuleId, Severity};
 use serde::Deserialize;
@@ -174,13 +175,21 @@ async fn validated(
     };
     rule.validate().map_err(ApiError::BadRequest)?;
     if let RuleCondition::Threshold {
-        zone: Some(zone), ..
+        zone: Some(zone),
+        pooled,
+        ..
     } = &rule.condition
     {
         let zones = state.store.list_zones(&caller.tenant).await?;
-        if !zones.iter().any(|z| &z.id == zone) {
+        let Some(found) = zones.iter().find(|z| &z.id == zone) else {
             return Err(ApiError::bad_request(format!(
                 "condition.zone: {zone} does not exist in this tenant"
+            )));
+        };
+        if pooled.is_some() && Area::from_geojson(&found.geometry).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "condition.zone: {zone} has no boundary (a GeoJSON polygon), so no pooled \
+                 sensor can stand in it"
             )));
         }
     }

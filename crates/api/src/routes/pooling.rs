@@ -4,10 +4,11 @@
 //! One row per pooling agreement and period: the beneficiary, the pooled **sensors** (the
 //! operator's sensors that stood inside the agreement's target at some time of the period
 //! while the agreement pooled it: its validity window, placements included), the
-//! **accesses** permitted under the agreement (REST reads, exports and live views, each
-//! opening and closing counted once per entry), the **readings served** (rows of those
-//! accesses: a REST page's rows, an export's and a live view's values at their closing
-//! entry) and the accesses **denied** that named the agreement.
+//! **accesses** permitted under the agreement (REST reads, exports, live views — each
+//! opening and closing counted once per entry — and alarm changes on pooled sensors), the
+//! **readings served** (rows of those accesses: a REST page's rows, an export's and a live
+//! view's values at their closing entry, one per alarm change) and the accesses **denied**
+//! that named the agreement.
 //!
 //! The figures come from the operator's own audit log, the tamper-evident record of every
 //! access decision, so a report can be checked against it line by line. Reading it is an

@@ -443,7 +443,7 @@ pub async fn sensors(
 async fn registry(state: &ApiState, read: &GovernedRead, permit: Permit) -> Result<Body> {
     let grantor = &read.request.grantor;
     let transforms = &permit.transforms;
-    let key = governed::permit_key(state, read, &permit).await?;
+    let key = governed::permit_key(state.store.as_ref(), read, &permit).await?;
     let registry = Registry::load(
         state.store.as_ref(),
         grantor,

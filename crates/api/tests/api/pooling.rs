@@ -17,19 +17,19 @@ use super::*;
 
 on_each_backend!(three_tenants_share_a_pooled_network_by_territory);
 
-const METRO: &str = "metro";
-const WEST: &str = "villeurbanne";
-const EAST: &str = "vaulx";
-const PURPOSE: &str = "environmental_monitoring";
+pub(super) const METRO: &str = "metro";
+pub(super) const WEST: &str = "villeurbanne";
+pub(super) const EAST: &str = "vaulx";
+pub(super) const PURPOSE: &str = "environmental_monitoring";
 
 /// Admin tokens of the three tenants, created with them.
-struct Parties {
-    metro: String,
-    west: String,
-    east: String,
+pub(super) struct Parties {
+    pub(super) metro: String,
+    pub(super) west: String,
+    pub(super) east: String,
 }
 
-fn minutes(t: Timestamp, n: i64) -> Timestamp {
+pub(super) fn minutes(t: Timestamp, n: i64) -> Timestamp {
     Timestamp::from_unix_micros(t.unix_micros() + n * MINUTE_US)
 }
 
@@ -38,7 +38,7 @@ fn square(x0: f64, x1: f64) -> Value {
            "coordinates": [[[x0, 45.70], [x1, 45.70], [x1, 45.80], [x0, 45.80], [x0, 45.70]]]})
 }
 
-async fn parties(h: &Harness) -> Result<Parties> {
+pub(super) async fn parties(h: &Harness) -> Result<Parties> {
     for (id, name) in [
         (METRO, "Métropole"),
         (WEST, "Villeurbanne"),
@@ -61,7 +61,13 @@ async fn parties(h: &Harness) -> Result<Parties> {
 }
 
 /// Places (or moves) one of `metro`'s sensors at longitude `lon`, from `at`.
-async fn place(h: &Harness, p: &Parties, sensor: &str, lon: f64, at: Timestamp) -> Result<()> {
+pub(super) async fn place(
+    h: &Harness,
+    p: &Parties,
+    sensor: &str,
+    lon: f64,
+    at: Timestamp,
+) -> Result<()> {
     let body = json!({"kind": "air", "lat": 45.75, "lon": lon, "placed_at": ts(at)});
     let put = h
         .put_json(&format!("/api/v1/sensors/{sensor}"), &p.metro, &body)
@@ -73,7 +79,18 @@ async fn place(h: &Harness, p: &Parties, sensor: &str, lon: f64, at: Timestamp) 
 
 /// `metro`'s pooling agreement with `commune`: raw rows of `air.*` of the sensors standing in
 /// the commune's zone `commune`, from `from` on.
-async fn pool(h: &Harness, p: &Parties, commune: &str, from: Timestamp) -> Result<()> {
+pub(super) async fn pool(h: &Harness, p: &Parties, commune: &str, from: Timestamp) -> Result<()> {
+    pool_with(h, p, commune, from, false).await
+}
+
+/// [`pool`], with sensor ids pseudonymised or not.
+pub(super) async fn pool_with(
+    h: &Harness,
+    p: &Parties,
+    commune: &str,
+    from: Timestamp,
+    pseudonymise: bool,
+) -> Result<()> {
     let agreement = json!({
         "id": format!("pool-{commune}"), "grantee": format!("tenant:{commune}"),
         "state": "active", "pooling": true,
@@ -81,7 +98,8 @@ async fn pool(h: &Harness, p: &Parties, commune: &str, from: Timestamp) -> Resul
         "purposes": [PURPOSE], "action": "read_raw",
         "target": { "metrics": ["air.*"], "territories": ["commune"] },
         "functions": ["avg"], "k": 1, "spatial_level": "sensor",
-        "pseudonymise": false, "fields": ["time", "value", "metric", "sensor"], "embargo_s": 0
+        "pseudonymise": pseudonymise, "fields": ["time", "value", "metric", "sensor"],
+        "embargo_s": 0
     });
     let created = h
         .post_json("/api/v1/agreements", &p.metro, &agreement)
@@ -90,31 +108,37 @@ async fn pool(h: &Harness, p: &Parties, commune: &str, from: Timestamp) -> Resul
     Ok(())
 }
 
-/// Commits one batch of `metro`'s (one `air.no2` reading per sensor at `time`) and fans it
-/// out, as the ingest does.
+/// Commits one batch of `metro`'s (one `air.no2` reading per sensor at `time`, valued `seq`)
+/// and fans it out, as the ingest does.
 async fn commit(h: &Harness, seq: u64, sensors: &[&str], time: Timestamp) -> Result<()> {
+    commit_valued(h, METRO, seq, sensors, time, seq as f64).await
+}
+
+/// A batch of `tenant`'s (gateway `gw-<tenant>`) with one `air.no2` reading per sensor at
+/// `time`, all valued `value`, committed and fanned out to live views and the alert engine.
+pub(super) async fn commit_valued(
+    h: &Harness,
+    tenant: &str,
+    seq: u64,
+    sensors: &[&str],
+    time: Timestamp,
+    value: f64,
+) -> Result<()> {
     let batch = CommitBatch {
-        tenant: TenantId::new(METRO)?,
-        gateway: GatewayId::new("gw-metro")?,
+        tenant: TenantId::new(tenant)?,
+        gateway: GatewayId::new(format!("gw-{tenant}"))?,
         seq,
-        key_id: KeyId::new("k-metro")?,
+        key_id: KeyId::new(format!("k-{tenant}"))?,
         signature: [0; 64],
         received_at: Timestamp::now(),
         readings: sensors
             .iter()
-            .map(|s| {
-                reading(
-                    s,
-                    "air.no2",
-                    "ug/m3",
-                    time,
-                    ReadingValue::Number(seq as f64),
-                )
-            })
+            .map(|s| reading(s, "air.no2", "ug/m3", time, ReadingValue::Number(value)))
             .collect(),
     };
     h.store.commit(std::slice::from_ref(&batch)).await?;
     h.live.batch_committed(&batch);
+    h.alerts.batch_committed(Arc::new(batch));
     Ok(())
 }
 

@@ -26,6 +26,7 @@ pub fn pm25_rule(t: &str, id: &str) -> AlarmRule {
             op: Comparison::Gt,
             value: 50.5,
             for_s: 600,
+            pooled: None,
         },
         created_at: at(T0),
         updated_at: at(T0),
@@ -145,6 +146,7 @@ pub async fn rules_crud(store: Arc<dyn Store>) {
             op: Comparison::Lt,
             value: f64::NAN,
             for_s: 0,
+            pooled: None,
         },
         ..pm25_rule("lyon", "nan")
     };
@@ -174,6 +176,7 @@ pub async fn rules_crud(store: Arc<dyn Store>) {
             op: Comparison::Ge,
             value: -3.25,
             for_s: 0,
+            pooled: None,
         },
         created_at: at(T0 + 999 * SEC),
         updated_at: at(T0 + 60 * SEC),

@@ -305,6 +305,7 @@ pub async fn previous_release_reads_back(db: Database) {
                 op: Comparison::Gt,
                 value: 50.5,
                 for_s: 600,
+                pooled: None,
             },
             created_at: at(T0),
             updated_at: at(T0),

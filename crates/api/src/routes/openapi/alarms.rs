@@ -91,7 +91,12 @@ pub(super) fn schemas() -> Map<String, Value> {
                 "op": { "type": "string", "enum": ["gt", "ge", "lt", "le"] },
                 "value": { "type": "number" },
                 "for_s": { "type": "integer", "minimum": 0, "maximum": 604800, "default": 0,
-                    "description": "Seconds of measurement time the condition must hold." } } },
+                    "description": "Seconds of measurement time the condition must hold." },
+                "pooled": { "allOf": [schema_ref("Purpose")],
+                    "description": "Also watch the sensors other tenants pool with this one, \
+                        for this purpose: the readings a pooling agreement allows for it \
+                        (`zone`: those standing inside the zone's boundary). Each alarm about \
+                        one is recorded in its operator's audit log. Absent: own sensors only." } } },
             { "type": "object", "title": "gateway_offline", "additionalProperties": false,
               "required": ["kind", "after_s"],
               "properties": { "kind": { "const": "gateway_offline" },
@@ -129,9 +134,12 @@ pub(super) fn schemas() -> Map<String, Value> {
                 "enabled": { "type": "boolean" }, "condition": schema_ref("RuleCondition"),
                 "created_at": time, "updated_at": time } },
         "AlarmSubject": { "type": "object", "required": ["kind"],
-            "description": "series {sensor, metric}, gateway {gateway}, gap {gateway, first_seq, last_seq} or security {gateway?, event}.",
-            "properties": { "kind": { "type": "string", "enum": ["series", "gateway", "gap", "security"] },
-                "sensor": schema_ref("Slug"), "metric": schema_ref("MetricName"),
+            "description": "series {sensor, metric}, pooled {operator, sensor, metric} (a sensor another tenant operates and pools with this one; its id as this tenant sees it), gateway {gateway}, gap {gateway, first_seq, last_seq} or security {gateway?, event}.",
+            "properties": { "kind": { "type": "string", "enum": ["series", "pooled", "gateway", "gap", "security"] },
+                "operator": schema_ref("Slug"),
+                "sensor": { "type": "string", "description": "A sensor id; for a pooled \
+                    subject, its pseudonym `p_…` when the agreement pseudonymises." },
+                "metric": schema_ref("MetricName"),
                 "gateway": schema_ref("Slug"), "first_seq": { "type": "integer" },
                 "last_seq": { "type": "integer" }, "event": { "type": "string" } } },
         "AlarmAction": { "type": "object", "required": ["at", "by", "comment"],
