@@ -194,7 +194,7 @@ export function formToAgreement(form: AgreementForm): AgreementFormResult {
   const territories = slugs('territories');
   if (form.pooling && form.granteeKind !== 'tenant') err('granteeKind', 'agr.err.poolingGrantee');
   if (territories.length && !form.pooling) err('territories', 'agr.err.territoriesPooling');
-  else if (territories.length && form.action !== 'read_raw') err('territories', 'agr.err.territoriesRaw');
+  else if (territories.length && form.action !== 'read_raw' && form.spatialLevel !== 'sensor') err('territories', 'agr.err.territoriesRaw');
 
   if (form.purposes.length === 0) err('purposes', 'agr.err.purposes');
   if (form.functions.length === 0) err('functions', 'agr.err.functions');

@@ -200,9 +200,10 @@ describe('pooling agreements', () => {
     expect(fields({ ...pooling(), granteeKind: 'partner', granteeId: 'air-lab' })).toEqual(['granteeKind']);
     expect(fields({ ...pooling(), pooling: false })).toEqual(['territories']);
     expect(fields({ ...pooling(), territories: 'Not A Slug' })).toEqual(['territories']);
-    expect(fields({ ...aggregateForm(), granteeKind: 'tenant', granteeId: 'vaulx', pooling: true, territories: 'commune' })).toEqual([
-      'territories',
-    ]);
+    const zoneCells = { ...aggregateForm(), granteeKind: 'tenant' as const, granteeId: 'vaulx', pooling: true, territories: 'commune' };
+    expect(fields(zoneCells)).toEqual(['territories']);
+    // Sensor cells may be pooled by territory (each kept only if its sensor stood inside).
+    expect(fields({ ...zoneCells, spatialLevel: 'sensor', k: '1' })).toEqual([]);
     expect(serverFieldErrors('invalid agreement: target.territories: read_raw only')[0]?.field).toBe('territories');
   });
 });

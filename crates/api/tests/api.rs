@@ -47,6 +47,8 @@ mod governance;
 mod live;
 #[path = "api/pooling.rs"]
 mod pooling;
+#[path = "api/pooling_aggregates.rs"]
+mod pooling_aggregates;
 #[path = "api/pooling_alarms.rs"]
 mod pooling_alarms;
 #[path = "api/retention.rs"]

@@ -15,7 +15,7 @@
 //! | `fields` | required for `read_raw`, refused for `read_aggregate`; no `gateway` when pseudonymising |
 //! | `prohibitions[i].target` | metrics not empty; no tags, no territories |
 //! | `pooling` | the grantee is another tenant (the beneficiary) |
-//! | `target.territories` | pooling agreements of `read_raw` only (aggregate cells are cut by zone where the data is, which cannot follow a sensor across territories) |
+//! | `target.territories` | pooling agreements only; raw rows, or aggregates per sensor (zone cells are cut by the operator's zones, which cannot follow a sensor across territories) |
 
 use std::fmt;
 
@@ -185,10 +185,12 @@ impl Agreement {
                 ),
             );
             report.check(
-                self.target.territories.is_empty() || self.action == Action::ReadRaw,
+                self.target.territories.is_empty()
+                    || self.action == Action::ReadRaw
+                    || self.spatial_level == SpatialLevel::Sensor,
                 "target.territories",
                 Problem::Contradiction(
-                    "territories place each reading where its sensor stood: read_raw only; pool aggregates by tag or sensor list",
+                    "territories place each reading where its sensor stood: raw rows or aggregates per sensor (spatial_level sensor); zone cells are cut by the operator's zones",
                 ),
             );
         } else {

@@ -6,6 +6,11 @@
 //! A unit of the scope that had data in a bucket but whose value may not be published is
 //! listed with `"suppressed": true` and no value. Totals are over every unit of the grid
 //! (they are what the suppression protected). Zone cells leave out sensors without a zone.
+//!
+//! A pooling permit by territory (sensor cells only, `docs/pooling.md`) keeps a fine cell only
+//! if its sensor stood inside the territories for the whole of the cell's fine bucket: a cell
+//! never mixes readings measured inside with readings measured outside, so a sensor that
+//! crossed a boundary during a bucket has no cell for it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +18,7 @@ use beffroi_formats::csv::write_record;
 use beffroi_formats::senml::number_text;
 use beffroi_policy::{
     pseudonym, suppress, Aggregation, AgreementRef, Cell, CellStats, Function, Permit, Purpose,
-    SpatialLevel, Values,
+    Selection, SpatialLevel, TimeRange, Values,
 };
 use beffroi_protocol::{MetricName, SensorId, TenantId, Timestamp};
 use beffroi_store::{CellQuery, CellRow, CellUnit};
@@ -203,8 +208,18 @@ pub(crate) async fn shared_cells(
             },
         })
         .await?;
+    let placed = matches!(aggregation.grid.territories, Selection::Only(_));
+    let fine_us = i64::from(fine.width_s) * MICROS_PER_SECOND;
     let mut by_metric: BTreeMap<MetricName, Vec<Cell<SensorId>>> = BTreeMap::new();
     for row in rows {
+        let bucket = TimeRange::new(
+            row.bucket,
+            Timestamp::from_unix_micros(row.bucket.unix_micros().saturating_add(fine_us)),
+        );
+        if placed && !registry.admits_throughout(&aggregation.grid, &row.metric, &row.unit, bucket)
+        {
+            continue;
+        }
         by_metric
             .entry(row.metric.clone())
             .or_default()
@@ -217,8 +232,11 @@ pub(crate) async fn shared_cells(
     for (metric, cells) in by_metric {
         let publication = suppress(&cells, aggregation)
             .map_err(|e| ApiError::Conflict(format!("cannot publish {metric}: {e}")))?;
+        // A placed grid is the scope itself (sensor cells have k = 1): its cells are in it.
+        let placed_units: BTreeSet<&SensorId> = cells.iter().map(|c| &c.unit).collect();
         let in_scope = |unit: &SensorId| match aggregation.spatial_level {
             SpatialLevel::Zone => transforms.scope.zones.contains(unit),
+            SpatialLevel::Sensor if placed => placed_units.contains(unit),
             SpatialLevel::Sensor => registry.admits(&transforms.scope, &metric, unit),
         };
         let mut published = BTreeSet::new();

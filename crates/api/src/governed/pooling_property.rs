@@ -1,9 +1,10 @@
-//! Property test of pooled reads: over random placement histories, pooling agreements
+//! Property tests of pooled reads: over random placement histories, pooling agreements
 //! (any grantee, state, window, territory, tag and sensor terms) and decision instants, no
 //! reading reaches a tenant that is not a beneficiary of it — one with a pooling agreement of
 //! the operator, in force at the decision, whose period holds the reading's time and whose
 //! target holds its sensor and, when it names territories, the place the sensor stood when
-//! the reading was measured.
+//! the reading was measured. And an aggregate's sensor cell is kept only when its sensor
+//! stood inside the target for the whole of the cell's bucket.
 //!
 //! The read is the governed read path's own: [`decide`], then the [`Registry`] built as a
 //! REST read builds it (placements placed in the requester's zones) and
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 
 use beffroi_policy::{
     decide, AccessRequest, Action, Agreement, AgreementId, Channel, Decision, Field, Function,
-    Grantee, MetricPattern, Purpose, Read, SensorTag, SpatialLevel, State, Target, TermSet,
+    Grantee, MetricPattern, Permit, Purpose, Read, SensorTag, SpatialLevel, State, Target, TermSet,
     TimeRange, UnknownTerms, ZoneId,
 };
 use beffroi_protocol::{MetricName, SensorId, TenantId, Timestamp};
@@ -191,9 +192,7 @@ impl Case {
 
     /// Oracle: whether `requester` is a beneficiary of sensor `s`'s reading at `time`.
     fn beneficiary(&self, requester: &str, s: usize, time: Timestamp) -> bool {
-        let (x0, x1, y0, y1) = bounds(requester);
         self.agreements.iter().any(|a| {
-            let target = &a.target;
             a.grantor.as_str() == OPERATOR
                 && a.grantee == Grantee::Tenant(tenant(requester))
                 && a.state == State::Active
@@ -201,14 +200,35 @@ impl Case {
                 && at(self.now) < a.not_after
                 && a.not_before <= time
                 && time < a.not_after
-                && (target.sensors.is_empty()
-                    || target.sensors.iter().any(|t| t.as_str() == SENSORS[s]))
-                && (target.tags.is_empty() || self.tagged[s])
-                && (target.territories.is_empty()
-                    || self
-                        .position(s, time)
-                        .is_some_and(|(x, y)| x0 <= x && x < x1 && y0 <= y && y < y1))
+                && self.targeted(a, requester, s, time)
         })
+    }
+
+    /// Oracle: whether `agreement`'s target holds sensor `s` at `time` for `requester`.
+    fn targeted(&self, agreement: &Agreement, requester: &str, s: usize, time: Timestamp) -> bool {
+        let (x0, x1, y0, y1) = bounds(requester);
+        let target = &agreement.target;
+        (target.sensors.is_empty() || target.sensors.iter().any(|t| t.as_str() == SENSORS[s]))
+            && (target.tags.is_empty() || self.tagged[s])
+            && (target.territories.is_empty()
+                || self
+                    .position(s, time)
+                    .is_some_and(|(x, y)| x0 <= x && x < x1 && y0 <= y && y < y1))
+    }
+
+    /// Oracle: whether `agreement`'s target holds sensor `s` at every time of `range` (its
+    /// start and every move inside it: positions change only there).
+    fn targeted_throughout(
+        &self,
+        agreement: &Agreement,
+        requester: &str,
+        s: usize,
+        range: TimeRange,
+    ) -> bool {
+        let moves = self.histories[s].iter().map(|(hour, _)| at(*hour));
+        std::iter::once(range.from)
+            .chain(moves.filter(|t| range.from < *t && *t < range.to))
+            .all(|time| self.targeted(agreement, requester, s, time))
     }
 }
 
@@ -230,16 +250,35 @@ fn request(requester: &str) -> AccessRequest {
     }
 }
 
+/// The permit `requester` gets in `case`, and the registry its read builds.
+fn permitted(case: &Case, requester: &str) -> Option<(Permit, Registry)> {
+    let Decision::Permit(permit) = decide(&request(requester), &case.agreements, at(case.now))
+    else {
+        return None;
+    };
+    let territories = territories_in(vec![zone_of(requester)], permit.transforms.population());
+    let registry = Registry::new(case.sensors(), &case.placements(), &territories);
+    Some((permit, registry))
+}
+
+fn no2() -> MetricName {
+    MetricName::new("air.no2").expect("metric")
+}
+
+/// Half-hours `from..from + width`.
+fn half_hours(from: i64, width: i64) -> TimeRange {
+    let half = |n: i64| Timestamp::from_unix_micros(n * HOUR / 2);
+    TimeRange::new(half(from), half(from + width))
+}
+
 /// What reached `requester` in `case`: `(sensor index, time)` of every reading admitted,
 /// among one per sensor every half hour (on the hour too: when sensors move and windows turn).
 fn served(case: &Case, requester: &str) -> Vec<(usize, Timestamp)> {
     let now = at(case.now);
-    let Decision::Permit(permit) = decide(&request(requester), &case.agreements, now) else {
+    let Some((permit, registry)) = permitted(case, requester) else {
         return Vec::new();
     };
-    let territories = territories_in(vec![zone_of(requester)], permit.transforms.population());
-    let registry = Registry::new(case.sensors(), &case.placements(), &territories);
-    let metric = MetricName::new("air.no2").expect("metric");
+    let metric = no2();
     let mut reached = Vec::new();
     for (s, id) in SENSORS.iter().enumerate() {
         let sensor = SensorId::new(*id).expect("sensor");
@@ -267,6 +306,37 @@ proptest! {
                     case.beneficiary(requester, s, time),
                     "{requester} got {}'s reading of {time}", SENSORS[s]
                 );
+            }
+        }
+    }
+
+    /// A sensor cell of a pooled aggregate (`governed::cells`) is kept only when its sensor
+    /// stood inside the permit's target for the whole of the cell's bucket.
+    #[test]
+    fn a_cell_is_kept_only_if_its_sensor_stood_inside_all_through_its_bucket(
+        case in case(),
+        from in 0i64..28,
+        width in 1i64..8,
+    ) {
+        let bucket = half_hours(from, width);
+        for requester in TENANTS {
+            let Some((permit, registry)) = permitted(&case, requester) else {
+                continue;
+            };
+            let agreement = case
+                .agreements
+                .iter()
+                .find(|a| a.grantor.as_str() == OPERATOR && a.id == permit.agreement.id)
+                .expect("the permitting agreement");
+            for (s, id) in SENSORS.iter().enumerate() {
+                let sensor = SensorId::new(*id).expect("sensor");
+                let scope = permit.transforms.population();
+                if registry.admits_throughout(scope, &no2(), &sensor, bucket) {
+                    prop_assert!(
+                        case.targeted_throughout(agreement, requester, s, bucket),
+                        "{requester} got a cell of {id} over {bucket:?}"
+                    );
+                }
             }
         }
     }
@@ -298,6 +368,16 @@ fn a_sensor_crossing_the_boundary_changes_sides_at_its_move() {
     assert_eq!(hours("west"), [0, 1, 2, 3, 4]);
     assert_eq!(hours("east"), [5, 6, 7, 8, 9, 10], "up to now, 11 h");
     assert!(served(&case, "north").is_empty());
+    // Its cells: each commune's on its side, neither the one it crossed in.
+    let s1 = SensorId::new("s1").expect("sensor");
+    let kept = |requester, from, width| {
+        let (permit, registry) = permitted(&case, requester).expect("permit");
+        let scope = permit.transforms.population();
+        registry.admits_throughout(scope, &no2(), &s1, half_hours(from, width))
+    };
+    assert!(kept("west", 8, 2) && !kept("east", 8, 2), "hour 4");
+    assert!(!kept("west", 9, 2) && !kept("east", 9, 2), "4:30 to 5:30");
+    assert!(!kept("west", 10, 2) && kept("east", 10, 2), "hour 5");
 }
 
 /// A pooling of every position in `requester`'s zone, over hours 0..12.

@@ -201,6 +201,26 @@ impl Registry {
             .filter(move |s| metrics.iter().any(|m| self.admits(scope, m, &s.id)))
     }
 
+    /// The territories `sensor` stood in during `range`, one slice per placement (an empty
+    /// one for the time before its first: it stood nowhere known).
+    fn stood_during(
+        &self,
+        sensor: &SensorId,
+        range: TimeRange,
+    ) -> impl Iterator<Item = &[ZoneId]> + '_ {
+        let moves = self.moves(sensor);
+        let first = moves.first().map_or(range.to, |(since, _)| *since);
+        let unplaced = (range.from < first).then_some(&[][..]);
+        let placed = moves
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, (since, inside))| {
+                let until = moves.get(i + 1).map_or(range.to, |(next, _)| *next);
+                (*since < range.to && range.from < until).then_some(inside.as_slice())
+            });
+        unplaced.into_iter().chain(placed)
+    }
+
     /// Whether `scope` admits some reading of `sensor` with one of `metrics` measured in
     /// `range`, wherever the sensor stood then.
     pub(crate) fn admits_during(
@@ -210,20 +230,29 @@ impl Registry {
         sensor: &SensorId,
         range: TimeRange,
     ) -> bool {
-        let moves = self.moves(sensor);
-        // Before its first placement, a sensor stood nowhere known.
-        let first = moves.first().map_or(range.to, |(since, _)| *since);
-        let unplaced = (range.from < first).then_some(&[][..]);
-        let placed = moves.iter().enumerate().filter_map(|(i, (since, inside))| {
-            let until = moves.get(i + 1).map_or(range.to, |(next, _)| *next);
-            (*since < range.to && range.from < until).then_some(inside.as_slice())
-        });
         let epoch = Timestamp::from_unix_micros(0);
-        unplaced.into_iter().chain(placed).any(|inside| {
+        self.stood_during(sensor, range).any(|inside| {
             metrics
                 .iter()
                 .any(|m| scope.admits(&self.facts_in(m, sensor, epoch, inside)))
         })
+    }
+
+    /// Whether `scope` admits every reading of `sensor` with `metric` measured in `range`:
+    /// wherever the sensor stood during it, it stood inside the scope (an aggregate cell of
+    /// `range` then holds only readings the scope admits).
+    pub(crate) fn admits_throughout(
+        &self,
+        scope: &Scope,
+        metric: &MetricName,
+        sensor: &SensorId,
+        range: TimeRange,
+    ) -> bool {
+        let epoch = Timestamp::from_unix_micros(0);
+        !range.is_empty()
+            && self
+                .stood_during(sensor, range)
+                .all(|inside| scope.admits(&self.facts_in(metric, sensor, epoch, inside)))
     }
 
     /// How many registered sensors `scope` admits for some of `metrics` at some time of

@@ -139,11 +139,14 @@ fn pooling_and_territories_round_trip_through_odrl() {
 }
 
 #[test]
-fn territories_pool_raw_rows_only() {
+fn territories_pool_raw_rows_and_sensor_aggregates_only() {
     let mut aggregate = pooling();
     aggregate.action = beffroi_policy::Action::ReadAggregate;
     aggregate.fields = Default::default();
     aggregate.min_bucket_s = Some(3600);
+    aggregate.spatial_level = beffroi_policy::SpatialLevel::Sensor;
+    aggregate.validate().unwrap();
+    aggregate.spatial_level = beffroi_policy::SpatialLevel::Zone;
     let errors = aggregate.validate().unwrap_err();
     let paths: Vec<_> = errors
         .term_errors()

@@ -247,8 +247,10 @@ pub(super) fn schemas() -> Map<String, Value> {
                     "tags": { "type": "array", "items": schema_ref("Slug") },
                     "sensors": { "type": "array", "items": schema_ref("Slug") },
                     "territories": { "type": "array", "items": schema_ref("Slug"),
-                        "description": "Pooling, read_raw: zones of the beneficiary; a reading is \
-                            in when its sensor stood inside one when it was measured." } } },
+                        "description": "Pooling, raw rows or sensor cells: zones of the \
+                            beneficiary; a reading is in when its sensor stood inside one when it \
+                            was measured (a sensor cell, when it stood inside for its whole \
+                            bucket)." } } },
                 "pooling": { "type": "boolean", "description": "A pooling agreement: the \
                     grantee (another tenant) uses the sensors as its own, for readings measured \
                     inside the validity window." },
